@@ -1,0 +1,1 @@
+"""Spec language: load YAML, compose overlays and overrides, validate."""

@@ -1,0 +1,192 @@
+"""Compose spec documents into one tree: environment overlays, `${...}` interpolation, overrides.
+
+The tree is keyed by kind then name (``models.fraud.trainer.params.num_leaves``), so overlays and
+command-line overrides address any field the way Hydra users expect. OmegaConf only runs when an
+overlay, an override or an interpolation is present: the common case stays a plain dict walk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import Location, SpecError, SpecErrors, did_you_mean
+from .kinds import KINDS, PLURALS
+from .loader import OVERLAY_DIR, Document, LocationMap, iter_documents, load_yaml_documents, spec_files
+
+__all__ = ["ComposedSpecs", "compose", "available_environments"]
+
+RESERVED_ROOT_KEYS = ("vars",)  # free-form values for `${vars.x}` interpolation
+
+
+@dataclass
+class ComposedSpecs:
+    tree: dict[str, dict[str, dict[str, Any]]]
+    locations: LocationMap
+    env: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def available_environments(spec_dir: Path) -> list[str]:
+    folder = spec_dir / OVERLAY_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
+
+
+def compose(spec_dir: Path, *, env: str | None = None, overrides: list[str] | None = None) -> ComposedSpecs:
+    spec_dir = Path(spec_dir)
+    base = spec_dir if spec_dir.is_dir() else spec_dir.parent
+    files = spec_files(spec_dir)
+    tree, locations, interpolated = _build_tree(iter_documents(files, base.parent if base.name else base))
+    composed = ComposedSpecs(tree=tree, locations=locations, env=env, overrides=list(overrides or []),
+                             files=[str(f) for f in files])
+    overlay = _load_overlay(base, env, tree) if env else None
+    if overlay is None and not composed.overrides and not interpolated:
+        return composed
+    return _compose_with_omegaconf(composed, overlay)
+
+
+def _build_tree(documents) -> tuple[dict, LocationMap, bool]:
+    tree: dict[str, dict[str, dict[str, Any]]] = {}
+    locations = LocationMap()
+    errors: list[SpecError] = []
+    interpolated = False
+    for doc in documents:
+        loc = Location(doc.file, doc.line)
+        kind, name = doc.data.get("kind"), doc.data.get("name")
+        if not isinstance(kind, str) or not kind:
+            errors.append(SpecError("missing 'kind'", location=loc, field="kind",
+                                    hint=f"one of: {', '.join(KINDS)}"))
+            continue
+        if kind not in KINDS:
+            errors.append(SpecError(f"unknown kind {kind!r}", location=Location(doc.file, doc.locations.get(("kind",), doc.line)),
+                                    field="kind", hint=did_you_mean(kind, KINDS) or f"one of: {', '.join(KINDS)}"))
+            continue
+        if not isinstance(name, str) or not name:
+            errors.append(SpecError("missing 'name'", location=loc, field="name"))
+            continue
+        plural = PLURALS[kind]
+        bucket = tree.setdefault(plural, {})
+        if name in bucket:
+            first = locations.find((plural, name))
+            errors.append(SpecError(f"duplicate {kind} name {name!r} (first defined at {first})",
+                                    location=Location(doc.file, doc.locations.get(("name",), doc.line)), field="name"))
+            continue
+        bucket[name] = doc.data
+        locations.set((plural, name), loc)
+        for path, line in doc.locations.items():
+            locations.set((plural, name) + path, Location(doc.file, line))
+        interpolated = interpolated or _has_interpolation(doc.data)
+    if errors:
+        raise SpecErrors(errors)
+    return tree, locations, interpolated
+
+
+def _has_interpolation(value: Any) -> bool:
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(_has_interpolation(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_interpolation(v) for v in value)
+    return False
+
+
+def _load_overlay(base: Path, env: str, tree: dict) -> tuple[dict, LocationMap]:
+    names = available_environments(base)
+    path = next((base / OVERLAY_DIR / f"{env}{suffix}" for suffix in (".yaml", ".yml")
+                 if (base / OVERLAY_DIR / f"{env}{suffix}").is_file()), None)
+    if path is None:
+        hint = did_you_mean(env, names) or (f"available: {', '.join(names)}" if names
+                                            else f"create {base.name}/{OVERLAY_DIR}/{env}.yaml")
+        raise SpecError(f"unknown environment {env!r}", location=Location("command line"), field="env", hint=hint)
+    display = f"{base.name}/{OVERLAY_DIR}/{path.name}"
+    docs = load_yaml_documents(path, display)
+    if len(docs) > 1:
+        raise SpecError("an environment overlay holds one YAML document", location=Location(display, docs[1].line))
+    data = docs[0].data if docs else {}
+    locations = LocationMap()
+    errors = []
+    for path_, line in (docs[0].locations.items() if docs else ()):
+        locations.set(path_, Location(display, line))
+    for key, value in data.items():
+        where = locations.find((key,))
+        if key in RESERVED_ROOT_KEYS:
+            continue
+        if key not in PLURALS.values():
+            errors.append(SpecError(f"unknown section {key!r}", location=where, field=key,
+                                    hint=did_you_mean(key, list(PLURALS.values()) + list(RESERVED_ROOT_KEYS))))
+            continue
+        for name, body in (value or {}).items():
+            if name not in tree.get(key, {}) and not (isinstance(body, dict) and "kind" in body):
+                errors.append(SpecError(f"overlay refers to {key}.{name}, which no spec defines",
+                                        location=locations.find((key, name)), field=f"{key}.{name}",
+                                        hint=did_you_mean(name, tree.get(key, {}))))
+    if errors:
+        raise SpecErrors(errors)
+    return data, locations
+
+
+def _compose_with_omegaconf(composed: ComposedSpecs, overlay: tuple[dict, LocationMap] | None) -> ComposedSpecs:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg = OmegaConf.create(composed.tree)
+    if overlay is not None:
+        data, overlay_locations = overlay
+        cfg = OmegaConf.merge(cfg, data)
+        composed.locations.entries.update(overlay_locations.entries)
+    for text in composed.overrides:
+        _apply_override(cfg, text, composed.locations)
+    try:
+        tree = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "") or ""
+        path = tuple(key.split(".")) if key else ()
+        raise SpecError(f"cannot resolve interpolation: {getattr(exc, 'msg', exc)}",
+                        location=composed.locations.find(path), field=key or None) from exc
+    tree.pop("vars", None)
+    composed.tree = tree
+    return composed
+
+
+def _apply_override(cfg, text: str, locations: LocationMap) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    where = Location(f"command line override {text!r}")
+    try:
+        (override,) = OverridesParser.create().parse_overrides([text])
+    except HydraException as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SpecError(f"malformed override: {first}", location=where,
+                        hint="use key.path=value, +key.path=value to add, ~key.path to delete") from exc
+    key = override.key_or_group
+    if override.is_sweep_override():
+        raise SpecError("sweep overrides (a,b,c / range()) are only accepted by sweeping commands",
+                        location=where, field=key)
+    exists = OmegaConf.select(cfg, key, default=_MISSING) is not _MISSING
+    parent_key, _, leaf = key.rpartition(".")
+    if override.type == OverrideType.DEL:
+        if not exists:
+            raise SpecError("cannot delete a key that does not exist", location=where, field=key)
+        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+        del parent[leaf]
+    else:
+        if override.type == OverrideType.CHANGE and not exists:
+            parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+            siblings = list(parent.keys()) if hasattr(parent, "keys") else []
+            raise SpecError("no such key to override", location=where, field=key,
+                            hint=did_you_mean(leaf, siblings) or f"use +{key}=... to add a new key")
+        if override.type == OverrideType.ADD and exists:
+            raise SpecError("key already exists; drop the '+' to change it", location=where, field=key)
+        OmegaConf.update(cfg, key, override.value(), merge=True, force_add=True)
+    locations.set(tuple(key.split(".")), where)
+
+
+_MISSING = object()
