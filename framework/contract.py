@@ -6,6 +6,8 @@ as third-party ones, and imported only when a resource it owns is validated, pla
 
 Call order, per resource, in one run:
 
+0. ``configure(project_dir, settings)`` — optional, once after loading: the project directory and the
+   ``backends.<name>`` block of the project file ``ml.yaml`` (plain data, may be empty).
 1. ``config_model(kind)`` — at validation. Returns the pydantic model of the backend's own settings
    (the block named by the kind's backend field, e.g. ``trainer`` of a Model), or None for none.
    Errors still point at the YAML line: the engine maps the model's error locations back to the file.

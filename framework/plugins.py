@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 from .contract import ENTRY_POINT_GROUP, Provider, verify_provider
 from .errors import PluginError, did_you_mean
@@ -30,7 +31,18 @@ class PluginInfo:
 
 
 class PluginRegistry:
-    def __init__(self, *, disabled: Iterable[str] = (), use_entry_points: bool = True):
+    def __init__(
+        self,
+        *,
+        disabled: Iterable[str] = (),
+        use_entry_points: bool = True,
+        project_dir: Path | None = None,
+        backend_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        local: Mapping[str, str] | None = None,
+    ):
+        self.local = dict(local or {})  # name -> "module:attr", importable from the project directory
+        self.project_dir = project_dir or Path.cwd()
+        self.backend_settings = dict(backend_settings or {})
         env_disabled = [n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()]
         self.disabled = set(disabled) | set(env_disabled)
         self._use_entry_points = use_entry_points
@@ -42,8 +54,14 @@ class PluginRegistry:
     def register(self, name: str, provider: Provider) -> None:
         """Register a provider object in code (tests, embedding). Checked like an entry point."""
         verify_provider(provider, name)
+        self._configure(name, provider)
         self._providers[name] = provider
         self._failures.pop(name, None)
+
+    def _configure(self, name: str, provider: Provider) -> None:
+        configure = getattr(provider, "configure", None)
+        if callable(configure):
+            configure(self.project_dir, dict(self.backend_settings.get(name, {})))
 
     def _eps(self) -> dict[str, Any]:
         if self._entry_points is None:
@@ -53,6 +71,8 @@ class PluginRegistry:
 
                 for ep in entry_points(group=ENTRY_POINT_GROUP):
                     self._entry_points.setdefault(ep.name, ep)
+            for name, value in self.local.items():
+                self._entry_points[name] = _LocalEntryPoint(name, value, self.project_dir)
         return self._entry_points
 
     def names(self) -> list[str]:
@@ -78,6 +98,7 @@ class PluginRegistry:
             loaded = ep.load()
             provider = loaded() if isinstance(loaded, type) else loaded
             verify_provider(provider, name)
+            self._configure(name, provider)
         except PluginError as exc:
             self._failures[name] = exc
             raise
@@ -107,3 +128,24 @@ class PluginRegistry:
             version = getattr(provider, "version", None) or version
             infos.append(PluginInfo(name, version, tuple(provider.kinds), origin, "ok"))
         return infos
+
+
+class _LocalEntryPoint:
+    """A plugin module inside the project (ml.yaml `plugins.local`), loaded like an entry point."""
+
+    dist = None
+
+    def __init__(self, name: str, value: str, project_dir: Path):
+        self.name, self.value, self.project_dir = name, value, project_dir
+
+    def load(self):
+        import importlib
+        import sys
+
+        module_name, _, attr = self.value.partition(":")
+        if str(self.project_dir) not in sys.path:
+            sys.path.insert(0, str(self.project_dir))
+        obj = importlib.import_module(module_name)
+        for part in filter(None, attr.split(".")):
+            obj = getattr(obj, part)
+        return obj

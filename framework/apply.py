@@ -1,0 +1,253 @@
+"""Execute exactly a Plan: a bounded parallel walk of its changes in dependency order.
+
+Each resource's result is written to state the moment it finishes (one transaction), so an interrupt
+or a crash loses nothing done and the next plan shows only what is left. A failed resource skips its
+dependents; the rest stop (default) or continue (`keep_going`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .contract import ApplyContext, ApplyRequest, DeleteRequest, RecordedResource, Resource
+from .errors import MLError, ProviderError
+from .plan.model import CREATE, DELETE, REPLACE, Change, Plan
+from .state.base import ResourceOutcome
+
+__all__ = ["ApplyReport", "Event", "apply_plan", "default_parallelism"]
+
+
+def default_parallelism() -> int:
+    """Providers mostly wait on I/O or run native code that releases the GIL: 2 per core, at least 2."""
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # start | progress | succeeded | failed | skipped
+    address: str
+    action: str
+    message: str = ""
+    duration_s: float | None = None
+
+
+@dataclass
+class ApplyReport:
+    outcomes: list[ResourceOutcome] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcomes if o.outcome == outcome)
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(o.outcome == "succeeded" for o in self.outcomes)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _edges(changes: Mapping[str, Change], recorded: Mapping[str, RecordedResource]) -> dict[str, set[str]]:
+    """Creates/updates wait for their dependencies; deletes wait for the deletes of their dependents."""
+    edges: dict[str, set[str]] = {a: set() for a in changes}
+    for address, change in changes.items():
+        if change.action == DELETE:
+            continue
+        edges[address].update(d for d in change.depends_on if d in changes and changes[d].action != DELETE)
+    for address, change in changes.items():
+        if change.action in (DELETE, REPLACE) and address in recorded:
+            for dep in recorded[address].depends_on:
+                if dep in changes and changes[dep].action == DELETE:
+                    edges[dep].add(address)  # a dependency is deleted only after what used it
+    return edges
+
+
+class _Walk:
+    def __init__(self, plan, resources, store, registry, *, lock_id, run_id, project_dir, parallelism,
+                 keep_going, on_event):
+        self.changes = {c.address: c for c in plan.pending()}
+        self.resources = resources
+        self.store = store
+        self.registry = registry
+        self.lock_id = lock_id
+        self.run_id = run_id
+        self.project_dir = project_dir
+        self.parallelism = max(1, parallelism)
+        self.keep_going = keep_going
+        self.on_event = on_event or (lambda event: None)
+        self.recorded = {r.address: r for r in store.list_resources()}
+        self.report = ApplyReport()
+        self.failed: set[str] = set()
+        self.skipped: set[str] = set()
+        self.stop = False
+        self._state_lock = threading.Lock()
+
+    # -- one resource --------------------------------------------------------------------------------
+    def _context(self, change: Change) -> ApplyContext:
+        upstream = {d: self.recorded[d] for d in change.depends_on if d in self.recorded}
+        return ApplyContext(
+            address=change.address, project_dir=self.project_dir, upstream=upstream,
+            on_progress=lambda address, message, fraction: self.on_event(Event("progress", address, "", message)),
+            on_checkpoint=self._checkpoint,
+        )
+
+    def _checkpoint(self, address: str, outputs: Mapping) -> None:
+        change = self.changes[address]
+        resource: Resource = self.resources[address]
+        record = RecordedResource(address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
+                                  fingerprint="", inputs=change.inputs, outputs=dict(outputs), status="in_progress",
+                                  depends_on=change.depends_on, updated_at=_now())
+        self._write(record)
+
+    def _write(self, record: RecordedResource | None, remove: str | None = None) -> None:
+        with self._state_lock:
+            if record is not None:
+                self.store.put(record, lock_id=self.lock_id)
+                self.recorded[record.address] = record
+            else:
+                self.store.remove(remove, lock_id=self.lock_id)
+                self.recorded.pop(remove, None)
+
+    def run_one(self, address: str) -> None:
+        change = self.changes[address]
+        provider = self.registry.get(change.backend if change.action != DELETE else self.recorded[address].backend)
+        ctx = self._context(change)
+        prior = self.recorded.get(address)
+        if change.action in (DELETE, REPLACE) and prior is not None:
+            provider.delete(DeleteRequest(prior), ctx)
+            self._write(None, remove=address)
+            if change.action == DELETE:
+                return
+            prior = None
+        resource = self.resources[address]
+        action = CREATE if change.action == REPLACE else change.action
+        result = provider.apply(ApplyRequest(action=action, resource=resource, prior=prior), ctx)
+        self._write(RecordedResource(
+            address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
+            fingerprint=change.fingerprint or "", inputs=dict(change.inputs), outputs=dict(result.outputs or {}),
+            status="applied", depends_on=change.depends_on, updated_at=_now()))
+
+    def _timed(self, address: str) -> tuple[str, float, BaseException | None]:
+        start = time.perf_counter()
+        try:
+            self.run_one(address)
+            return address, time.perf_counter() - start, None
+        except BaseException as exc:  # reported as this resource's failure, never lost
+            return address, time.perf_counter() - start, exc
+
+    # -- the walk ------------------------------------------------------------------------------------------
+    def _skip_dependents(self, address: str, edges_rev: Mapping[str, list[str]]) -> None:
+        stack = list(edges_rev.get(address, ()))
+        while stack:
+            dependent = stack.pop()
+            if dependent not in self.skipped:
+                self.skipped.add(dependent)
+                stack.extend(edges_rev.get(dependent, ()))
+
+    def _finish(self, address: str, duration: float, exc: BaseException | None) -> None:
+        action = self.changes[address].action
+        if exc is None:
+            outcome = ResourceOutcome(address, action, "succeeded", None, round(duration, 3))
+            self.on_event(Event("succeeded", address, action, duration_s=duration))
+        else:
+            error = _wrap(address, exc)
+            outcome = ResourceOutcome(address, action, "failed", str(error), round(duration, 3))
+            self.failed.add(address)
+            self.on_event(Event("failed", address, action, str(error), duration))
+        self.report.outcomes.append(outcome)
+        self.store.record_outcome(self.run_id, outcome)
+
+    def _mark_skipped(self, address: str, why: str) -> None:
+        action = self.changes[address].action
+        outcome = ResourceOutcome(address, action, "skipped", why)
+        self.report.outcomes.append(outcome)
+        self.store.record_outcome(self.run_id, outcome)
+        self.on_event(Event("skipped", address, action, why))
+
+    def walk(self) -> ApplyReport:
+        edges = _edges(self.changes, self.recorded)
+        edges_rev: dict[str, list[str]] = {}
+        for address, deps in edges.items():
+            for dep in deps:
+                edges_rev.setdefault(dep, []).append(address)
+        sorter = TopologicalSorter(edges)
+        sorter.prepare()
+        running: dict[Future, str] = {}
+        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="ml-apply")
+        try:
+            while sorter.is_active():
+                for address in sorter.get_ready():
+                    if address in self.skipped or self.stop:
+                        reason = ("upstream failed" if address in self.skipped else "not started: apply stopped")
+                        self._mark_skipped(address, reason)
+                        sorter.done(address)
+                        continue
+                    self.on_event(Event("start", address, self.changes[address].action))
+                    running[pool.submit(self._timed, address)] = address
+                if not running:
+                    continue
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    address, duration, exc = future.result()
+                    del running[future]
+                    self._finish(address, duration, exc)
+                    if exc is not None:
+                        self._skip_dependents(address, edges_rev)
+                        if isinstance(exc, KeyboardInterrupt) or not self.keep_going:
+                            self.stop = True
+                    sorter.done(address)
+        except KeyboardInterrupt:
+            # Finish what is in flight (its results are written as they land), start nothing new.
+            self.report.interrupted = True
+            self.stop = True
+            for future in list(running):
+                address, duration, exc = future.result()
+                self._finish(address, duration, exc)
+        finally:
+            pool.shutdown(wait=True)
+        return self.report
+
+
+def _wrap(address: str, exc: BaseException) -> MLError:
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, MLError):
+        return ProviderError(address, exc.message, hint=exc.hint)
+    if isinstance(exc, KeyboardInterrupt):
+        return ProviderError(address, "interrupted")
+    return ProviderError(address, f"{type(exc).__name__}: {exc}")
+
+
+def apply_plan(
+    plan: Plan,
+    resources: Mapping[str, Resource],
+    store,
+    registry,
+    *,
+    lock_id: str,
+    project_dir: Path,
+    parallelism: int | None = None,
+    keep_going: bool = False,
+    on_event: Callable[[Event], None] | None = None,
+) -> ApplyReport:
+    """Apply the plan's pending changes. The caller holds the lock and has checked serial/lineage."""
+    run_id = store.begin_run(plan.operation, plan_id=plan.plan_id, lock_id=lock_id,
+                             details={"env": plan.env, "overrides": list(plan.overrides), "targets": list(plan.targets)})
+    walk = _Walk(plan, resources, store, registry, lock_id=lock_id, run_id=run_id, project_dir=project_dir,
+                 parallelism=parallelism or default_parallelism(), keep_going=keep_going, on_event=on_event)
+    status = "failed"
+    try:
+        report = walk.walk()
+        status = "interrupted" if report.interrupted else ("succeeded" if report.ok else "failed")
+        return report
+    finally:
+        store.finish_run(run_id, status)

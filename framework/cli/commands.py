@@ -1,0 +1,408 @@
+"""The commands of `ml`. Heavy imports happen inside each command, when it runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def register(app, project_and_registry, split_args, handles_errors, console, fail, args_help):  # noqa: C901
+    state_app = typer.Typer(help="Inspect and edit recorded state.", no_args_is_help=True)
+    app.add_typer(state_app, name="state")
+
+    def load(args, registry_needed=True):
+        from ..operations import load_specs
+
+        spec_dir, env, overrides = split_args(args)
+        project, registry = project_and_registry(spec_dir)
+        loaded = load_specs(project, registry if registry_needed else None, env=env, overrides=overrides)
+        return project, registry, loaded
+
+    # -- validate --------------------------------------------------------------------------------------
+    @app.command()
+    @handles_errors
+    def validate(args: Optional[List[str]] = typer.Argument(None, help=args_help)):
+        """Check specs: YAML, fields, references, cycles and each backend's own settings."""
+        project, registry, loaded = load(args)
+        broken = [(a, n.plugin_error) for a, n in loaded.graph.nodes.items() if n.plugin_error is not None]
+        out = console()
+        for address, error in broken:
+            console(stderr=True).print(f"[red]✗[/red] {address}: {error}")
+        if broken:
+            raise typer.Exit(EXIT_ERROR)
+        counts: dict[str, int] = {}
+        for node in loaded.graph.nodes.values():
+            counts[node.kind] = counts.get(node.kind, 0) + 1
+        detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no resources"
+        out.print(f"[green]✓[/green] specs are valid: {len(loaded.graph.nodes)} resources ({detail}) "
+                  f"in {len(loaded.composed.files)} files")
+
+    # -- plan ------------------------------------------------------------------------------------------------
+    def render(plan, fmt: str, show_noop: bool = False) -> str:
+        if fmt == "json":
+            from ..plan.render_json import render_json
+
+            return render_json(plan)
+        if fmt == "markdown":
+            from ..plan.render_markdown import render_markdown
+
+            return render_markdown(plan)
+        from ..plan.render_text import render_text
+
+        from .main import _State
+
+        return render_text(plan, color=_State.color and sys.stdout.isatty(), show_noop=show_noop)
+
+    def write_plan(plan, path: Path) -> None:
+        from ..plan.render_json import render_json
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_json(plan), encoding="utf-8")
+
+    @app.command()
+    @handles_errors
+    def plan(
+        args: Optional[List[str]] = typer.Argument(None, help=args_help),
+        target: List[str] = typer.Option([], "--target", "-t", help="Plan only this address (and what it needs). Repeatable."),
+        out: Optional[Path] = typer.Option(None, "--out", "-out", help="Save the plan to FILE for `ml apply FILE`."),
+        as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON (docs/plan-format.md)."),
+        fmt: str = typer.Option("text", "--format", help="text, json or markdown (for pull-request comments)."),
+        detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes."),
+        refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask backends what exists now."),
+        destroy: bool = typer.Option(False, "--destroy", help="Plan to destroy everything recorded."),
+        show_noop: bool = typer.Option(False, "--show-unchanged", help="List unchanged resources too."),
+    ):
+        """Show what `ml apply` would change, and why. Changes nothing."""
+        from ..operations import make_plan
+
+        fmt = "json" if as_json else fmt
+        if fmt not in ("text", "json", "markdown"):
+            fail(f"--format: unknown format {fmt!r} (text, json or markdown)")
+        project, registry, loaded = load(args)
+        store = project.open_state()
+        try:
+            the_plan = make_plan(project, registry, store, loaded, targets=target, refresh=refresh, destroy=destroy)
+        finally:
+            store.close()
+        typer.echo(render(the_plan, fmt, show_noop))
+        if out is not None:
+            write_plan(the_plan, out)
+            if fmt == "text":
+                console().print(f"\nSaved the plan to {out}. Apply exactly this plan with: ml apply {out}")
+        if the_plan.errors:
+            raise typer.Exit(EXIT_ERROR)
+        if detailed_exitcode and the_plan.has_changes:
+            raise typer.Exit(EXIT_CHANGES)
+
+    # -- apply / destroy -----------------------------------------------------------------------------------
+    def confirm(the_plan, auto_approve: bool, verb: str) -> None:
+        if auto_approve:
+            return
+        if not sys.stdin.isatty():
+            fail(f"refusing to {verb} without confirmation: stdin is not a terminal; pass --auto-approve")
+        answer = typer.prompt(f"\nDo you want to {verb}? Only 'yes' will be accepted", default="", show_default=False)
+        if answer.strip() != "yes":
+            console().print(f"{verb.capitalize()} cancelled.")
+            raise typer.Exit(EXIT_ERROR)
+
+    def progress_printer():
+        out = console()
+        verbs = {"create": ("Creating", "Creation"), "update": ("Updating", "Update"),
+                 "replace": ("Replacing", "Replacement"), "delete": ("Destroying", "Destruction")}
+
+        def on_event(event):
+            start, done = verbs.get(event.action, ("Working on", "Work"))
+            address = _esc(event.address)
+            if event.kind == "start":
+                out.print(f"[bold]{address}[/bold]: {start}...")
+            elif event.kind == "progress":
+                out.print(f"[dim]{address}: {_esc(event.message)}[/dim]")
+            elif event.kind == "succeeded":
+                out.print(f"[bold]{address}[/bold]: [green]{done} complete after {event.duration_s:.1f}s[/green]")
+            elif event.kind == "failed":
+                out.print(f"[bold]{address}[/bold]: [red]failed: {_esc(event.message)}[/red]")
+            elif event.kind == "skipped":
+                out.print(f"[bold]{address}[/bold]: [yellow]skipped ({_esc(event.message)})[/yellow]")
+
+        return on_event
+
+    def report_result(report, the_plan, verb: str) -> None:
+        out = console()
+        counts = {a: 0 for a in ("create", "update", "replace", "delete")}
+        for outcome in report.outcomes:
+            if outcome.outcome == "succeeded":
+                counts[outcome.action] = counts.get(outcome.action, 0) + 1
+        summary = (f"Resources: {counts['create']} added, {counts['update']} changed, "
+                   f"{counts['replace']} replaced, {counts['delete']} destroyed.")
+        failed = report.count("failed")
+        skipped = report.count("skipped")
+        if report.interrupted:
+            out.print(f"\n[yellow]{verb} interrupted.[/yellow] {summary} Finished work is recorded; "
+                      "run `ml plan` to see what is left.")
+            raise typer.Exit(130)
+        if failed:
+            out.print(f"\n[red]{verb} failed:[/red] {failed} failed, {skipped} skipped. {summary}")
+            raise typer.Exit(EXIT_ERROR)
+        if the_plan.errors:
+            out.print(f"\n[red]{verb} incomplete:[/red] {len(the_plan.errors)} resources could not be planned. {summary}")
+            raise typer.Exit(EXIT_ERROR)
+        out.print(f"\n[green]{verb} complete![/green] {summary}")
+
+    def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None):
+        from ..apply import apply_plan
+        from ..locking import held_lock
+        from ..operations import check_saved_plan, load_specs, make_plan, resources_for
+
+        verb = "destroy" if destroy else "apply"
+        saved = None
+        if plan_file is not None:
+            from ..plan.render_json import load_plan_json
+
+            try:
+                text = plan_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                fail(f"cannot read plan file {plan_file}: {exc.strerror}")
+            saved = load_plan_json(text, source=str(plan_file))
+            target, destroy, verb = list(saved.targets), saved.operation == "destroy", saved.operation
+            project, registry = project_and_registry()
+            spec_dir = project.root / saved.spec_dir if saved.spec_dir else None
+            env, overrides = saved.env, list(saved.overrides)
+            if spec_dir is not None:
+                project.spec_dir = spec_dir
+        else:
+            spec_dir, env, overrides = split_args(args)
+            project, registry = project_and_registry(spec_dir)
+        loaded = load_specs(project, registry, env=env, overrides=overrides)
+        store = project.open_state()
+        try:
+            with held_lock(store, verb) as lock:
+                fresh = make_plan(project, registry, store, loaded, targets=target, refresh=refresh and saved is None,
+                                  destroy=destroy)
+                if saved is not None:
+                    check_saved_plan(saved, store, fresh)
+                    the_plan = saved
+                else:
+                    the_plan = fresh
+                    typer.echo(render(the_plan, "text"))
+                if not the_plan.has_changes:
+                    if the_plan.errors:
+                        raise typer.Exit(EXIT_ERROR)
+                    return
+                if saved is None:
+                    confirm(the_plan, auto_approve, f"{verb} these changes" if verb == "apply" else "destroy these resources")
+                report = apply_plan(the_plan, resources_for(the_plan, loaded), store, registry, lock_id=lock.id,
+                                    project_dir=project.root, parallelism=parallelism, keep_going=keep_going,
+                                    on_event=progress_printer())
+                report_result(report, the_plan, verb.capitalize())
+        finally:
+            store.close()
+
+    @app.command()
+    @handles_errors
+    def apply(
+        args: Optional[List[str]] = typer.Argument(None, help="A saved plan file (from `ml plan -out`), or " + args_help),
+        target: List[str] = typer.Option([], "--target", "-t", help="Apply only this address (and what it needs). Repeatable."),
+        auto_approve: bool = typer.Option(False, "--auto-approve", help="Skip the confirmation prompt."),
+        parallelism: Optional[int] = typer.Option(None, "--parallelism", min=1, help="Resources worked on at once (default: 2 per core)."),
+        keep_going: bool = typer.Option(False, "--keep-going", help="After a failure, go on with everything that does not depend on it."),
+        refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask backends what exists now."),
+    ):
+        """Make the world match the specs: plan, confirm, apply, recording each result as it lands."""
+        plan_file = None
+        if args and len(args) == 1 and "=" not in args[0] and Path(args[0]).is_file():
+            plan_file = Path(args[0])
+            args = []
+        run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file)
+
+    @app.command()
+    @handles_errors
+    def destroy(
+        args: Optional[List[str]] = typer.Argument(None, help=args_help),
+        target: List[str] = typer.Option([], "--target", "-t", help="Destroy only this address and what depends on it."),
+        auto_approve: bool = typer.Option(False, "--auto-approve", help="Skip the confirmation prompt."),
+        parallelism: Optional[int] = typer.Option(None, "--parallelism", min=1),
+        keep_going: bool = typer.Option(False, "--keep-going"),
+    ):
+        """Remove everything recorded in state, dependents first."""
+        run_apply(args, target, auto_approve, parallelism, keep_going, False, True)
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def open_store():
+        project, _ = project_and_registry()
+        return project.open_state()
+
+    @state_app.command("list")
+    @handles_errors
+    def state_list():
+        """List recorded resources."""
+        store = open_store()
+        try:
+            meta, records = store.meta(), store.list_resources()
+        finally:
+            store.close()
+        from rich.table import Table
+
+        table = Table(title=f"state serial {meta.serial} · lineage {meta.lineage}", title_justify="left")
+        for column in ("address", "backend", "status", "updated"):
+            table.add_column(column)
+        for record in sorted(records, key=lambda r: r.address):
+            table.add_row(record.address, record.backend, record.status, record.updated_at or "")
+        console().print(table)
+
+    @state_app.command("show")
+    @handles_errors
+    def state_show(address: str = typer.Argument(..., help="e.g. model.fraud")):
+        """Show one recorded resource: spec, inputs, outputs (JSON)."""
+        store = open_store()
+        try:
+            record = store.get(address)
+            known = [r.address for r in store.list_resources()] if record is None else []
+        finally:
+            store.close()
+        if record is None:
+            from ..errors import did_you_mean
+
+            hint = did_you_mean(address, known)
+            fail(f"{address} is not in state" + (f" ({hint})" if hint else ""))
+        from dataclasses import asdict
+
+        typer.echo(json.dumps(asdict(record), indent=2, default=str))
+
+    @state_app.command("rm")
+    @handles_errors
+    def state_rm(address: str = typer.Argument(..., help="Forget this resource (does not delete it).")):
+        """Forget a resource without deleting it; the next plan will create it again."""
+        from ..locking import held_lock
+        from ..state.base import ResourceOutcome
+
+        store = open_store()
+        try:
+            if store.get(address) is None:
+                fail(f"{address} is not in state")
+            with held_lock(store, "state rm") as lock:
+                run_id = store.begin_run("state rm", plan_id=None, lock_id=lock.id)
+                store.remove(address, lock_id=lock.id)
+                store.record_outcome(run_id, ResourceOutcome(address, "forget", "succeeded"))
+                store.finish_run(run_id, "succeeded")
+        finally:
+            store.close()
+        console().print(f"Removed {address} from state (nothing was deleted).")
+
+    # -- history ----------------------------------------------------------------------------------------------
+    @app.command()
+    @handles_errors
+    def history(
+        address: Optional[str] = typer.Argument(None, help="Only runs that touched this address."),
+        limit: int = typer.Option(20, "--limit", "-n"),
+        as_json: bool = typer.Option(False, "--json"),
+    ):
+        """Past runs: who, when, which plan, and each resource's outcome."""
+        store = open_store()
+        try:
+            runs = store.history(limit=limit, address=address)
+        finally:
+            store.close()
+        if as_json:
+            from dataclasses import asdict
+
+            typer.echo(json.dumps([asdict(r) for r in runs], indent=2, default=str))
+            return
+        from rich.table import Table
+
+        table = Table()
+        for column in ("started", "operation", "status", "who", "resources", "plan"):
+            table.add_column(column)
+        for run in runs:
+            outcomes = [o for o in run.outcomes if address is None or o.address == address]
+            detail = ", ".join(f"{o.address} {o.action} {o.outcome}" for o in outcomes[:4])
+            if len(outcomes) > 4:
+                detail += f" (+{len(outcomes) - 4})"
+            table.add_row(run.started, run.operation, run.status, run.who, detail, (run.plan_id or "")[:8])
+        console().print(table)
+
+    # -- graph / schema / plugins / unlock --------------------------------------------------------------------
+    @app.command()
+    @handles_errors
+    def graph(
+        args: Optional[List[str]] = typer.Argument(None, help=args_help),
+        fmt: str = typer.Option("mermaid", "--format", help="mermaid or dot"),
+    ):
+        """Print the resource graph (Mermaid or Graphviz dot)."""
+        from ..graph_export import to_dot, to_mermaid
+
+        if fmt not in ("mermaid", "dot"):
+            fail(f"--format: unknown format {fmt!r} (mermaid or dot)")
+        _, _, loaded = load(args, registry_needed=False)
+        nodes = [(n.address, n.kind, n.depends_on) for n in loaded.graph.nodes.values()]
+        typer.echo(to_mermaid(nodes) if fmt == "mermaid" else to_dot(nodes))
+
+    @app.command()
+    @handles_errors
+    def schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to FILE instead of stdout.")):
+        """Export the JSON Schema of spec documents (for editor completion, e.g. yaml-language-server)."""
+        from ..spec.schema import spec_json_schema
+
+        text = json.dumps(spec_json_schema(), indent=2)
+        if out:
+            out.write_text(text + "\n", encoding="utf-8")
+            console().print(f"Wrote {out}")
+        else:
+            typer.echo(text)
+
+    @app.command()
+    @handles_errors
+    def plugins():
+        """List installed plugins with their versions and the kinds they own."""
+        _, registry = project_and_registry()
+        from rich.table import Table
+
+        table = Table()
+        for column in ("backend", "version", "kinds", "status", "source"):
+            table.add_column(column)
+        infos = registry.describe()
+        for info in infos:
+            status = info.status if not info.error else f"{info.status}: {info.error}"
+            table.add_row(info.name, info.version, ", ".join(info.kinds), status, info.origin)
+        console().print(table if infos else "No plugins installed.")
+
+    @app.command("force-unlock")
+    @handles_errors
+    def force_unlock(lock_id: str = typer.Argument(..., metavar="ID", help="The lock id shown in the 'locked' error."),
+                     force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation.")):
+        """Remove a stuck state lock left by a run that is gone."""
+        store = open_store()
+        try:
+            current = store.current_lock()
+            if current is not None and current.id == lock_id and not force:
+                if not sys.stdin.isatty():
+                    fail("refusing to unlock without confirmation: stdin is not a terminal; pass --force")
+                typer.confirm(f"Unlock {lock_id} held by {current.who} ({current.operation} since {current.created})?",
+                              abort=True)
+            info = store.force_unlock(lock_id)
+        finally:
+            store.close()
+        console().print(f"Unlocked {info.id} (was held by {info.who} for {info.operation}).")
+
+    @app.command()
+    @handles_errors
+    def init(directory: Path = typer.Argument(Path("."), help="Where to create the project.")):
+        """Scaffold a new project: ml.yaml, specs/ with an example, .gitignore."""
+        from .scaffold import scaffold
+
+        created = scaffold(directory)
+        out = console()
+        for path in created:
+            out.print(f"  created {path}")
+        out.print(f"\nNext: cd {directory} && ml validate && ml plan")
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))

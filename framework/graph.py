@@ -1,0 +1,130 @@
+"""The resource graph: references between specs become edges, in a checked topological order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from typing import Any, Iterable, Mapping
+
+from .errors import GraphError, Location, SpecError, SpecErrors, did_you_mean
+from .spec.kinds import NON_BEHAVIOURAL, PLURALS
+from .spec.loader import LocationMap
+from .spec.validate import ValidSpec
+
+__all__ = ["Node", "ResourceGraph", "build_graph", "canonical_json", "digest", "mask_secrets", "SENSITIVE_KEY"]
+
+# Keys whose literal values are secrets: masked in state and plan output, still part of the hash.
+SENSITIVE_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential|private[_-]?key)s?$", re.I)
+MASK = "(sensitive value)"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def mask_secrets(value: Any) -> Any:
+    """A copy with the values of sensitive-looking keys replaced, at any depth."""
+    if isinstance(value, dict):
+        return {k: (MASK if SENSITIVE_KEY.search(str(k)) and v not in (None, "") and not isinstance(v, (dict, list))
+                    else mask_secrets(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+@dataclass
+class Node:
+    address: str
+    kind: str
+    name: str
+    backend: str
+    spec: dict[str, Any]  # full canonical spec, secrets masked (what state and plans show)
+    behaviour: dict[str, Any]  # spec minus non-behavioural fields, secrets masked (what diffs compare)
+    spec_hash: str  # hash of the unmasked behavioural spec
+    config: Any = None
+    depends_on: tuple[str, ...] = ()
+    location: Location | None = None
+    plugin_error: Exception | None = None
+
+
+@dataclass
+class ResourceGraph:
+    nodes: dict[str, Node]
+    order: list[str]  # dependencies first
+    dependents: dict[str, list[str]] = field(default_factory=dict)
+
+    def upstream_closure(self, addresses: Iterable[str]) -> set[str]:
+        """The addresses plus everything they depend on, transitively."""
+        seen: set[str] = set()
+        stack = list(addresses)
+        while stack:
+            address = stack.pop()
+            if address in seen or address not in self.nodes:
+                continue
+            seen.add(address)
+            stack.extend(self.nodes[address].depends_on)
+        return seen
+
+
+def build_graph(valid: list[ValidSpec], locations: LocationMap) -> ResourceGraph:
+    nodes: dict[str, Node] = {}
+    for item in valid:
+        spec = item.spec
+        full = spec.model_dump(mode="json")
+        behaviour = {k: v for k, v in full.items() if k not in NON_BEHAVIOURAL}
+        nodes[spec.address] = Node(
+            address=spec.address, kind=spec.kind, name=spec.name, backend=spec.backend_name(),
+            spec=mask_secrets(full), behaviour=mask_secrets(behaviour), spec_hash=digest(canonical_json(behaviour)),
+            config=item.config, location=item.location, plugin_error=item.plugin_error,
+        )
+    errors: list[SpecError] = []
+    by_kind: dict[str, list[str]] = {}
+    for address in nodes:
+        prefix, _, name = address.partition(".")
+        by_kind.setdefault(prefix, []).append(name)
+    for item in valid:
+        spec = item.spec
+        deps = []
+        for field_path, target in spec.references():
+            if target in nodes:
+                if target not in deps:
+                    deps.append(target)
+                continue
+            target_kind, _, target_name = target.partition(".")
+            path = (PLURALS[spec.kind], spec.name) + tuple(field_path.split("."))
+            errors.append(SpecError(f"refers to {target}, which no spec defines", location=locations.find(path),
+                                    field=field_path,
+                                    hint=did_you_mean(target_name, by_kind.get(target_kind, ()))))
+        nodes[spec.address].depends_on = tuple(deps)
+    if errors:
+        raise SpecErrors(errors)
+    return ResourceGraph(nodes=nodes, order=_topological_order(nodes), dependents=_dependents(nodes))
+
+
+def _topological_order(nodes: Mapping[str, Node]) -> list[str]:
+    sorter = TopologicalSorter({a: n.depends_on for a, n in nodes.items()})
+    try:
+        return list(sorter.static_order())
+    except CycleError as exc:
+        cycle = exc.args[1]
+        where = "; ".join(f"{a} at {nodes[a].location}" for a in dict.fromkeys(cycle) if nodes[a].location)
+        raise GraphError(f"dependency cycle: {' → '.join(reversed(cycle))}", hint=where or None) from None
+
+
+def _dependents(nodes: Mapping[str, Node]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {a: [] for a in nodes}
+    for address, node in nodes.items():
+        for dep in node.depends_on:
+            out[dep].append(address)
+    return out

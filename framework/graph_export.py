@@ -1,0 +1,157 @@
+"""The resource graph as Mermaid or Graphviz DOT text.
+
+``nodes`` is any iterable of objects with ``address``, ``kind`` and ``depends_on`` attributes (a plan's
+``Change`` works), of ``(address, kind, depends_on)`` tuples, or of mappings with those keys.
+Edges go from a dependency to its dependent (feature view -> model -> deployment -> monitor).
+Output is deterministic: nodes sorted by address, edges by (from, to).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["GraphNode", "normalize_nodes", "node_ids", "to_mermaid", "to_dot"]
+
+# Fill colours per kind; unknown kinds fall back to grey, missing dependencies are dashed.
+KIND_COLORS = {
+    "featureview": "#dbeafe",
+    "model": "#fde68a",
+    "deployment": "#bbf7d0",
+    "monitor": "#e9d5ff",
+}
+_DEFAULT_COLOR = "#e5e7eb"
+MISSING_KIND = "missing"
+_MERMAID_SHAPES = {  # (open, close)
+    "featureview": ('[("', '")]'),  # cylinder: data
+    "model": ('("', '")'),  # rounded
+    "deployment": ('{{"', '"}}'),  # hexagon
+    "monitor": ('(["', '"])'),  # stadium
+    MISSING_KIND: ('["', '"]'),
+}
+_DOT_SHAPES = {"featureview": "cylinder", "model": "box", "deployment": "hexagon", "monitor": "ellipse"}
+_MERMAID_RESERVED = {"end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click",
+                     "linkstyle", "direction", "default", "node", "edge", "digraph", "strict"}
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    address: str
+    kind: str
+    depends_on: tuple[str, ...] = ()
+
+
+def _one(node) -> GraphNode:
+    if isinstance(node, GraphNode):
+        return node
+    if isinstance(node, Mapping):
+        address, kind, deps = node["address"], node["kind"], node.get("depends_on", ())
+    elif hasattr(node, "address") and hasattr(node, "kind"):
+        address, kind, deps = node.address, node.kind, getattr(node, "depends_on", ())
+    elif isinstance(node, Sequence) and not isinstance(node, str) and len(node) in (2, 3):
+        address, kind, deps = (tuple(node) + ((),))[:3]
+    else:
+        raise TypeError(f"graph node must be (address, kind, depends_on) or have those attributes, got {node!r}")
+    if isinstance(deps, str):
+        deps = (deps,)
+    return GraphNode(str(address), str(kind), tuple(str(d) for d in (deps or ())))
+
+
+def normalize_nodes(nodes: Iterable) -> list[GraphNode]:
+    """Nodes sorted by address; a repeated address merges its dependencies; unknown dependencies
+    become nodes of kind ``missing`` so the edge stays visible."""
+    merged: dict[str, GraphNode] = {}
+    for raw in nodes:
+        node = _one(raw)
+        if node.address in merged:
+            old = merged[node.address]
+            node = GraphNode(node.address, node.kind, tuple(dict.fromkeys(old.depends_on + node.depends_on)))
+        merged[node.address] = node
+    for node in list(merged.values()):
+        for dep in node.depends_on:
+            if dep not in merged:
+                merged[dep] = GraphNode(dep, MISSING_KIND)
+    return [merged[a] for a in sorted(merged)]
+
+
+def node_ids(addresses: Iterable[str]) -> dict[str, str]:
+    """A unique, safe identifier (``[A-Za-z0-9_]``, not starting with a digit) for each address."""
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for address in sorted(set(addresses)):
+        base = re.sub(r"[^A-Za-z0-9_]", "_", address) or "node"
+        if base[0].isdigit() or base.lower() in _MERMAID_RESERVED:
+            base = "n_" + base
+        candidate, i = base, 2
+        while candidate in used:
+            candidate, i = f"{base}_{i}", i + 1
+        used.add(candidate)
+        ids[address] = candidate
+    return ids
+
+
+def _edges(nodes: list[GraphNode]) -> list[tuple[str, str]]:
+    return sorted({(dep, n.address) for n in nodes for dep in n.depends_on})
+
+
+def _class_name(kind: str) -> str:
+    return "kind_" + re.sub(r"[^A-Za-z0-9_]", "_", kind)
+
+
+def to_mermaid(nodes: Iterable, *, direction: str = "LR") -> str:
+    """A Mermaid ``flowchart``: one node per resource (label = address), shaped and coloured by kind."""
+    graph = normalize_nodes(nodes)
+    ids = node_ids(n.address for n in graph)
+    lines = [f"flowchart {direction}"]
+    for n in graph:
+        label = n.address.replace('"', "#quot;")
+        open_, close = _MERMAID_SHAPES.get(n.kind, ('["', '"]'))
+        lines.append(f"    {ids[n.address]}{open_}{label}{close}")
+    for src, dst in _edges(graph):
+        lines.append(f"    {ids[src]} --> {ids[dst]}")
+    by_kind: dict[str, list[str]] = {}
+    for n in graph:
+        by_kind.setdefault(n.kind, []).append(ids[n.address])
+    for kind in sorted(by_kind):
+        style = f"fill:{KIND_COLORS.get(kind, _DEFAULT_COLOR)},stroke:#374151"
+        if kind == MISSING_KIND:
+            style = "fill:#ffffff,stroke:#9ca3af,stroke-dasharray:4 3"
+        lines.append(f"    classDef {_class_name(kind)} {style}")
+        lines.append(f"    class {','.join(by_kind[kind])} {_class_name(kind)}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(nodes: Iterable, *, name: str = "ml") -> str:
+    """A Graphviz ``digraph``: one cluster per kind, node label = address, edges dependency -> dependent."""
+    graph = normalize_nodes(nodes)
+    ids = node_ids(n.address for n in graph)
+    lines = [
+        f"digraph {_dot_str(name)} {{",
+        "    rankdir=LR;",
+        '    node [style="filled,rounded", fontname="Helvetica"];',
+    ]
+    by_kind: dict[str, list[GraphNode]] = {}
+    for n in graph:
+        by_kind.setdefault(n.kind, []).append(n)
+    for kind in sorted(by_kind):
+        lines.append(f"    subgraph {_dot_str('cluster_' + kind)} {{")
+        lines.append(f"        label={_dot_str(kind)};")
+        lines.append("        style=dashed;")
+        for n in by_kind[kind]:
+            attrs = [f"label={_dot_str(n.address)}", f"shape={_DOT_SHAPES.get(kind, 'box')}"]
+            if kind == MISSING_KIND:
+                attrs.append('style="dashed"')
+                attrs.append('fillcolor="#ffffff"')
+            else:
+                attrs.append(f"fillcolor={_dot_str(KIND_COLORS.get(kind, _DEFAULT_COLOR))}")
+            lines.append(f"        {ids[n.address]} [{', '.join(attrs)}];")
+        lines.append("    }")
+    for src, dst in _edges(graph):
+        lines.append(f"    {ids[src]} -> {ids[dst]};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,86 @@
+"""The steps of a run, composed: load specs -> graph -> plan -> apply. The CLI and tests call these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .contract import Resource
+from .errors import GraphError, PlanError, did_you_mean
+from .graph import ResourceGraph, build_graph
+from .plan.model import DELETE, Plan
+from .plan.planner import build_plan, to_resource
+from .spec.compose import ComposedSpecs, compose
+from .spec.validate import validate_specs
+
+__all__ = ["Loaded", "load_specs", "make_plan", "check_saved_plan", "resources_for"]
+
+
+@dataclass
+class Loaded:
+    composed: ComposedSpecs
+    graph: ResourceGraph
+
+
+def load_specs(project, registry=None, *, env: str | None = None, overrides: Iterable[str] = (),
+               spec_dir: Path | None = None) -> Loaded:
+    """Compose, validate (both phases when a registry is given) and build the graph."""
+    composed = compose(spec_dir or project.spec_dir, env=env, overrides=list(overrides))
+    valid = validate_specs(composed, registry)
+    return Loaded(composed=composed, graph=build_graph(valid, composed.locations))
+
+
+def _check_targets(targets: Iterable[str], graph: ResourceGraph, recorded: set[str]) -> None:
+    known = set(graph.nodes) | recorded
+    for target in targets:
+        if target not in known:
+            raise GraphError(f"--target {target}: no such resource", hint=did_you_mean(target, known))
+
+
+def make_plan(project, registry, store, loaded: Loaded, *, targets: Iterable[str] = (), refresh: bool = True,
+              destroy: bool = False) -> Plan:
+    meta = store.meta()
+    recorded = store.list_resources()
+    targets = tuple(targets)
+    _check_targets(targets, loaded.graph, {r.address for r in recorded})
+    return build_plan(
+        loaded.graph, recorded, registry, lineage=meta.lineage, serial=meta.serial, project_dir=project.root,
+        refresh=refresh, targets=targets, destroy=destroy, env=loaded.composed.env,
+        overrides=loaded.composed.overrides, spec_dir=_relative(project.spec_dir, project.root),
+    )
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def check_saved_plan(saved: Plan, store, fresh: Plan) -> None:
+    """Refuse a saved plan whose state moved on, that belongs to another state, or whose inputs changed."""
+    meta = store.meta()
+    if saved.lineage != meta.lineage:
+        raise PlanError(f"the saved plan belongs to another state (lineage {saved.lineage}; "
+                        f"this state is {meta.lineage})", hint="make the plan against this state with `ml plan -out`")
+    if saved.serial != meta.serial:
+        raise PlanError(f"the saved plan is stale: state serial was {saved.serial} when it was made and is "
+                        f"{meta.serial} now", hint="run `ml plan -out FILE` again and review the new plan")
+    current = {c.address: c for c in fresh.changes}
+    moved = []
+    for change in saved.pending():
+        now = current.get(change.address)
+        if change.action == DELETE:
+            if saved.operation != "destroy" and change.address in {c.address for c in fresh.changes if c.action != DELETE}:
+                moved.append(change.address)
+        elif now is None or now.fingerprint != change.fingerprint:
+            moved.append(change.address)
+    if moved:
+        raise PlanError("the specs or data changed since the plan was saved: " + ", ".join(moved),
+                        hint="run `ml plan -out FILE` again and review the new plan")
+
+
+def resources_for(plan: Plan, loaded: Loaded) -> dict[str, Resource]:
+    return {c.address: to_resource(loaded.graph, c.address) for c in plan.pending()
+            if c.action != DELETE and c.address in loaded.graph.nodes}

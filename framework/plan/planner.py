@@ -1,0 +1,269 @@
+"""Diff the desired graph against recorded state (refreshed through the providers) into a Plan.
+
+Pure with respect to the world: reads state and asks providers to read; prints, writes and changes
+nothing. Linear in the number of resources: one pass in topological order, dict lookups only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from .. import __version__
+from ..contract import (
+    FieldChange,
+    FingerprintRequest,
+    PlanRequest,
+    ReadRequest,
+    ReadResult,
+    RecordedResource,
+    Resource,
+)
+from ..errors import MLError, ProviderError
+from ..graph import ResourceGraph, canonical_json, digest
+from ..spec.kinds import NON_BEHAVIOURAL
+from .model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, FieldDiff, Plan, PlanIssue
+
+__all__ = ["build_plan", "to_resource", "diff_fields", "UPSTREAM_PREFIX"]
+
+UPSTREAM_PREFIX = "upstream:"
+
+
+def to_resource(graph: ResourceGraph, address: str) -> Resource:
+    node = graph.nodes[address]
+    return Resource(address=address, kind=node.kind, name=node.name, backend=node.backend, spec=node.spec,
+                    config=node.config, depends_on=node.depends_on,
+                    source_file=node.location.file if node.location else None)
+
+
+def diff_fields(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[FieldChange]:
+    """Leaf-level differences; lists and scalars compare whole."""
+    changes = []
+    for key in sorted(set(before) | set(after), key=str):
+        path = f"{prefix}{key}"
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(diff_fields(old, new, path + "."))
+        else:
+            changes.append(FieldChange(path=path, before=old, after=new))
+    return changes
+
+
+def _wrap(address: str, exc: Exception) -> MLError:
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, MLError):
+        return ProviderError(address, exc.message, hint=exc.hint)
+    return ProviderError(address, f"{type(exc).__name__}: {exc}")
+
+
+class _Planner:
+    def __init__(self, graph, recorded, registry, project_dir, refresh):
+        self.graph = graph
+        self.recorded: dict[str, RecordedResource] = recorded
+        self.registry = registry
+        self.project_dir = project_dir
+        self.refresh = refresh
+        self.fingerprints: dict[str, str] = {}
+        self.inputs: dict[str, dict[str, str]] = {}
+        self.issues: list[PlanIssue] = []
+        self.blocked: set[str] = set()
+        self.causes: dict[str, str] = {}  # address -> root cause of its change, for dependents' reasons
+
+    def provider(self, backend: str):
+        return self.registry.get(backend)
+
+    def read_all(self, addresses: list[str]) -> dict[str, ReadResult]:
+        """Refresh recorded resources, several at once (reads are I/O: health checks, registries)."""
+        if not self.refresh or not addresses:
+            return {}
+
+        def read(address: str):
+            record = self.recorded[address]
+            try:
+                return address, self.provider(record.backend).read(ReadRequest(record, self.project_dir))
+            except Exception as exc:  # reported per resource, the rest still plans
+                return address, _wrap(address, exc)
+
+        if len(addresses) == 1:
+            results = [read(addresses[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                results = list(pool.map(read, addresses))
+        out = {}
+        for address, result in results:
+            if isinstance(result, Exception):
+                self.issues.append(PlanIssue(address, f"refresh failed: {result}"))
+                self.blocked.add(address)
+            else:
+                out[address] = result
+        return out
+
+    def plan_node(self, address: str, observed: ReadResult | None) -> Change | None:
+        node = self.graph.nodes[address]
+        blocked_by = [d for d in node.depends_on if d in self.blocked]
+        if node.plugin_error is not None or blocked_by:
+            message = str(node.plugin_error) if node.plugin_error else f"skipped: {blocked_by[0]} cannot be planned"
+            self.issues.append(PlanIssue(address, message))
+            self.blocked.add(address)
+            return None
+        resource = to_resource(self.graph, address)
+        prior = self.recorded.get(address)
+        try:
+            provider = self.provider(node.backend)
+            extra = dict(provider.fingerprint(FingerprintRequest(resource, self.project_dir, prior)) or {})
+        except Exception as exc:
+            self.issues.append(PlanIssue(address, str(_wrap(address, exc))))
+            self.blocked.add(address)
+            return None
+        inputs = {f"{UPSTREAM_PREFIX}{d}": self.fingerprints[d] for d in node.depends_on}
+        inputs.update({k: str(v) for k, v in extra.items()})
+        fingerprint = digest(node.spec_hash, canonical_json(inputs))
+        self.fingerprints[address] = fingerprint
+        self.inputs[address] = inputs
+        common = dict(address=address, kind=node.kind, backend=node.backend, after=node.spec,
+                      fingerprint=fingerprint, depends_on=node.depends_on, inputs=inputs)
+        if prior is None:
+            return Change(action=CREATE, reasons=("new resource",), **common)
+        if observed is not None and not observed.exists:
+            return Change(action=CREATE, before=dict(prior.spec),
+                          reasons=("it no longer exists (removed outside ml): will be restored",), **common)
+        drift_reasons = tuple(f"restore {k} changed outside ml" for k in (observed.drift if observed else {}))
+        if prior.fingerprint == fingerprint and prior.status == "applied" and not drift_reasons:
+            return Change(action=NOOP, before=dict(prior.spec), **common)
+        return self._changed(node, resource, prior, inputs, drift_reasons, provider, common)
+
+    def _changed(self, node, resource, prior, inputs, drift_reasons, provider, common) -> Change | None:
+        before = {k: v for k, v in prior.spec.items() if k not in NON_BEHAVIOURAL}
+        changes = diff_fields(before, node.behaviour)
+        reasons = list(drift_reasons)
+        if changes:
+            reasons.append("spec changed: " + ", ".join(c.path for c in changes[:5])
+                           + (f" and {len(changes) - 5} more" if len(changes) > 5 else ""))
+        for key, value in inputs.items():
+            if prior.inputs.get(key) == value:
+                continue
+            if key.startswith(UPSTREAM_PREFIX):
+                upstream = key[len(UPSTREAM_PREFIX):]
+                cause = self.causes.get(upstream)
+                reasons.append(f"upstream {upstream} changed" + (f" ({cause})" if cause else ""))
+            else:
+                reasons.append(f"{key.replace('_', ' ')} changed")
+        removed_deps = [k[len(UPSTREAM_PREFIX):] for k in prior.inputs if k.startswith(UPSTREAM_PREFIX) and k not in inputs]
+        reasons.extend(f"no longer depends on {d}" for d in removed_deps)
+        if prior.status != "applied":
+            reasons.append("a previous apply was interrupted: resuming")
+        if not reasons:
+            reasons.append("a sensitive value changed" if prior.spec == node.spec else "recorded state differs")
+        if prior.kind != node.kind or prior.backend != node.backend:
+            replace_paths = ("backend",)
+            reasons.append(f"backend {prior.backend} → {node.backend} forces replacement")
+        else:
+            try:
+                result = provider.plan(PlanRequest(resource, prior, tuple(changes)))
+            except Exception as exc:
+                self.issues.append(PlanIssue(node.address, str(_wrap(node.address, exc))))
+                self.blocked.add(node.address)
+                return None
+            replace_paths = tuple(result.replace_paths)
+            reasons.extend(result.reasons)
+            common["estimate_seconds"] = result.estimate_seconds
+        self.causes[node.address] = next((r.split(" (", 1)[1][:-1] if r.startswith("upstream ") and " (" in r else r
+                                          for r in reasons), None)
+        forced = set(replace_paths)
+        fields = tuple(FieldDiff(c.path, c.before, c.after, c.path in forced) for c in changes)
+        if forced:
+            reasons.append("forces replacement: " + ", ".join(sorted(forced)))
+        action = REPLACE if forced else UPDATE
+        return Change(action=action, reasons=tuple(reasons), fields=fields, before=dict(prior.spec), **common)
+
+
+def build_plan(
+    graph: ResourceGraph,
+    recorded: Iterable[RecordedResource],
+    registry,
+    *,
+    lineage: str,
+    serial: int,
+    project_dir: Path,
+    refresh: bool = True,
+    targets: Iterable[str] = (),
+    destroy: bool = False,
+    env: str | None = None,
+    overrides: Iterable[str] = (),
+    spec_dir: str | None = None,
+) -> Plan:
+    recorded_map = {r.address: r for r in recorded}
+    targets = tuple(targets)
+    planner = _Planner(graph, recorded_map, registry, project_dir, refresh)
+    changes: list[Change] = []
+    drift: list[Drift] = []
+    if destroy:
+        wanted = _destroy_scope(graph, recorded_map, targets)
+        changes = [_delete(recorded_map[a], "destroy requested") for a in _reverse_order(recorded_map, wanted)]
+    else:
+        in_scope = graph.upstream_closure(targets) if targets else set(graph.nodes)
+        observed = planner.read_all([a for a in graph.order if a in in_scope and a in recorded_map])
+        for address, result in observed.items():
+            if not result.exists or result.drift:
+                fields = tuple((k, v[0], v[1]) for k, v in result.drift.items())
+                drift.append(Drift(address, recorded_map[address].kind, result.exists, fields))
+        for address in graph.order:
+            if address in in_scope:
+                change = planner.plan_node(address, observed.get(address))
+                if change is not None:
+                    changes.append(change)
+        orphans = [a for a in recorded_map if a not in graph.nodes and (not targets or a in targets)]
+        changes.extend(_delete(recorded_map[a], "no longer in the specs") for a in _reverse_order(recorded_map, orphans))
+    return Plan(
+        plan_id=str(uuid.uuid4()),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ml_version=__version__,
+        lineage=lineage,
+        serial=serial,
+        changes=tuple(changes),
+        drift=tuple(drift),
+        errors=tuple(planner.issues),
+        env=env,
+        overrides=tuple(overrides),
+        targets=targets,
+        operation="destroy" if destroy else "apply",
+        spec_dir=spec_dir,
+    )
+
+
+def _delete(record: RecordedResource, reason: str) -> Change:
+    return Change(address=record.address, kind=record.kind, backend=record.backend, action=DELETE,
+                  reasons=(reason,), before=dict(record.spec), depends_on=tuple(record.depends_on))
+
+
+def _destroy_scope(graph, recorded, targets) -> list[str]:
+    """Destroying a target also destroys what depends on it (recorded dependencies)."""
+    if not targets:
+        return list(recorded)
+    dependents: dict[str, list[str]] = {}
+    for address, record in recorded.items():
+        for dep in record.depends_on:
+            dependents.setdefault(dep, []).append(address)
+    seen: set[str] = set()
+    stack = [t for t in targets if t in recorded]
+    while stack:
+        address = stack.pop()
+        if address not in seen:
+            seen.add(address)
+            stack.extend(dependents.get(address, ()))
+    return list(seen)
+
+
+def _reverse_order(recorded: Mapping[str, RecordedResource], addresses: Iterable[str]) -> list[str]:
+    """Dependents before their dependencies, by recorded edges (stable for the same input)."""
+    from graphlib import TopologicalSorter
+
+    wanted = set(addresses)
+    sorter = TopologicalSorter({a: [d for d in recorded[a].depends_on if d in wanted] for a in sorted(wanted)})
+    return list(reversed(list(sorter.static_order())))

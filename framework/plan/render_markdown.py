@@ -1,0 +1,107 @@
+"""The plan as GitHub-flavoured Markdown, for a pull-request comment. Reads the plan, never changes it."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
+from framework.plan.render_text import format_duration, format_value, render_summary
+
+__all__ = ["render_markdown", "md_escape", "md_code", "ACTION_EMOJI"]
+
+ACTION_EMOJI = {CREATE: "🟢", UPDATE: "🟡", REPLACE: "🟣", DELETE: "🔴", NOOP: "⚪"}
+_ACTION_SYMBOL = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", NOOP: "="}
+_MD_SPECIAL = re.compile(r"([\\`|*_\[\]<>])")
+
+
+def md_escape(text: object) -> str:
+    """Plain text safe inside a Markdown table cell: ``|`` and backticks (and friends) escaped, one line."""
+    text = " ".join(str(text).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(text: object) -> str:
+    """A code span that holds ``text`` verbatim, even with backticks in it; ``|`` escaped for tables.
+
+    GFM tables split cells on ``|`` even inside code spans; ``\\|`` there renders as ``|``.
+    """
+    text = " ".join(str(text).splitlines())
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def _action_cell(action: str) -> str:
+    return f"{ACTION_EMOJI.get(action, '❔')} `{_ACTION_SYMBOL.get(action, '?')}`"
+
+
+def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
+    """A heading with the summary, a table of changes, drift/errors sections and per-resource details."""
+    summary = render_summary(plan)
+    if plan.errors:
+        icon = "❌"
+    elif plan.has_changes:
+        icon = "📝"
+    else:
+        icon = "✅"
+    out: list[str] = [f"### {icon} {md_escape(summary)}", ""]
+
+    meta = []
+    if plan.operation == "destroy":
+        meta.append("**destroy plan**")
+    if plan.env:
+        meta.append(f"env {md_code(plan.env)}")
+    if plan.targets:
+        meta.append("targets " + ", ".join(md_code(t) for t in plan.targets))
+    meta.append(f"plan {md_code(plan.plan_id)}")
+    meta.append(f"state serial {plan.serial}")
+    out += [" · ".join(meta), ""]
+
+    if plan.drift:
+        out += ["#### ⚠️ Objects have changed outside of ml", ""]
+        for d in sorted(plan.drift, key=lambda d: d.address):
+            if not d.exists:
+                out.append(f"- {md_code(d.address)} has been deleted")
+                continue
+            out.append(f"- {md_code(d.address)} has changed")
+            for path, recorded, actual in d.fields:
+                out.append(f"  - {md_code(path)}: {md_code(format_value(recorded))} → "
+                           f"{md_code(format_value(actual))}")
+        out.append("")
+
+    if plan.errors:
+        out += ["#### ❌ Errors", ""]
+        for issue in plan.errors:
+            out.append(f"- {md_code(issue.address)}: {md_escape(issue.message)}")
+        out.append("")
+
+    shown = [c for c in plan.changes if show_noop or c.action != NOOP]
+    if shown:
+        out += ["| | Resource | Action | Why |", "|---|---|---|---|"]
+        for c in shown:
+            why = "; ".join(md_escape(r) for r in c.reasons) or "—"
+            action = md_escape(c.action)
+            duration = format_duration(c.estimate_seconds)
+            if duration:
+                action += f" (~ {duration})"
+            out.append(f"| {_action_cell(c.action)} | {md_code(c.address)} | {action} | {why} |")
+        out.append("")
+
+        for c in shown:
+            if not c.fields:
+                continue
+            label = f"<code>{html.escape(c.address)}</code> — {html.escape(c.action)}"
+            forced = sum(1 for f in c.fields if f.forces_replacement)
+            if forced:
+                label += f" ({forced} field{'s' if forced != 1 else ''} force{'' if forced != 1 else 's'} replacement)"
+            out += [f"<details><summary>{label}</summary>", "",
+                    "| Field | Before | After | |", "|---|---|---|---|"]
+            for f in c.fields:
+                mark = "⚠️ forces replacement" if f.forces_replacement else ""
+                out.append(f"| {md_code(f.path)} | {md_code(format_value(f.before))} | "
+                           f"{md_code(format_value(f.after))} | {mark} |")
+            out += ["", "</details>", ""]
+
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -1,0 +1,222 @@
+"""Terraform-like terminal rendering of a Plan. Reads the plan, never changes it.
+
+    Resource actions are indicated with the following symbols:
+      + create
+      ~ update in-place
+    -/+ destroy and then create replacement
+      - destroy
+
+    ml will perform the following actions:
+
+      + featureview.txn_stats   create   ~ 2m 10s
+          # new resource
+    -/+ model.fraud             replace
+          # because upstream featureview.txn_stats changed
+          trainer.params.num_leaves: 31 → 63   # forces replacement
+
+    Plan: 1 to add, 0 to change, 1 to replace, 0 to destroy.
+
+``color=False`` gives plain text with no ANSI escape codes (what tests and pipes want).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from io import StringIO
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, Plan
+
+__all__ = ["render_text", "render_summary", "format_value", "format_duration", "SYMBOLS", "STYLES"]
+
+# Symbols are right-aligned in three columns, as Terraform prints them.
+SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", NOOP: "="}
+STYLES = {CREATE: "green", UPDATE: "yellow", REPLACE: "magenta", DELETE: "red", NOOP: "dim"}
+_LEGEND = {
+    CREATE: "create",
+    UPDATE: "update in-place",
+    REPLACE: "destroy and then create replacement",
+    DELETE: "destroy",
+    NOOP: "no changes",
+}
+_ORDER = (CREATE, UPDATE, REPLACE, DELETE, NOOP)
+_ARROW = "→"
+_ELLIPSIS = "…"
+VALUE_LIMIT = 60
+
+
+def format_value(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """A compact, one-line, JSON-ish form of a value, truncated to ``limit`` characters."""
+    try:
+        text = json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
+    except (TypeError, ValueError):  # circular structures and the like
+        text = repr(value)
+    if limit and len(text) > limit:
+        text = text[: max(limit - 1, 1)] + _ELLIPSIS
+    return text
+
+
+def format_duration(seconds: float | None) -> str | None:
+    """``130`` -> ``"2m 10s"``; ``3720`` -> ``"1h 2m"``; ``0.3`` -> ``"<1s"``; None/negative/NaN -> None."""
+    if seconds is None:
+        return None
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
+        return None
+    if seconds < 1:
+        return "<1s"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_summary(plan: Plan) -> str:
+    """The one-line summary: ``Plan: 1 to add, 2 to change, 0 to replace, 1 to destroy.``"""
+    counts = plan.summary()
+    if plan.has_changes:
+        return (
+            f"Plan: {counts[CREATE]} to add, {counts[UPDATE]} to change, "
+            f"{counts[REPLACE]} to replace, {counts[DELETE]} to destroy."
+        )
+    if plan.errors:
+        return f"No changes planned, but {_plural(len(plan.errors), 'resource')} could not be planned."
+    if plan.operation == "destroy":
+        return "No changes. No objects need to be destroyed."
+    return "No changes. Your infrastructure matches the specs."
+
+
+def _symbol(action: str) -> str:
+    return SYMBOLS.get(action, "?").rjust(3)
+
+
+def _legend(actions: set[str]) -> list[Text]:
+    lines = [Text("Resource actions are indicated with the following symbols:")]
+    for action in _ORDER:
+        if action in actions:
+            lines.append(Text.assemble((_symbol(action), STYLES[action]), " ", _LEGEND[action]))
+    return lines
+
+
+def _drift_lines(drift: tuple[Drift, ...]) -> list[Text]:
+    lines = [
+        Text("Objects have changed outside of ml", style="bold"),
+        Text(""),
+        Text("ml detected the following changes made outside of ml since the last apply:"),
+        Text(""),
+    ]
+    width = max(len(d.address) for d in drift)
+    for d in sorted(drift, key=lambda d: d.address):
+        if not d.exists:
+            lines.append(Text.assemble(("  -", "red"), " ", (d.address.ljust(width), "bold"), "   ",
+                                       ("has been deleted", "red")))
+            continue
+        lines.append(Text.assemble(("  ~", "yellow"), " ", (d.address.ljust(width), "bold"), "   ",
+                                   ("has changed", "yellow")))
+        for path, recorded, actual in d.fields:
+            lines.append(Text.assemble("      ", path, ": ", format_value(recorded), f" {_ARROW} ",
+                                       format_value(actual)))
+    lines.append(Text(""))
+    lines.append(Text("Unless you have made equivalent changes to your specs, applying this plan may undo "
+                      "or recreate these objects.", style="dim"))
+    return lines
+
+
+def _change_lines(change: Change, width: int) -> list[Text]:
+    style = STYLES.get(change.action, "")
+    head = Text.assemble(
+        (_symbol(change.action), style), " ", (change.address.ljust(width), "bold"), "   ",
+        (change.action, style),
+    )
+    duration = format_duration(change.estimate_seconds)
+    if duration:
+        head.append(f"   ~ {duration}", style="dim")
+    lines = [head]
+    for reason in change.reasons:
+        lines.append(Text(f"      # {reason}", style="dim"))
+    for diff in change.fields:
+        line = Text.assemble(
+            "      ", diff.path, ": ", (format_value(diff.before), "red" if diff.before is not None else "dim"),
+            f" {_ARROW} ", (format_value(diff.after), "green" if diff.after is not None else "dim"),
+        )
+        if diff.forces_replacement:
+            line.append("   # forces replacement", style="bold red")
+        lines.append(line)
+    return lines
+
+
+def render_text(plan: Plan, *, color: bool = True, width: int | None = None, show_noop: bool = False) -> str:
+    """The whole plan as terminal text (ANSI-coloured when ``color``)."""
+    buffer = StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        width=width or 120,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        record=True,
+        legacy_windows=False,
+    )
+    shown = [c for c in plan.changes if show_noop or c.action != NOOP]
+    hidden = len(plan.changes) - len(shown)
+    blocks: list[list[Text]] = []
+
+    if plan.drift:
+        blocks.append(_drift_lines(plan.drift))
+
+    if shown:
+        blocks.append(_legend({c.action for c in shown}))
+        addr_width = max(len(c.address) for c in shown)
+        verb = "destroy the following resources" if plan.operation == "destroy" else "perform the following actions"
+        section = [Text(f"ml will {verb}:")]
+        if plan.targets:
+            section.append(Text("Note: resource targeting is in effect (" + ", ".join(plan.targets) + ").",
+                                style="yellow"))
+        for change in shown:
+            section.append(Text(""))
+            section.extend(_change_lines(change, addr_width))
+        if hidden:
+            section.append(Text(""))
+            section.append(Text(f"({_plural(hidden, 'unchanged resource')} not shown)", style="dim"))
+        total = sum(c.estimate_seconds or 0 for c in shown if format_duration(c.estimate_seconds))
+        if total and len([c for c in shown if c.estimate_seconds]) > 1:
+            section.append(Text(""))
+            section.append(Text(f"Estimated time: ~ {format_duration(total)} (if run one after another)",
+                                style="dim"))
+        blocks.append(section)
+
+    if plan.errors:
+        section = [Text("Errors", style="bold red"), Text("")]
+        for issue in plan.errors:
+            section.append(Text.assemble(("  ", ""), (issue.address, "bold red"), ": ", issue.message))
+        blocks.append(section)
+
+    summary_style = "bold" if plan.has_changes else "bold green"
+    if plan.errors and not plan.has_changes:
+        summary_style = "bold red"
+    blocks.append([Text(render_summary(plan), style=summary_style)])
+
+    for i, block in enumerate(blocks):
+        if i:
+            console.print()
+        for line in block:
+            console.print(line)
+    return console.export_text(styles=color)
