@@ -167,6 +167,11 @@ def _apply_override(cfg, text: str, locations: LocationMap) -> None:
         raise SpecError(f"malformed override: {first}", location=where,
                         hint="use key.path=value, +key.path=value to add, ~key.path to delete") from exc
     key = override.key_or_group
+    from ..graph import SENSITIVE_KEY
+
+    if SENSITIVE_KEY.search(key.rpartition(".")[2]) and "${" not in text:
+        raise SpecError("secret values cannot be passed as overrides (plans and shell history would keep them)",
+                        location=where, field=key, hint=f"use {key}='${{oc.env:VARIABLE}}' to read it from the environment")
     if override.is_sweep_override():
         raise SpecError("sweep overrides (a,b,c / range()) are only accepted by sweeping commands",
                         location=where, field=key)

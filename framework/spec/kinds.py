@@ -8,7 +8,7 @@ validation). Unknown fields are rejected everywhere in the core models.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,6 +19,8 @@ __all__ = [
     "Source",
     "FeatureView",
     "FeatureService",
+    "FeatureStore",
+    "InlineSource",
     "Model",
     "Deployment",
     "Monitor",
@@ -95,15 +97,32 @@ class SpecBase(_Strict):
 class ColumnChecks(_Strict):
     """Data-contract rules for one column, compiled to pandera checks by the feature backend."""
 
-    nullable: bool | None = None
+    nullable: bool | None = None  # default: nulls are not allowed
     ge: float | None = None
     le: float | None = None
     gt: float | None = None
     lt: float | None = None
-    between: tuple[float, float] | None = None
+    between: tuple[float, float] | None = None  # inclusive
     isin: list[Any] | None = None
-    regex: str | None = None
+    regex: str | None = None  # the whole value must match
     unique: bool | None = None
+
+    @field_validator("between")
+    @classmethod
+    def _ordered(cls, value):
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"between needs low <= high, got {list(value)}")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value):
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 class DatasetChecks(_Strict):
@@ -122,15 +141,19 @@ class FeatureSpec(_Strict):
 
 class Entity(SpecBase):
     kind: Literal["Entity"]
-    join_keys: list[str] | None = None  # defaults to [name]
+    join_keys: list[str] | None = Field(default=None, min_length=1, max_length=1)  # defaults to [name]
     dtype: Literal["int64", "string"] = "int64"
     backend: str = "feast"
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def join_key(self) -> str:
+        return (self.join_keys or [self.name])[0]
+
 
 class Source(SpecBase):
     kind: Literal["Source"]
-    path: str
+    path: str  # relative to the project directory
     format: Literal["parquet", "csv"] | None = None  # inferred from the file suffix
     timestamp_field: str
     created_timestamp_field: str | None = None
@@ -140,20 +163,33 @@ class Source(SpecBase):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class InlineSource(_Strict):
+    """A feature view's own data file, when no separate Source spec is worth declaring."""
+
+    path: str
+    format: Literal["parquet", "csv"] | None = None
+    timestamp_field: str
+    created_timestamp_field: str | None = None
+
+
 class FeatureView(SpecBase):
     kind: Literal["FeatureView"]
     entities: list[str] = Field(min_length=1)
-    source: str
+    source: str | InlineSource  # a Source name, or an inline {path, timestamp_field}
     ttl: str | None = Field(default=None, pattern=DURATION_PATTERN)
     online: bool = True
     features: dict[str, FeatureSpec] = Field(min_length=1)
     checks: DatasetChecks | None = None
+    store: str | None = None  # a FeatureStore name: switching its online store re-materializes the view
     backend: str = "feast"
     options: dict[str, Any] = Field(default_factory=dict)
 
     def references(self) -> list[tuple[str, str]]:
         refs = [(f"entities.{i}", f"entity.{e}") for i, e in enumerate(self.entities)]
-        refs.append(("source", f"source.{self.source}"))
+        if isinstance(self.source, str):
+            refs.append(("source", f"source.{self.source}"))
+        if self.store:
+            refs.append(("store", f"featurestore.{self.store}"))
         return refs
 
 
@@ -174,6 +210,30 @@ class FeatureService(SpecBase):
 
     def references(self) -> list[tuple[str, str]]:
         return _feature_ref_targets("features", self.features)
+
+
+class SqliteOnlineStore(_Strict):
+    type: Literal["sqlite"]
+    path: str = "data/online_store.db"  # relative to the feature repository
+
+
+class RedisOnlineStore(_Strict):
+    type: Literal["redis"]
+    connection_string: str = "127.0.0.1:6379"  # host:port[,password=${REDIS_PASSWORD},db=0,...]
+    key_ttl_seconds: int | None = Field(default=None, gt=0)
+
+
+OnlineStoreSpec = Annotated[Union[SqliteOnlineStore, RedisOnlineStore], Field(discriminator="type")]
+
+
+class FeatureStore(SpecBase):
+    """The feature store's online store. Feature views naming it (``store: default``) depend on it, so
+    switching stores (e.g. an env overlay selecting Redis) is a planned change that re-materializes them."""
+
+    kind: Literal["FeatureStore"]
+    online_store: OnlineStoreSpec = Field(default_factory=lambda: SqliteOnlineStore(type="sqlite"))
+    backend: str = "feast"
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 # --- models ---------------------------------------------------------------------------------------
@@ -248,10 +308,12 @@ class Monitor(SpecBase):
 
 
 KINDS: dict[str, type[SpecBase]] = {
-    cls.__name__: cls for cls in (Entity, Source, FeatureView, FeatureService, Model, Deployment, Monitor)
+    cls.__name__: cls
+    for cls in (FeatureStore, Entity, Source, FeatureView, FeatureService, Model, Deployment, Monitor)
 }
 # Keys of the composed tree, e.g. `ml plan models.fraud.trainer.params.num_leaves=63`.
 PLURALS: dict[str, str] = {
+    "FeatureStore": "feature_stores",
     "Entity": "entities",
     "Source": "sources",
     "FeatureView": "feature_views",

@@ -38,6 +38,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..contract import RecordedResource
 from ..errors import LockedError, StateError
+from . import mask_url
 from .base import STATE_FORMAT_VERSION, LockInfo, ResourceOutcome, RunRecord, StateMeta
 
 __all__ = ["SqlStateStore"]
@@ -144,7 +145,7 @@ class SqlStateStore:
         try:
             parsed = make_url(url)
         except sa_exc.ArgumentError as exc:
-            raise StateError(f"malformed state URL {self._mask(url)!r}: {exc}") from exc
+            raise StateError(f"malformed state URL {mask_url(url)!r}: {exc}") from exc
         self.display_url = parsed.render_as_string(hide_password=True)
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self._schema = self._schema_from(parsed)
@@ -156,10 +157,6 @@ class SqlStateStore:
         self._engine = self._make_engine(parsed.difference_update_query(["schema"]))
 
     # -- setup ------------------------------------------------------------------------------------
-    @staticmethod
-    def _mask(url: str) -> str:
-        return re.sub(r"^([\w+.-]+://[^/@:]*):[^/@]*@", r"\1:***@", url)
-
     def _schema_from(self, parsed) -> str | None:
         schema = parsed.query.get("schema")
         if schema is None:
