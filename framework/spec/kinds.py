@@ -219,8 +219,16 @@ class SqliteOnlineStore(_Strict):
 
 class RedisOnlineStore(_Strict):
     type: Literal["redis"]
-    connection_string: str = "127.0.0.1:6379"  # host:port[,password=${REDIS_PASSWORD},db=0,...]
+    connection_string: str = "127.0.0.1:6379"  # host:port[,db=0,ssl=true] — no password here
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding it
     key_ttl_seconds: int | None = Field(default=None, gt=0)
+
+    @field_validator("connection_string")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        if re.search(r"(^|,)\s*password\s*=", value):
+            raise ValueError("do not write a password into specs; name its environment variable in password_env")
+        return value
 
 
 OnlineStoreSpec = Annotated[Union[SqliteOnlineStore, RedisOnlineStore], Field(discriminator="type")]
