@@ -19,6 +19,13 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 echo "Installing ml and its backends into .venv (pinned by constraints.txt)..."
 # torch==2.13.0 (CPU) resolves from the local wheel directory configured for pip on these machines.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[backends,test]"
+log=$(mktemp)
+# This machine's pip config lists index folders that may be absent; hide those harmless warnings only.
+if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[backends,test]" >"$log" 2>&1; then
+  grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
+  exit 1
+fi
+grep -v "is ignored: it is neither a file nor a directory" "$log" || true
+rm -f "$log"
 rm -f .venv/.installed-*
 touch "$stamp"
