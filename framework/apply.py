@@ -19,6 +19,7 @@ from typing import Callable, Mapping
 
 from .contract import ApplyContext, ApplyRequest, DeleteRequest, RecordedResource, Resource
 from .errors import MLError, ProviderError
+from .graph import mask_secrets
 from .plan.model import CREATE, DELETE, REPLACE, Change, Plan
 from .state.base import ResourceOutcome
 
@@ -104,7 +105,7 @@ class _Walk:
         change = self.changes[address]
         resource: Resource = self.resources[address]
         record = RecordedResource(address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
-                                  fingerprint="", inputs=change.inputs, outputs=dict(outputs), status="in_progress",
+                                  fingerprint="", inputs=change.inputs, outputs=mask_secrets(dict(outputs)), status="in_progress",
                                   depends_on=change.depends_on, updated_at=_now())
         self._write(record)
 
@@ -133,7 +134,7 @@ class _Walk:
         result = provider.apply(ApplyRequest(action=action, resource=resource, prior=prior), ctx)
         self._write(RecordedResource(
             address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
-            fingerprint=change.fingerprint or "", inputs=dict(change.inputs), outputs=dict(result.outputs or {}),
+            fingerprint=change.fingerprint or "", inputs=dict(change.inputs), outputs=mask_secrets(dict(result.outputs or {})),
             status="applied", depends_on=change.depends_on, updated_at=_now()))
 
     def _timed(self, address: str) -> tuple[str, float, BaseException | None]:

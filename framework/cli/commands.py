@@ -215,7 +215,10 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
     ):
         """Make the world match the specs: plan, confirm, apply, recording each result as it lands."""
         plan_file = None
-        if args and len(args) == 1 and "=" not in args[0] and Path(args[0]).is_file():
+        # A saved plan: an existing file, or a missing *.json (reported as an unreadable plan file, not
+        # as a missing spec directory).
+        if (args and len(args) == 1 and "=" not in args[0]
+                and (Path(args[0]).is_file() or Path(args[0]).suffix.lower() == ".json")):
             plan_file = Path(args[0])
             args = []
         run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file)
@@ -316,15 +319,20 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
         from rich.table import Table
 
         table = Table()
-        for column in ("started", "operation", "status", "who", "resources", "plan"):
-            table.add_column(column)
+        for column in ("started (UTC)", "operation", "status", "resources", "who", "plan"):
+            table.add_column(column, overflow="fold")
         for run in runs:
             outcomes = [o for o in run.outcomes if address is None or o.address == address]
-            detail = ", ".join(f"{o.address} {o.action} {o.outcome}" for o in outcomes[:4])
-            if len(outcomes) > 4:
-                detail += f" (+{len(outcomes) - 4})"
-            table.add_row(run.started, run.operation, run.status, run.who, detail, (run.plan_id or "")[:8])
-        console().print(table)
+            if address is not None:
+                detail = "; ".join(f"{o.action} {o.outcome}" + (f": {o.error}" if o.error else "") for o in outcomes)
+            else:
+                counts: dict[str, int] = {}
+                for o in outcomes:
+                    counts[o.outcome] = counts.get(o.outcome, 0) + 1
+                detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "-"
+            table.add_row(run.started[:19].replace("T", " "), run.operation, run.status, detail, run.who,
+                          (run.plan_id or "")[:8])
+        console().print(table if runs else "No runs recorded yet.")
 
     # -- graph / schema / plugins / unlock --------------------------------------------------------------------
     @app.command()

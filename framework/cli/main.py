@@ -119,6 +119,12 @@ def build_app(registry_factory: Callable | None = None) -> typer.Typer:
 
 def run() -> None:
     """Console-script entry point."""
+    import signal
+
+    def terminate(signum, frame):  # CI cancellations send SIGTERM: stop like Ctrl-C, releasing the lock
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         build_app()(prog_name="ml")
     except MLError as exc:  # raised outside a command (e.g. while parsing)

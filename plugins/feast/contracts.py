@@ -1,0 +1,311 @@
+"""Data contracts: check a source file against the rules declared next to each column in the specs.
+
+Schema-level rules (file readable, columns present, dtypes, time zones) are checked on the parquet
+schema; row-level rules run on the needed columns only: entity keys (no nulls, no duplicate
+key+timestamp rows), timestamps (no nulls, not in the future), column checks compiled to a pandera
+schema validated lazily (every failure collected: column, rule, failing rows, examples), and dataset
+rules (min_rows, max_age of the newest timestamp). Every failure names the spec field that declares it.
+
+pandera's own YAML/serialization is deliberately not used (custom checks do not survive it,
+unionai-oss/pandera#733): schemas are built from our specs each time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from framework.errors import did_you_mean
+from framework.spec.kinds import ColumnChecks, DatasetChecks, parse_duration
+
+from .errors import DataContractError, Failure
+
+__all__ = ["ColumnRule", "Contract", "Report", "validate", "FUTURE_TOLERANCE"]
+
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clock skew allowed before a timestamp counts as "in the future"
+MAX_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    name: str  # column in the file
+    field: str  # spec field declaring it, e.g. "features.amount_mean_7d"
+    dtype: str | None = None  # one of kinds.Dtype, or None for "any"
+    checks: ColumnChecks | None = None
+    role: str = "value"  # "value" | "key" | "timestamp"
+
+
+@dataclass(frozen=True)
+class Contract:
+    path_field: str  # the spec field naming the file ("path", "source.path", "source")
+    timestamp: ColumnRule
+    columns: tuple[ColumnRule, ...] = ()
+    keys: tuple[ColumnRule, ...] = ()  # entity join keys: no nulls, unique together with the timestamp
+    created_timestamp: ColumnRule | None = None
+    dataset: DatasetChecks | None = None
+    dataset_field: str = "checks"
+
+    def all_columns(self) -> list[ColumnRule]:
+        extra = [self.created_timestamp] if self.created_timestamp else []
+        return list(self.keys) + [self.timestamp] + extra + list(self.columns)
+
+
+@dataclass
+class Report:
+    rows: int
+    min_ts: datetime | None
+    max_ts: datetime | None
+    frame: Any = field(default=None, repr=False)  # keys + timestamp columns (pandas), for statistics
+
+
+# --- schema-level ------------------------------------------------------------------------------------
+
+_INTS = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"}
+_COMPATIBLE = {
+    "int32": {"int8", "int16", "int32", "uint8", "uint16"},
+    "int64": _INTS,
+    "float32": {"halffloat", "float", "double"},
+    "float64": {"halffloat", "float", "double"},
+    "string": {"string", "large_string"},
+    "bool": {"bool"},
+}
+
+
+def _arrow_kind(arrow_type) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        return _arrow_kind(arrow_type.value_type)
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    return str(arrow_type)
+
+
+def _dtype_failure(rule: ColumnRule, arrow_type) -> Failure | None:
+    import pyarrow as pa
+
+    if rule.role == "timestamp" or rule.dtype == "timestamp":
+        if not pa.types.is_timestamp(arrow_type):
+            return Failure(rule.field, "dtype", detail=f"expected a timestamp column, file has {arrow_type}")
+        if arrow_type.tz is None:
+            return Failure(rule.field, "timezone-aware timestamps",
+                           detail=f"column {rule.name!r} holds naive timestamps ({arrow_type}); write them as UTC")
+        return None
+    if rule.dtype is None:
+        return None
+    if _arrow_kind(arrow_type) not in _COMPATIBLE[rule.dtype]:
+        return Failure(rule.field, "dtype", detail=f"expected {rule.dtype}, file has {arrow_type}")
+    return None
+
+
+def _read_schema(path: Path, contract: Contract):
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        return None, [Failure(contract.path_field, "file exists", detail=f"{path} does not exist")]
+    try:
+        if path.is_dir():
+            import pyarrow.dataset as ds
+
+            return ds.dataset(path, format="parquet").schema, []
+        return pq.read_schema(path), []
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+        return None, [Failure(contract.path_field, "readable parquet",
+                              detail=f"cannot read {path}: {type(exc).__name__}: {exc}")]
+
+
+# --- row-level ---------------------------------------------------------------------------------------
+
+
+def _examples(values) -> tuple[Any, ...]:
+    out = []
+    for value in values:
+        value = value.item() if hasattr(value, "item") else value
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        if value not in out:
+            out.append(value)
+        if len(out) == MAX_EXAMPLES:
+            break
+    return tuple(out)
+
+
+def _timestamp_failures(df, contract: Contract, now: datetime) -> list[Failure]:
+    failures = []
+    for rule in [contract.timestamp] + ([contract.created_timestamp] if contract.created_timestamp else []):
+        if rule.name not in df:
+            continue
+        ts = df[rule.name]
+        nulls = int(ts.isna().sum())
+        if nulls:
+            failures.append(Failure(rule.field, "no null timestamps", count=nulls))
+        future = ts > now + FUTURE_TOLERANCE
+        if future.any():
+            failures.append(Failure(rule.field, "not in the future", count=int(future.sum()),
+                                    examples=_examples(ts[future].sort_values(ascending=False).head(10)),
+                                    detail=f"now is {now.isoformat(timespec='seconds')}"))
+    return failures
+
+
+def _key_failures(df, contract: Contract) -> list[Failure]:
+    failures = []
+    keys = [k for k in contract.keys if k.name in df]
+    for key in keys:
+        nulls = int(df[key.name].isna().sum())
+        if nulls:
+            failures.append(Failure(key.field, f"entity key {key.name!r} has no nulls", count=nulls))
+    if keys and contract.timestamp.name in df:
+        columns = [k.name for k in keys] + [contract.timestamp.name]
+        dup = df.duplicated(columns, keep=False)
+        if dup.any():
+            sample = df.loc[dup, columns].head(20)
+            examples = _examples(tuple(row) if len(columns) > 1 else row[0]
+                                 for row in sample.itertuples(index=False, name=None))
+            failures.append(Failure(
+                keys[0].field, f"one row per {' + '.join(columns)}", count=int(dup.sum()),
+                examples=tuple(str(e) for e in examples), detail="duplicate entity+timestamp rows"))
+    return failures
+
+
+_RULES = ("ge", "le", "gt", "lt", "between", "isin", "regex")
+
+
+def _pandera_checks(checks: ColumnChecks | None) -> list:
+    import pandera.pandas as pa
+
+    if checks is None:
+        return []
+    out = []
+
+    def add(rule: str, label: str, check_factory):
+        out.append(check_factory(error=f"{rule}|{label}"))
+
+    if checks.ge is not None:
+        add("ge", f">= {checks.ge:g}", lambda **kw: pa.Check.ge(checks.ge, **kw))
+    if checks.gt is not None:
+        add("gt", f"> {checks.gt:g}", lambda **kw: pa.Check.gt(checks.gt, **kw))
+    if checks.le is not None:
+        add("le", f"<= {checks.le:g}", lambda **kw: pa.Check.le(checks.le, **kw))
+    if checks.lt is not None:
+        add("lt", f"< {checks.lt:g}", lambda **kw: pa.Check.lt(checks.lt, **kw))
+    if checks.between is not None:
+        lo, hi = checks.between
+        add("between", f"between {lo:g} and {hi:g}", lambda **kw: pa.Check.in_range(lo, hi, **kw))
+    if checks.isin is not None:
+        add("isin", f"isin {list(checks.isin)!r}", lambda **kw: pa.Check.isin(list(checks.isin), **kw))
+    if checks.regex is not None:
+        add("regex", f"matches {checks.regex!r}",
+            lambda **kw: pa.Check.str_matches(f"^(?:{checks.regex})$", **kw))
+    return out
+
+
+def _column_failures(df, rules: list[ColumnRule]) -> list[Failure]:
+    checked = [r for r in rules if r.name in df and r.role == "value"]
+    if not checked:
+        return []
+    import pandera.pandas as pa
+
+    schema = pa.DataFrameSchema(
+        {r.name: pa.Column(nullable=bool(r.checks and r.checks.nullable),
+                           unique=bool(r.checks and r.checks.unique),
+                           checks=_pandera_checks(r.checks), coerce=False)
+         for r in checked},
+        strict=False, coerce=False,
+    )
+    try:
+        schema.validate(df[[r.name for r in checked]], lazy=True)
+        return []
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    by_name = {r.name: r for r in checked}
+    failures = []
+    for (column, check), group in cases.groupby(["column", "check"], sort=False, dropna=False):
+        rule = by_name.get(column)
+        if rule is None:
+            continue
+        check = str(check)
+        if check == "not_nullable":
+            key, label, examples = "nullable", "not null", ()
+        elif check == "field_uniqueness":
+            key, label = "unique", "unique"
+            examples = _examples(group["failure_case"])
+        elif "|" in check:
+            key, label = check.split("|", 1)
+            examples = _examples(group["failure_case"])
+        else:
+            key, label, examples = "", check, _examples(group["failure_case"])
+        path = f"{rule.field}.checks.{key}" if key else rule.field
+        failures.append(Failure(path, label, count=int(group["index"].nunique(dropna=False)), examples=examples))
+    return failures
+
+
+def _dataset_failures(report: Report, contract: Contract, now: datetime) -> list[Failure]:
+    checks, failures = contract.dataset, []
+    if checks is None:
+        return failures
+    if checks.min_rows is not None and report.rows < checks.min_rows:
+        failures.append(Failure(f"{contract.dataset_field}.min_rows", f"at least {checks.min_rows} rows",
+                                detail=f"the file has {report.rows}"))
+    if checks.max_age is not None:
+        limit = timedelta(seconds=parse_duration(checks.max_age))
+        if report.max_ts is None:
+            failures.append(Failure(f"{contract.dataset_field}.max_age", f"newest row at most {checks.max_age} old",
+                                    detail="the file has no timestamps"))
+        elif now - report.max_ts > limit:
+            age = now - report.max_ts
+            failures.append(Failure(f"{contract.dataset_field}.max_age", f"newest row at most {checks.max_age} old",
+                                    detail=f"newest {contract.timestamp.name} is {report.max_ts.isoformat()}, "
+                                           f"{age.days}d {age.seconds // 3600}h old"))
+    return failures
+
+
+# --- entry point -----------------------------------------------------------------------------------
+
+
+def validate(address: str, path: Path, contract: Contract, *, display: str | None = None,
+             now: datetime | None = None) -> Report:
+    """Check `path` against `contract`; raise DataContractError listing every failure, or return a Report."""
+    now = now or datetime.now(timezone.utc)
+    display = display or str(path)
+    schema, failures = _read_schema(Path(path), contract)
+    if schema is None:
+        raise DataContractError(address, display, failures)
+    present = []
+    for rule in contract.all_columns():
+        if rule.name not in schema.names:
+            hint = did_you_mean(rule.name, schema.names)
+            failures.append(Failure(rule.field, f"column {rule.name!r} present",
+                                    detail=(hint.rstrip("?") + "? " if hint else "") +
+                                    f"the file has: {', '.join(schema.names)}"))
+            continue
+        failure = _dtype_failure(rule, schema.field(rule.name).type)
+        if failure:
+            failures.append(failure)
+            if failure.rule == "dtype":
+                continue
+        present.append(rule.name)
+    df = _read_columns(Path(path), list(dict.fromkeys(present)))
+    report = Report(rows=len(df), min_ts=None, max_ts=None)
+    ts_name = contract.timestamp.name
+    if ts_name in df and len(df):
+        ts = df[ts_name]
+        if getattr(ts.dt, "tz", None) is not None:
+            report.min_ts, report.max_ts = ts.min().to_pydatetime(), ts.max().to_pydatetime()
+            failures += _timestamp_failures(df, contract, now)
+    failures += _key_failures(df, contract)
+    failures += _column_failures(df, list(contract.columns))
+    failures += _dataset_failures(report, contract, now)
+    if failures:
+        raise DataContractError(address, display, failures)
+    keep = [k.name for k in contract.keys if k.name in df] + ([ts_name] if ts_name in df else [])
+    report.frame = df[keep]
+    return report
+
+
+def _read_columns(path: Path, columns: list[str]):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=columns)
+    return table.to_pandas()

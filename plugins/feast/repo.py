@@ -1,0 +1,160 @@
+"""The Feast repository the backend manages: its files, its lock and one cached FeatureStore.
+
+Files in the repository:
+  feature_store.yaml   project, registry, provider, offline store: the user's; ``online_store`` is
+                       rewritten by a FeatureStore spec when one exists
+  ml_generated.json    the applied definitions (see compile.py), the source of the module below
+  ml_generated.py      the Feast objects as Python, regenerated on every apply/delete (codegen.py)
+
+All changes to the registry and these files happen under one lock per repository: a thread lock (the
+engine applies resources in parallel) plus an exclusive file lock (another `ml` process; Feast's file
+registry has no lock of its own, feast-dev/feast#2176).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+__all__ = ["FeastRepo", "MANIFEST_FILE", "MODULE_FILE", "SECTIONS", "DEFAULT_ONLINE_STORE"]
+
+MANIFEST_FILE = "ml_generated.json"
+MODULE_FILE = "ml_generated.py"
+SECTIONS = ("entities", "sources", "feature_views", "feature_services")
+DEFAULT_ONLINE_STORE = {"type": "sqlite", "path": "data/online_store.db"}
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+class FeastRepo:
+    def __init__(self, repo_dir: Path, lock_dir: Path):
+        self.dir = Path(repo_dir).resolve()
+        self.lock_dir = Path(lock_dir)
+        with _THREAD_LOCKS_GUARD:
+            self._thread_lock = _THREAD_LOCKS.setdefault(str(self.dir), threading.RLock())
+        self._held = threading.local()
+        self._store = None
+        self._store_key: tuple | None = None
+
+    # -- locking ------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive access to the registry and the generated files (re-entrant within a thread)."""
+        with self._thread_lock:
+            depth = getattr(self._held, "depth", 0)
+            if depth:
+                self._held.depth = depth + 1
+                try:
+                    yield
+                finally:
+                    self._held.depth -= 1
+                return
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.lock_dir / "feast.lock", "a+") as fh:
+                _flock(fh)
+                self._held.depth = 1
+                try:
+                    yield
+                finally:
+                    self._held.depth = 0
+
+    # -- feature_store.yaml -----------------------------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.dir / "feature_store.yaml"
+
+    def read_config(self) -> dict[str, Any]:
+        from framework.errors import PluginError
+
+        try:
+            data = yaml.safe_load(self.config_file.read_text())
+        except OSError as exc:
+            raise PluginError(f"feast: cannot read {self.config_file}: {exc.strerror}",
+                              hint="set backends.feast.repo in ml.yaml to the Feast repository") from exc
+        except yaml.YAMLError as exc:
+            raise PluginError(f"feast: {self.config_file} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict) or "project" not in data:
+            raise PluginError(f"feast: {self.config_file} must be a mapping with a 'project'")
+        return data
+
+    def project(self) -> str:
+        return str(self.read_config()["project"])
+
+    def online_store_config(self) -> dict[str, Any]:
+        value = self.read_config().get("online_store") or dict(DEFAULT_ONLINE_STORE)
+        return {"type": value} if isinstance(value, str) else dict(value)
+
+    def write_online_store(self, online_store: dict[str, Any], owner: str) -> bool:
+        """Rewrite the online_store block; returns True when the file changed."""
+        data = self.read_config()
+        if data.get("online_store") == online_store:
+            return False
+        data["online_store"] = online_store
+        header = (f"# Feast repository configuration. online_store is managed by `ml` ({owner});\n"
+                  f"# change it in the specs, not here.\n")
+        _atomic_write(self.config_file, header + yaml.safe_dump(data, sort_keys=False))
+        return True
+
+    # -- the FeatureStore object ------------------------------------------------------------------------
+    def store(self):
+        """One FeatureStore per repository, rebuilt when feature_store.yaml changes."""
+        st = self.config_file.stat()
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if self._store is None or key != self._store_key:
+            from feast import FeatureStore
+
+            self._store = FeatureStore(repo_path=str(self.dir))
+            self._store_key = key
+        return self._store
+
+    def record_infra(self) -> None:
+        """Record the online-store tables in the registry as `feast apply` does, so `feast plan` is clean."""
+        store = self.store()
+        registry = store.registry
+        registry.refresh(project=store.project)
+        infra = store._get_provider().plan_infra(store.config, registry.proto())
+        registry.update_infra(infra, store.project, commit=True)
+
+    # -- applied definitions and the generated module ----------------------------------------------------
+    @property
+    def manifest_file(self) -> Path:
+        return self.dir / MANIFEST_FILE
+
+    def read_manifest(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.manifest_file.read_text())
+        except (OSError, ValueError):
+            data = {}
+        return {section: dict(data.get(section, {})) for section in SECTIONS}
+
+    def write_manifest(self, manifest: dict[str, dict[str, Any]]) -> None:
+        from .codegen import render_module
+
+        clean = {section: dict(sorted(manifest.get(section, {}).items())) for section in SECTIONS}
+        text = json.dumps({"format_version": 1, **clean}, indent=2, sort_keys=True) + "\n"
+        module = render_module(clean)
+        if not self.manifest_file.exists() or self.manifest_file.read_text() != text:
+            _atomic_write(self.manifest_file, text)
+        module_file = self.dir / MODULE_FILE
+        if not module_file.exists() or module_file.read_text() != module:
+            _atomic_write(module_file, module)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _flock(fh) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: thread lock only
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
