@@ -183,10 +183,13 @@ class _Walk:
         sorter = TopologicalSorter(edges)
         sorter.prepare()
         running: dict[Future, str] = {}
+        ready: list[str] = []  # submitted only while a worker is free, so a stop or Ctrl-C starts nothing queued
         pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="ml-apply")
         try:
             while sorter.is_active():
-                for address in sorter.get_ready():
+                ready.extend(sorter.get_ready())
+                while ready and len(running) < self.parallelism:
+                    address = ready.pop(0)
                     if address in self.skipped or self.stop:
                         reason = ("upstream failed" if address in self.skipped else "not started: apply stopped")
                         self._mark_skipped(address, reason)

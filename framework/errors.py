@@ -72,7 +72,8 @@ class SpecErrors(MLError):
     def __init__(self, errors: list[SpecError]):
         self.errors = errors
         count = f"{len(errors)} error{'s' if len(errors) != 1 else ''} in specs"
-        super().__init__(count + ":\n" + "\n".join(f"  {e}" for e in errors))
+        lines = (f"  {str(e).replace(chr(10), chr(10) + '    ')}" for e in errors)  # hints under their error
+        super().__init__(count + ":\n" + "\n".join(lines))
 
 
 class GraphError(MLError):

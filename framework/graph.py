@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -33,10 +34,15 @@ def digest(*parts: str) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=8192)
+def _sensitive(key: str) -> bool:
+    return SENSITIVE_KEY.search(key) is not None
+
+
 def mask_secrets(value: Any) -> Any:
     """A copy with the values of sensitive-looking keys replaced, at any depth."""
     if isinstance(value, dict):
-        return {k: (MASK if SENSITIVE_KEY.search(str(k)) and v not in (None, "") and not isinstance(v, (dict, list))
+        return {k: (MASK if _sensitive(str(k)) and v not in (None, "") and not isinstance(v, (dict, list))
                     else mask_secrets(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
@@ -83,9 +89,11 @@ def build_graph(valid: list[ValidSpec], locations: LocationMap) -> ResourceGraph
         spec = item.spec
         full = spec.model_dump(mode="json")
         behaviour = {k: v for k, v in full.items() if k not in NON_BEHAVIOURAL}
+        masked = mask_secrets(full)  # masks key by key, so the behavioural subset is masked already
         nodes[spec.address] = Node(
             address=spec.address, kind=spec.kind, name=spec.name, backend=spec.backend_name(),
-            spec=mask_secrets(full), behaviour=mask_secrets(behaviour), spec_hash=digest(canonical_json(behaviour)),
+            spec=masked, behaviour={k: v for k, v in masked.items() if k not in NON_BEHAVIOURAL},
+            spec_hash=digest(canonical_json(behaviour)),
             config=item.config, location=item.location, plugin_error=item.plugin_error,
         )
     errors: list[SpecError] = []

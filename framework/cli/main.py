@@ -119,7 +119,13 @@ def build_app(registry_factory: Callable | None = None) -> typer.Typer:
 
 def run() -> None:
     """Console-script entry point."""
+    import gc
     import signal
+
+    # A short-lived process that builds large acyclic trees (specs, graph, plan): with the default
+    # gen-0 threshold (700) the cyclic GC re-scans them thousands of times, about a third of `ml plan`
+    # on 10,000 resources. Collections still run, only less often (mypy does the same).
+    gc.set_threshold(100_000, 50, 100)
 
     def terminate(signum, frame):  # CI cancellations send SIGTERM: stop like Ctrl-C, releasing the lock
         raise KeyboardInterrupt

@@ -214,9 +214,28 @@ def render_text(plan: Plan, *, color: bool = True, width: int | None = None, sho
         summary_style = "bold red"
     blocks.append([Text(render_summary(plan), style=summary_style)])
 
+    if not color:
+        fast = _plain_text(blocks, console.width)
+        if fast is not None:
+            return fast
     for i, block in enumerate(blocks):
         if i:
             console.print()
         for line in block:
             console.print(line)
     return console.export_text(styles=color)
+
+
+def _plain_text(blocks: list[list[Text]], width: int) -> str | None:
+    """What rich prints without colour when no line needs wrapping or tab expansion: the lines as they
+    are. Skips rich's per-line layout, which dominates large plans. None when rich has to lay out."""
+    out: list[str] = []
+    for i, block in enumerate(blocks):
+        if i:
+            out.append("")
+        for line in block:
+            plain = line.plain
+            if "\n" in plain or "\t" in plain or line.cell_len > width:
+                return None
+            out.append(plain)
+    return "\n".join(out) + "\n"

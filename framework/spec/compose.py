@@ -76,9 +76,14 @@ def _build_tree(documents) -> tuple[dict, LocationMap, bool]:
                                     location=Location(doc.file, doc.locations.get(("name",), doc.line)), field="name"))
             continue
         bucket[name] = doc.data
-        locations.set((plural, name), loc)
+        prefix = (plural, name)
+        locations.set(prefix, loc)
+        entries, by_line = locations.entries, {doc.line: loc}  # one Location per line, not per field
         for path, line in doc.locations.items():
-            locations.set((plural, name) + path, Location(doc.file, line))
+            where = by_line.get(line)
+            if where is None:
+                where = by_line[line] = Location(doc.file, line)
+            entries[prefix + path] = where
         interpolated = interpolated or _has_interpolation(doc.data)
     if errors:
         raise SpecErrors(errors)

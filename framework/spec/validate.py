@@ -53,14 +53,15 @@ def validate_specs(composed: ComposedSpecs, registry=None) -> list[ValidSpec]:
                 continue
             valid.append(ValidSpec(spec=spec, config=None, location=location))
     if registry is not None:
+        models: dict[tuple[str, str], Any] = {}  # (backend, kind) -> settings model: asked once per run
         for item in valid:
-            errors.extend(_validate_backend(item, composed.locations, registry))
+            errors.extend(_validate_backend(item, composed.locations, registry, models))
     if errors:
         raise SpecErrors(errors)
     return valid
 
 
-def _validate_backend(item: ValidSpec, locations: LocationMap, registry) -> list[SpecError]:
+def _validate_backend(item: ValidSpec, locations: LocationMap, registry, models: dict) -> list[SpecError]:
     spec = item.spec
     plural = PLURALS[spec.kind]
     backend = spec.backend_name()
@@ -78,7 +79,10 @@ def _validate_backend(item: ValidSpec, locations: LocationMap, registry) -> list
         return [SpecError(f"backend {backend!r} does not handle kind {spec.kind}",
                           location=locations.find(backend_path), field=".".join(backend_path[2:]),
                           hint=f"it handles: {', '.join(provider.kinds)}")]
-    model = provider.config_model(spec.kind)
+    key = (backend, spec.kind)
+    if key not in models:
+        models[key] = provider.config_model(spec.kind)
+    model = models[key]
     settings = spec.backend_settings()
     if model is None:
         if settings:

@@ -273,9 +273,11 @@ def validate(address: str, path: Path, contract: Contract, *, display: str | Non
     if schema is None:
         raise DataContractError(address, display, failures)
     present = []
+    wanted = {rule.name for rule in contract.all_columns()}
+    unclaimed = [name for name in schema.names if name not in wanted]  # candidates for a renamed column
     for rule in contract.all_columns():
         if rule.name not in schema.names:
-            hint = did_you_mean(rule.name, schema.names)
+            hint = did_you_mean(rule.name, unclaimed)
             failures.append(Failure(rule.field, f"column {rule.name!r} present",
                                     detail=(hint.rstrip("?") + "? " if hint else "") +
                                     f"the file has: {', '.join(schema.names)}"))

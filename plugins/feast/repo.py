@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import yaml
 
-__all__ = ["FeastRepo", "MANIFEST_FILE", "MODULE_FILE", "SECTIONS", "DEFAULT_ONLINE_STORE"]
+__all__ = ["FeastRepo", "new_feature_store", "MANIFEST_FILE", "MODULE_FILE", "SECTIONS", "DEFAULT_ONLINE_STORE"]
 
 MANIFEST_FILE = "ml_generated.json"
 MODULE_FILE = "ml_generated.py"
@@ -107,9 +107,7 @@ class FeastRepo:
         st = self.config_file.stat()
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
         if self._store is None or key != self._store_key:
-            from feast import FeatureStore
-
-            self._store = FeatureStore(repo_path=str(self.dir))
+            self._store = new_feature_store(self.dir)
             self._store_key = key
         return self._store
 
@@ -144,6 +142,18 @@ class FeastRepo:
         module_file = self.dir / MODULE_FILE
         if not module_file.exists() or module_file.read_text() != module:
             _atomic_write(module_file, module)
+
+
+def new_feature_store(repo_dir: Path):
+    """A FeatureStore for `repo_dir`, without the import-time warnings Feast's own modules trigger."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Field name .* shadows an attribute", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        from feast import FeatureStore
+
+        return FeatureStore(repo_path=str(repo_dir))
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -88,9 +88,8 @@ class Proj:
         self.root = root
         self.memory = InMemoryProvider()
 
-    def ml(self, *args: str, providers=None, input: str | None = None):
-        providers = {"memory": self.memory} if providers is None else providers
-        return run_cli(list(args), providers=providers, cwd=self.root, input=input)
+    def ml(self, *args: str):
+        return run_cli(list(args), providers={"memory": self.memory}, cwd=self.root)
 
     def write(self, rel: str, text: str) -> str:
         path = self.root / rel
@@ -110,7 +109,8 @@ class Proj:
 
 @pytest.fixture
 def proj(make_project) -> Proj:
-    return Proj(make_project({"specs/features.yaml": FEATURES, "specs/models.yaml": MODELS, "specs/env/prod.yaml": PROD}))
+    files = {"specs/features.yaml": FEATURES, "specs/models.yaml": MODELS, "specs/env/prod.yaml": PROD}
+    return Proj(make_project(files))
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def recorded(proj: Proj) -> list[str]:
         store.close()
 
 
-# -- spec errors: file:line, field, did-you-mean; validate/plan/apply all refuse; state untouched -----------
+# -- spec errors: file:line, field, did-you-mean; validate/plan/apply all refuse; state untouched --------------------
 
 def _yaml_syntax(p):
     text = p.edit("specs/features.yaml", "name: txns", "name: txns: oops")
@@ -149,6 +149,26 @@ def _yaml_syntax(p):
 def _yaml_duplicate_key(p):
     text = p.edit("specs/features.yaml", "ttl: 7d\n", "ttl: 7d\nttl: 3d\n")
     return [], [f"specs/features.yaml:{line_of(text, 'ttl: 3d')}", "ttl", "duplicate key 'ttl'"]
+
+
+def _not_utf8(p):
+    (p.root / "specs" / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    return [], ["specs/latin1.yaml", "cannot read spec file", "utf-8"]
+
+
+def _document_not_a_mapping(p):
+    p.write("specs/list.yaml", "# a list, not a spec\n- kind: Entity\n- name: x\n")
+    return [], ["specs/list.yaml:2", "must be a mapping with 'kind' and 'name'"]
+
+
+def _missing_kind(p):
+    text = p.edit("specs/features.yaml", "kind: Source\n", "")
+    return [], [f"specs/features.yaml:{line_of(text, 'name: txns')}", "kind", "missing 'kind'"]
+
+
+def _invalid_name(p):
+    text = p.edit("specs/features.yaml", "name: customer_stats", "name: 7 day stats")
+    return [], [f"specs/features.yaml:{line_of(text, '7 day stats')}", "name", "'7 day stats'"]
 
 
 def _unknown_kind(p):
@@ -272,7 +292,8 @@ def _project_file_syntax(p):
 
 
 SPEC_ERRORS = {f.__name__.lstrip("_"): f for f in (
-    _yaml_syntax, _yaml_duplicate_key, _unknown_kind, _misspelt_field, _misspelt_nested_field, _wrong_type,
+    _yaml_syntax, _yaml_duplicate_key, _not_utf8, _document_not_a_mapping, _missing_kind, _invalid_name,
+    _unknown_kind, _misspelt_field, _misspelt_nested_field, _wrong_type,
     _wrong_enum, _bad_duration, _missing_required_field, _missing_reference, _missing_feature_view,
     _duplicate_name, _unknown_backend, _cycle, _malformed_override, _override_missing_key,
     _override_delete_missing_key, _override_add_existing_key, _override_wrong_type, _unknown_env, _misspelt_env,
@@ -305,7 +326,7 @@ def test_every_error_of_a_run_is_reported_at_once(proj: Proj):
                        f"specs/models.yaml:{line_of(models, 'task: binry')}", "task")
 
 
-# -- plugins -------------------------------------------------------------------------------------------------------
+# -- plugins ---------------------------------------------------------------------------------------------------------
 
 def test_plugin_that_fails_to_import_fails_only_its_own_resources(proj: Proj, fixtures_dir: Path):
     shutil.copy(fixtures_dir / "brokenplugin.py", proj.root / "brokenplugin.py")
@@ -334,7 +355,7 @@ def test_plugin_that_fails_to_import_fails_only_its_own_resources(proj: Proj, fi
     assert recorded(proj) == ADDRESSES  # everything else was applied
 
 
-# -- state: corrupt, newer format, locked -----------------------------------------------------------------------------
+# -- state: corrupt, newer format, locked ----------------------------------------------------------------------------
 
 def test_corrupt_state_file_is_refused_and_left_alone(proj: Proj):
     proj.db.parent.mkdir()
@@ -391,7 +412,7 @@ def test_locked_state_names_the_holder_and_force_unlock_frees_it(applied: Proj, 
     assert_clean_error(applied.ml("force-unlock", lock.id, "--force"), "not locked")
 
 
-# -- saved plans: stale, foreign, unreadable --------------------------------------------------------------------------
+# -- saved plans: stale, foreign, unreadable -------------------------------------------------------------------------
 
 def test_stale_saved_plan_is_refused_naming_the_serial(applied: Proj, state_snapshot):
     applied.edit("specs/features.yaml", "ttl: 7d", "ttl: 3d")
@@ -449,7 +470,7 @@ def test_saved_plan_applies_when_nothing_moved(applied: Proj):
     assert applied.ml("plan", "--detailed-exitcode").exit_code == 0
 
 
-# -- exit codes and confirmation ---------------------------------------------------------------------------------------
+# -- exit codes and confirmation -------------------------------------------------------------------------------------
 
 def test_detailed_exitcode_is_0_without_changes_2_with_changes_1_on_error(proj: Proj):
     first = proj.ml("plan", "--detailed-exitcode")
@@ -483,7 +504,21 @@ def test_apply_with_nothing_to_do_needs_no_approval(applied: Proj):
     assert "No changes" in result.output
 
 
-# -- output formats ---------------------------------------------------------------------------------------------------
+def test_a_failing_resource_stops_the_apply_before_anything_queued_starts(proj: Proj):
+    proj.memory.fail_on = {"entity.customer", "source.txns"}  # both ready at once; only one may start
+    result = proj.ml("apply", "--auto-approve", "--parallelism", "1")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert proj.memory.count("apply") == 1, proj.memory.calls
+    failed = proj.memory.calls[-1][1]
+    assert f"simulated failure applying {failed}" in result.output
+    assert "not started: apply stopped" in result.output
+    assert recorded(proj) == []
+    runs = json.loads(proj.ml("history", "--json").stdout)
+    assert runs[0]["status"] == "failed"
+
+
+# -- output formats --------------------------------------------------------------------------------------------------
 
 def test_plan_json_parses_with_actions_per_change(applied: Proj):
     applied.edit("specs/features.yaml", "ttl: 7d", "ttl: 3d")
@@ -536,7 +571,7 @@ def test_schema_is_json_with_every_kind(tmp_path: Path):
     assert json.loads(out.read_text()) == schema
 
 
-# -- state and history commands ----------------------------------------------------------------------------------------
+# -- state and history commands --------------------------------------------------------------------------------------
 
 def test_state_list_show_rm(applied: Proj):
     listed = applied.ml("state", "list")
@@ -584,7 +619,7 @@ def test_history_and_state_list_on_a_new_project(proj: Proj):
     assert "state serial 0" in proj.ml("state", "list").output
 
 
-# -- init, version --------------------------------------------------------------------------------------------------------
+# -- init, version ---------------------------------------------------------------------------------------------------
 
 def _feast_installed() -> bool:
     return any(ep.name == "feast" for ep in entry_points(group=ENTRY_POINT_GROUP))
@@ -628,6 +663,12 @@ def test_version(tmp_path: Path):
     result = run_cli(["--version"], cwd=tmp_path)
     assert result.exit_code == 0
     assert result.output.strip() == f"ml {__version__}"
+
+
+def test_unknown_target_is_a_clean_error(applied: Proj):
+    assert_clean_error(applied.ml("plan", "--target", "model.frau"), "--target model.frau", "no such resource",
+                       "did you mean 'model.fraud'?")
+    assert_clean_error(applied.ml("apply", "--auto-approve", "-t", "model.frau"), "did you mean 'model.fraud'?")
 
 
 def test_unexpected_extra_argument_is_a_clean_error(proj: Proj):

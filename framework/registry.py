@@ -1,0 +1,446 @@
+"""The model registry: every trained version of every Model, its lineage, and the aliases that point at them.
+
+Kept in the same database as the state store (SQLite file or PostgreSQL), in its own tables, created on
+first use with SQLAlchemy Core:
+
+* ``ml_model_versions`` — one row per (model, version): status, backend, BentoML tag, metrics, gate
+  results and lineage (JSON). Versions are numbered 1, 2, 3... per model and shown as ``v3``.
+* ``ml_model_aliases`` — (model, alias) -> version. ``candidate``: the newest version that passed its
+  gates; ``production``: what deployments follow; ``previous``: the production before the current one.
+* ``ml_model_events`` — every alias move (who, when, from, to, why), so a rollback leaves a trail.
+
+Statuses: ``accepted`` (passed its gates), ``rejected`` (failed a gate; never aliased), ``deleted``
+(its model was destroyed; the row stays for the audit trail, the artifact is gone).
+
+Moving an alias is how promotion and rollback work: :meth:`ModelRegistry.promote` points
+``production`` at a version and ``previous`` at the old production; :meth:`ModelRegistry.rollback`
+swaps them back. Deployments resolve references with :meth:`ModelRegistry.resolve`: ``fraud``
+(production), ``fraud@candidate``, ``fraud:v3``.
+
+Importing this module imports nothing heavy; SQLAlchemy is loaded when a registry is opened.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import MLError, did_you_mean
+
+__all__ = [
+    "ALIASES",
+    "ACCEPTED",
+    "REJECTED",
+    "DELETED",
+    "ModelVersion",
+    "AliasEvent",
+    "ModelRegistry",
+    "RegistryError",
+    "parse_version",
+]
+
+ALIASES = ("candidate", "production", "previous")
+ACCEPTED, REJECTED, DELETED = "accepted", "rejected", "deleted"
+_CACHE: dict[str, "ModelRegistry"] = {}
+_CACHE_GUARD = threading.Lock()
+
+
+class RegistryError(MLError):
+    """A registry lookup or change that cannot be done (unknown model/version, rejected version...)."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model: str
+    version: int
+    status: str
+    created: str
+    backend: str
+    address: str
+    bentoml_tag: str | None = None
+    primary_metric: str | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    gates: list[Mapping[str, Any]] = field(default_factory=list)
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"v{self.version}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:v{self.version}"
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    at: str
+    who: str
+    reason: str
+
+
+def parse_version(text: str | int) -> int:
+    """'v3', '3' or 3 -> 3."""
+    value = str(text).strip()
+    digits = value[1:] if value[:1] in ("v", "V") else value
+    if not digits.isdigit() or int(digits) < 1:
+        raise RegistryError(f"not a model version: {text!r}", hint="versions look like v3 (or 3)")
+    return int(digits)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # containers without a passwd entry
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _tables(schema: str | None):
+    import sqlalchemy as sa
+
+    md = sa.MetaData(schema=schema)
+    text = sa.Text
+    versions = sa.Table(
+        "ml_model_versions", md,
+        sa.Column("model", sa.String(255), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created", sa.String(40), nullable=False),
+        sa.Column("backend", text, nullable=False),
+        sa.Column("address", text, nullable=False),
+        sa.Column("bentoml_tag", text),
+        sa.Column("primary_metric", text),
+        sa.Column("metrics", text, nullable=False),
+        sa.Column("gates", text, nullable=False),
+        sa.Column("lineage", text, nullable=False),
+    )
+    aliases = sa.Table(
+        "ml_model_aliases", md,
+        sa.Column("model", sa.String(255), primary_key=True),
+        sa.Column("alias", sa.String(64), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("updated", sa.String(40), nullable=False),
+    )
+    events = sa.Table(
+        "ml_model_events", md,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("model", sa.String(255), nullable=False, index=True),
+        sa.Column("alias", sa.String(64), nullable=False),
+        sa.Column("from_version", sa.Integer),
+        sa.Column("to_version", sa.Integer),
+        sa.Column("at", sa.String(40), nullable=False),
+        sa.Column("who", text, nullable=False),
+        sa.Column("reason", text, nullable=False),
+    )
+    return md, versions, aliases, events
+
+
+class ModelRegistry:
+    """Versions and aliases in the state database at ``url`` (a SQLAlchemy URL as the state store uses)."""
+
+    def __init__(self, url: str):
+        import sqlalchemy as sa
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        self.url = url
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+        schema = parsed.query.get("schema")
+        self._md, self._versions, self._aliases, self._events = _tables(schema if not self._sqlite else None)
+        self._lock = threading.RLock()
+        self._ready = False
+        parsed = parsed.difference_update_query(["schema"])
+        if self._sqlite:
+            from sqlalchemy import event
+
+            from .state.sql import _sqlite_on_begin, _sqlite_on_connect
+
+            self._engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
+            event.listen(self._engine, "connect", _sqlite_on_connect)
+            event.listen(self._engine, "begin", _sqlite_on_begin)
+        else:
+            self._engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        self._schema = schema if not self._sqlite else None
+
+    # -- opening ----------------------------------------------------------------------------------------
+    @classmethod
+    def for_store(cls, store) -> "ModelRegistry":
+        """The registry living next to an open state store (same database)."""
+        return cls._cached(store.url)
+
+    @classmethod
+    def for_project(cls, project_dir: Path) -> "ModelRegistry":
+        """The registry of the project at ``project_dir`` (its ``ml.yaml`` state URL or ``$ML_STATE_URL``)."""
+        from .project import Project
+
+        project = Project.load(Path(project_dir))
+        store = project.open_state()
+        try:
+            return cls._cached(store.url)
+        finally:
+            store.close()
+
+    @classmethod
+    def _cached(cls, url: str) -> "ModelRegistry":
+        with _CACHE_GUARD:
+            found = _CACHE.get(url)
+            if found is None:
+                found = _CACHE[url] = cls(url)
+            return found
+
+    def close(self) -> None:
+        with _CACHE_GUARD:
+            if _CACHE.get(self.url) is self:
+                del _CACHE[self.url]
+        self._engine.dispose()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def _tx(self, write: bool = False):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def tx() -> Iterator[Any]:
+            from sqlalchemy import exc as sa_exc
+
+            self._ensure()
+            try:
+                with self._lock, self._engine.connect() as conn:
+                    conn.execution_options(ml_write=write)
+                    with conn.begin():
+                        yield conn
+            except sa_exc.SQLAlchemyError as exc:
+                raise RegistryError(f"cannot use the model registry: {str(getattr(exc, 'orig', exc)).strip()}") from exc
+
+        return tx()
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        import sqlalchemy as sa
+        from sqlalchemy import exc as sa_exc
+
+        try:
+            with self._lock, self._engine.connect() as conn:
+                conn.execution_options(ml_write=True)
+                with conn.begin():
+                    if self._schema:
+                        conn.execute(sa.schema.CreateSchema(self._schema, if_not_exists=True))
+                    self._md.create_all(conn, checkfirst=True)
+        except sa_exc.SQLAlchemyError as exc:
+            raise RegistryError(f"cannot create the model registry tables: {getattr(exc, 'orig', exc)}") from exc
+        self._ready = True
+
+    def _row(self, row, aliases: Mapping[int, list[str]]) -> ModelVersion:
+        return ModelVersion(
+            model=row.model, version=row.version, status=row.status, created=row.created, backend=row.backend,
+            address=row.address, bentoml_tag=row.bentoml_tag, primary_metric=row.primary_metric,
+            metrics=json.loads(row.metrics), gates=json.loads(row.gates), lineage=json.loads(row.lineage),
+            aliases=tuple(sorted(aliases.get(row.version, ()), key=ALIASES.index)))
+
+    def _alias_map(self, conn, model: str) -> dict[str, int]:
+        import sqlalchemy as sa
+
+        a = self._aliases
+        return {r.alias: r.version for r in conn.execute(sa.select(a).where(a.c.model == model))}
+
+    def _move(self, conn, model: str, alias: str, version: int | None, reason: str) -> None:
+        import sqlalchemy as sa
+
+        a = self._aliases
+        current = self._alias_map(conn, model).get(alias)
+        if current == version:
+            return
+        conn.execute(sa.delete(a).where(a.c.model == model, a.c.alias == alias))
+        if version is not None:
+            conn.execute(sa.insert(a).values(model=model, alias=alias, version=version, updated=_now()))
+        conn.execute(sa.insert(self._events).values(model=model, alias=alias, from_version=current,
+                                                    to_version=version, at=_now(), who=_who(), reason=reason))
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def record_version(self, *, model: str, backend: str, address: str, status: str, metrics: Mapping[str, Any],
+                       gates: list[Mapping[str, Any]], lineage: Mapping[str, Any], bentoml_tag: str | None = None,
+                       primary_metric: str | None = None, promote: bool = False) -> ModelVersion:
+        """Record a new version (numbered next) and move aliases: an accepted version becomes
+        ``candidate``, and with ``promote`` also ``production`` (the old production becomes ``previous``)."""
+        import sqlalchemy as sa
+
+        v = self._versions
+        with self._tx(write=True) as conn:
+            number = (conn.execute(sa.select(sa.func.max(v.c.version)).where(v.c.model == model)).scalar() or 0) + 1
+            conn.execute(sa.insert(v).values(
+                model=model, version=number, status=status, created=_now(), backend=backend, address=address,
+                bentoml_tag=bentoml_tag, primary_metric=primary_metric, metrics=_dumps(metrics),
+                gates=_dumps(gates), lineage=_dumps(lineage)))
+            if status == ACCEPTED:
+                self._move(conn, model, "candidate", number, f"v{number} passed its gates")
+                if promote:
+                    self._promote(conn, model, number, f"v{number} passed its gates (promote: auto)")
+        found = self.get(model, number)
+        assert found is not None
+        return found
+
+    def _promote(self, conn, model: str, version: int, reason: str) -> int | None:
+        current = self._alias_map(conn, model).get("production")
+        if current == version:
+            return current
+        if current is not None:
+            self._move(conn, model, "previous", current, f"replaced in production by v{version}")
+        self._move(conn, model, "production", version, reason)
+        return current
+
+    def promote(self, model: str, version: int | str, *, alias: str = "production", reason: str | None = None) -> tuple[int | None, ModelVersion]:
+        """Point ``alias`` (default ``production``) at an accepted version. Returns (old version, new)."""
+        number = parse_version(version)
+        if alias not in ALIASES:
+            raise RegistryError(f"unknown alias {alias!r}", hint=did_you_mean(alias, ALIASES) or f"aliases: {', '.join(ALIASES)}")
+        target = self._require(model, number)
+        if target.status != ACCEPTED:
+            detail = "it failed its gates" if target.status == REJECTED else "its artifact was deleted"
+            raise RegistryError(f"{target.ref} is {target.status} and cannot be promoted: {detail}")
+        with self._tx(write=True) as conn:
+            if alias == "production":
+                old = self._promote(conn, model, number, reason or f"promoted v{number}")
+            else:
+                old = self._alias_map(conn, model).get(alias)
+                self._move(conn, model, alias, number, reason or f"{alias} set to v{number}")
+        return old, self._require(model, number)
+
+    def rollback(self, model: str, *, reason: str | None = None) -> tuple[int, ModelVersion]:
+        """Production goes back to ``previous``; the version rolled back from becomes ``previous``."""
+        self._require_model(model)
+        with self._tx(write=True) as conn:
+            aliases = self._alias_map(conn, model)
+            previous, current = aliases.get("previous"), aliases.get("production")
+            if previous is None:
+                raise RegistryError(f"{model} has no previous version to roll back to",
+                                    hint=f"promote a version explicitly: ml models promote {model} vN")
+            self._move(conn, model, "production", previous, reason or f"rollback from v{current}")
+            if current is not None:
+                self._move(conn, model, "previous", current, f"rolled back from v{current}")
+        return current, self._require(model, previous)
+
+    def delete_model(self, model: str, *, reason: str = "model destroyed") -> list[ModelVersion]:
+        """Mark every live version deleted and drop the aliases. Returns the versions that were live."""
+        import sqlalchemy as sa
+
+        live = [mv for mv in self.versions(model) if mv.status != DELETED]
+        v = self._versions
+        with self._tx(write=True) as conn:
+            for alias in list(self._alias_map(conn, model)):
+                self._move(conn, model, alias, None, reason)
+            conn.execute(sa.update(v).where(v.c.model == model, v.c.status != DELETED).values(status=DELETED))
+        return live
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        import sqlalchemy as sa
+
+        v = self._versions
+        with self._tx() as conn:
+            return [r[0] for r in conn.execute(sa.select(v.c.model).distinct().order_by(v.c.model))]
+
+    def versions(self, model: str | None = None, *, include_deleted: bool = True) -> list[ModelVersion]:
+        import sqlalchemy as sa
+
+        v = self._versions
+        query = sa.select(v).order_by(v.c.model, v.c.version)
+        if model is not None:
+            query = query.where(v.c.model == model)
+        if not include_deleted:
+            query = query.where(v.c.status != DELETED)
+        with self._tx() as conn:
+            rows = conn.execute(query).all()
+            aliases: dict[str, dict[int, list[str]]] = {}
+            for name in {r.model for r in rows}:
+                for alias, number in self._alias_map(conn, name).items():
+                    aliases.setdefault(name, {}).setdefault(number, []).append(alias)
+            return [self._row(r, aliases.get(r.model, {})) for r in rows]
+
+    def get(self, model: str, version: int | str) -> ModelVersion | None:
+        import sqlalchemy as sa
+
+        number = parse_version(version)
+        v = self._versions
+        with self._tx() as conn:
+            row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == number)).first()
+            if row is None:
+                return None
+            aliases: dict[int, list[str]] = {}
+            for alias, n in self._alias_map(conn, model).items():
+                aliases.setdefault(n, []).append(alias)
+            return self._row(row, aliases)
+
+    def aliases(self, model: str) -> dict[str, int]:
+        with self._tx() as conn:
+            return self._alias_map(conn, model)
+
+    def alias(self, model: str, alias: str) -> ModelVersion | None:
+        number = self.aliases(model).get(alias)
+        return self.get(model, number) if number is not None else None
+
+    def resolve(self, ref: str) -> ModelVersion:
+        """``fraud`` (its production version), ``fraud@candidate``, ``fraud:v3`` -> the version."""
+        if "@" in ref:
+            model, alias = ref.split("@", 1)
+            self._require_model(model)
+            if alias not in ALIASES:
+                raise RegistryError(f"unknown alias {alias!r} in {ref!r}",
+                                    hint=did_you_mean(alias, ALIASES) or f"aliases: {', '.join(ALIASES)}")
+            found = self.alias(model, alias)
+            if found is None:
+                raise RegistryError(f"{model} has no {alias} version yet",
+                                    hint="apply the model (ml apply) or promote a version (ml models promote)")
+            return found
+        if ":" in ref:
+            model, version = ref.split(":", 1)
+            self._require_model(model)
+            return self._require(model, parse_version(version))
+        return self.resolve(f"{ref}@production")
+
+    def events(self, model: str, *, limit: int = 20) -> list[AliasEvent]:
+        import sqlalchemy as sa
+
+        e = self._events
+        query = sa.select(e).where(e.c.model == model).order_by(e.c.seq.desc()).limit(limit)
+        with self._tx() as conn:
+            return [AliasEvent(r.model, r.alias, r.from_version, r.to_version, r.at, r.who, r.reason)
+                    for r in conn.execute(query)]
+
+    def _require_model(self, model: str) -> None:
+        known = self.models()
+        if model not in known:
+            hint = did_you_mean(model, known) or (f"known models: {', '.join(known)}" if known else
+                                                  "no model has been trained yet: run ml apply")
+            raise RegistryError(f"no model named {model!r} in the registry", hint=hint)
+
+    def _require(self, model: str, number: int) -> ModelVersion:
+        found = self.get(model, number)
+        if found is None:
+            self._require_model(model)
+            labels = [mv.label for mv in self.versions(model)]
+            raise RegistryError(f"{model} has no version v{number}", hint=f"versions: {', '.join(labels)}")
+        return found
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({self.url!r})"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+

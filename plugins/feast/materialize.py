@@ -1,0 +1,71 @@
+"""Load one feature view into the online store through Feast's own materialization engine.
+
+The same calls `FeatureStore.materialize` makes (provider.materialize_single_feature_view, then
+registry.apply_materialization), minus its printing to stdout: progress goes to a callback instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+__all__ = ["materialize_view", "online_store_identity"]
+
+
+class _Progress:
+    """The tqdm-like object Feast's local engine expects from `tqdm_builder`."""
+
+    def __init__(self, total: int, report: Callable[[int, int], None] | None):
+        self.total = total
+        self.done = 0
+        self._report = report
+        self._last = -1.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self._report and self.total:
+            fraction = self.done / self.total
+            step = 0.25 if self.total >= 5000 else 1.0  # a few lines at most, even on a plain terminal
+            if fraction - self._last >= step or self.done >= self.total:
+                self._last = fraction
+                self._report(self.done, self.total)
+
+
+def materialize_view(store, view_name: str, start: datetime, end: datetime,
+                     on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Materialize [start, end) of one view; returns the number of entity rows written online."""
+    from feast import utils
+
+    view = store.registry.get_feature_view(view_name, store.project, allow_cache=False)
+    bars: list[_Progress] = []
+
+    def builder(total: int) -> _Progress:
+        bars.append(_Progress(total, on_progress))
+        return bars[-1]
+
+    start, end = utils.make_tzaware(start), utils.make_tzaware(end)
+    store._get_provider().materialize_single_feature_view(
+        config=store.config, feature_view=view, start_date=start, end_date=end,
+        registry=store.registry, project=store.project, tqdm_builder=builder,
+    )
+    store.registry.apply_materialization(view, store.project, start, end)
+    return sum(bar.total for bar in bars)
+
+
+def online_store_identity(config: dict) -> str:
+    """Where online rows live, without secrets: 'sqlite:data/online_store.db', 'redis:127.0.0.1:6379/0'."""
+    kind = str(config.get("type", "sqlite"))
+    if kind.endswith("SqliteOnlineStore") or kind == "sqlite":
+        return f"sqlite:{config.get('path', 'data/online.db')}"
+    if kind.endswith("RedisOnlineStore") or kind == "redis":
+        parts = str(config.get("connection_string", "localhost:6379")).split(",")
+        host = parts[0].strip()
+        db = next((p.split("=", 1)[1].strip() for p in parts[1:] if p.strip().startswith("db=")), "0")
+        return f"redis:{host}/{db}"
+    return kind

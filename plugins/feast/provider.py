@@ -1,0 +1,126 @@
+"""`FeastProvider`: the feast backend's implementation of the provider contract.
+
+Owns FeatureStore, Entity, Source, FeatureView and FeatureService. Dispatches each hook to the kind's
+handler (handlers.py). Importing this module imports neither Feast, pandas, pyarrow nor pandera.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from framework.contract import (
+    ApplyContext,
+    ApplyRequest,
+    ApplyResult,
+    BaseProvider,
+    DeleteRequest,
+    FingerprintRequest,
+    PlanRequest,
+    PlanResult,
+    ReadRequest,
+    ReadResult,
+)
+from framework.errors import PluginError
+
+__all__ = ["FeastProvider"]
+
+_REPLACE_REASONS = {
+    "Entity": "Feast keys online rows by the entity's join key and type: they cannot change in place",
+    "FeatureView": "a feature view's entities key its online table: it is rebuilt and re-materialized",
+}
+
+
+class FeastProvider(BaseProvider):
+    name: ClassVar[str] = "feast"
+    kinds: ClassVar[tuple[str, ...]] = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
+    replace_on: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "Entity": ("join_keys", "dtype"),
+        "FeatureView": ("entities",),
+    }
+
+    def __init__(self) -> None:
+        self._settings_data: dict[str, Any] = {}
+        self._configured_dir: Path | None = None
+        self._backends: dict[Path, Any] = {}
+        self._guard = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"feast {version('feast')}"
+        except PackageNotFoundError:  # pragma: no cover
+            return "feast (not installed)"
+
+    # -- setup ---------------------------------------------------------------------------------------------
+    def configure(self, project_dir: Path, settings: Mapping[str, Any]) -> None:
+        """`settings`: the backends.feast block of ml.yaml (repo, materialize, cache_dir)."""
+        from pydantic import ValidationError
+
+        from .settings import FeastSettings
+
+        try:
+            FeastSettings.model_validate(dict(settings or {}))
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise PluginError(f"ml.yaml: backends.feast: {problems}") from exc
+        with self._guard:
+            self._settings_data = dict(settings or {})
+            self._configured_dir = Path(project_dir).resolve()
+            self._backends.clear()
+
+    def backend(self, project_dir: Path):
+        """The per-project state (repository, caches) for `project_dir`."""
+        from .backend import Backend
+        from .settings import FeastSettings
+
+        key = Path(project_dir).resolve()
+        with self._guard:
+            found = self._backends.get(key)
+            if found is None:
+                found = Backend(key, FeastSettings.model_validate(self._settings_data))
+                self._backends[key] = found
+            return found
+
+    def config_model(self, kind: str):
+        from .settings import OPTIONS_BY_KIND
+
+        return OPTIONS_BY_KIND.get(kind)
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _handler(kind: str):
+        from .handlers import HANDLERS
+
+        try:
+            return HANDLERS[kind]
+        except KeyError:
+            raise PluginError(f"plugin 'feast' does not handle kind {kind!r}") from None
+
+    def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
+        resource = request.resource
+        return self._handler(resource.kind).fingerprint(self.backend(request.project_dir), resource)
+
+    def read(self, request: ReadRequest) -> ReadResult:
+        recorded = request.recorded
+        return self._handler(recorded.kind).read(self.backend(request.project_dir), recorded)
+
+    def plan(self, request: PlanRequest) -> PlanResult:
+        result = super().plan(request)
+        reasons = []
+        if result.replace_paths and request.resource.kind in _REPLACE_REASONS:
+            reasons.append(_REPLACE_REASONS[request.resource.kind])
+        if request.resource.kind == "FeatureView" and any(
+                c.path in ("source", "features") or c.path.startswith(("source.", "features.")) for c in request.changes):
+            reasons.append("the online store is re-materialized from the whole source")
+        return PlanResult(replace_paths=result.replace_paths, reasons=tuple(reasons))
+
+    def apply(self, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:
+        return self._handler(request.resource.kind).apply(self.backend(ctx.project_dir), request, ctx)
+
+    def delete(self, request: DeleteRequest, ctx: ApplyContext) -> None:
+        recorded = request.recorded
+        self._handler(recorded.kind).delete(self.backend(ctx.project_dir), recorded, ctx)

@@ -1,0 +1,95 @@
+"""Training frames by point-in-time join: each label row gets the feature values known at its event time.
+
+Feast's `get_historical_features` joins, for every entity row, the newest feature row whose timestamp
+is <= the row's event timestamp and within the view's ttl — so a value stamped after the label's event
+is never joined to it. Only the columns the join needs are passed (join keys, event time, labels):
+local retrieval is slow and memory hungry on wide entity frames (feast-dev/feast#3003), and a second
+timestamp column (e.g. label_ts) would make Feast's event-time inference ambiguous.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .online import feature_store
+
+__all__ = ["build_training_frame", "join_keys_for"]
+
+_TS = "event_timestamp"
+
+
+def join_keys_for(store, features: Sequence[str] | Any) -> list[str]:
+    """The entity join keys the feature views behind `features` (refs or a FeatureService) need."""
+    if isinstance(features, (list, tuple)):
+        views = list(dict.fromkeys(ref.split(":", 1)[0] for ref in features))
+    else:
+        views = [p.name for p in features.feature_view_projections]
+    keys: list[str] = []
+    for name in views:
+        view = store.get_feature_view(name)
+        for column in view.entity_columns:
+            if column.name not in keys:
+                keys.append(column.name)
+    return keys
+
+
+def _refs_by_view(store, features: Sequence[str] | Any) -> dict[str, list[str]]:
+    if isinstance(features, (list, tuple)):
+        pairs = [ref.split(":", 1) for ref in features]
+    else:
+        pairs = [(p.name, f.name) for p in features.feature_view_projections for f in p.features]
+    out: dict[str, list[str]] = {}
+    for view, feature in pairs:
+        if feature == "*":
+            out.setdefault(view, []).extend(f.name for f in store.get_feature_view(view).features)
+        else:
+            out.setdefault(view, []).append(feature)
+    return {view: list(dict.fromkeys(names)) for view, names in out.items()}
+
+
+def build_training_frame(repo: str | Path | Any, labels: Any, features: Sequence[str] | str, *,
+                         timestamp_field: str = "event_ts", label_columns: Sequence[str] = ("is_fraud",),
+                         full_feature_names: bool = False):
+    """A pandas DataFrame: join keys, `timestamp_field`, `label_columns` and the features, one row per label.
+
+    `labels`: a DataFrame or a parquet path of label events. `features`: "view:feature" references or
+    the name of a feature service. Rows keep the order of `labels`; a label without a feature value in
+    the view's ttl window gets nulls for that view.
+
+    Feast's local (dask) retrieval drops an entity row entirely when the entity has feature rows but
+    none inside the ttl window, and collapses entity rows sharing keys and timestamp. So each view is
+    retrieved separately for the distinct (keys, event time) pairs, and the results are left-joined
+    back onto every label row.
+    """
+    import pandas as pd
+
+    store = feature_store(repo)
+    refs: Any = store.get_feature_service(features) if isinstance(features, str) else list(features)
+    keys = join_keys_for(store, refs)
+    needed = list(dict.fromkeys(keys + [timestamp_field] + list(label_columns)))
+    if isinstance(labels, (str, Path)):
+        import pyarrow.parquet as pq
+
+        frame = pq.read_table(labels, columns=needed).to_pandas()
+    else:
+        absent = [c for c in needed if c not in labels.columns]
+        if absent:
+            raise ValueError(f"label frame lacks columns {absent} (has {list(labels.columns)})")
+        frame = labels[needed].reset_index(drop=True)
+    if not isinstance(frame[timestamp_field].dtype, pd.DatetimeTZDtype):
+        raise ValueError(f"{timestamp_field} must hold timezone-aware timestamps (UTC)")
+    frame[timestamp_field] = frame[timestamp_field].astype("datetime64[ns, UTC]")
+    out = frame
+    for view, names in _refs_by_view(store, refs).items():
+        view_keys = [c.name for c in store.get_feature_view(view).entity_columns]
+        entity_df = (frame[view_keys + [timestamp_field]].drop_duplicates(ignore_index=True)
+                     .rename(columns={timestamp_field: _TS}))
+        job = store.get_historical_features(entity_df=entity_df, features=[f"{view}:{n}" for n in names],
+                                            full_feature_names=full_feature_names)
+        joined = job.to_df().rename(columns={_TS: timestamp_field})
+        joined[timestamp_field] = joined[timestamp_field].astype("datetime64[ns, UTC]")
+        feature_columns = [c for c in joined.columns if c not in view_keys and c != timestamp_field]
+        out = out.merge(joined[view_keys + [timestamp_field] + feature_columns], on=view_keys + [timestamp_field],
+                        how="left", validate="many_to_one")
+    return out

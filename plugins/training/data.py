@@ -1,0 +1,328 @@
+"""The training frame of a Model: one row per label, with the feature values known at that row's time.
+
+Two steps:
+
+1. :func:`resolve_inputs` (pure Python): from the Model spec and the recorded specs of what it refers to
+   (label Source, feature views, feature services, entities, their sources) work out which files,
+   columns, join keys and ttls are involved. ``view:*`` and feature services are expanded to
+   explicit features.
+2. :func:`load_frame` (pandas): the point-in-time join. ``feast``: Feast's
+   ``get_historical_features`` through ``plugins.feast.training`` over the project's feature
+   repository; ``parquet``: the same semantics directly on the source files with
+   ``pandas.merge_asof`` (newest feature row with timestamp <= the label's timestamp, by join keys,
+   no older than the view's ttl). Both give the same columns: join keys, the label timestamp, the
+   label, slice columns found in the label source, and one column per feature (the feature name, or
+   ``view__feature`` when two views share a name).
+
+Every problem with the data is an :class:`ModelDataError` saying what to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from framework.errors import MLError, did_you_mean
+from framework.spec.kinds import parse_duration
+
+__all__ = ["ModelDataError", "FileRef", "ViewRef", "DataSpec", "resolve_inputs", "load_frame", "Frame"]
+
+ROW = "__ml_row"
+
+
+class ModelDataError(MLError):
+    """The Model's data cannot be used for training (missing columns, bad labels, too few rows...)."""
+
+
+@dataclass(frozen=True)
+class FileRef:
+    path: str  # as written in the spec (relative to the project directory, or absolute)
+    timestamp_field: str
+    created_timestamp_field: str | None = None
+    format: str | None = None
+    owner: str = ""  # the address that declares it
+
+    def resolved(self, project_dir: Path) -> Path:
+        path = Path(self.path)
+        return path if path.is_absolute() else Path(project_dir) / path
+
+    @property
+    def file_format(self) -> str:
+        return self.format or ("csv" if self.path.endswith(".csv") else "parquet")
+
+
+@dataclass(frozen=True)
+class ViewRef:
+    name: str
+    file: FileRef
+    join_keys: tuple[str, ...]
+    ttl_seconds: int | None
+    features: tuple[tuple[str, str], ...]  # (feature, column in the frame)
+    backend: str = ""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    label: FileRef
+    label_column: str
+    label_source: str
+    timestamp: str  # the label's as-of time column
+    views: tuple[ViewRef, ...]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [column for view in self.views for _, column in view.features]
+
+    @property
+    def feature_refs(self) -> list[str]:
+        return [f"{view.name}:{feature}" for view in self.views for feature, _ in view.features]
+
+    @property
+    def join_keys(self) -> list[str]:
+        return list(dict.fromkeys(k for view in self.views for k in view.join_keys))
+
+    def files(self) -> dict[str, FileRef]:
+        out = {self.label.path: self.label}
+        for view in self.views:
+            out.setdefault(view.file.path, view.file)
+        return out
+
+
+Lookup = Callable[[str], "Mapping[str, Any] | tuple[Mapping[str, Any], str] | None"]
+
+
+def _need(lookup, address: str, why: str) -> tuple[Mapping[str, Any], str]:
+    found = lookup(address)
+    if found is None:
+        raise ModelDataError(f"{address} ({why}) is not recorded in state",
+                             hint=f"apply it first: ml apply --target {address}")
+    return found if isinstance(found, tuple) else (found, "")
+
+
+def _source_ref(lookup, view: str, source: Any) -> FileRef:
+    if isinstance(source, str):
+        spec, _ = _need(lookup, f"source.{source}", f"the source of feature view {view}")
+        owner = f"source.{source}"
+    else:
+        spec, owner = source, f"featureview.{view}"
+    return FileRef(path=spec["path"], timestamp_field=spec["timestamp_field"],
+                   created_timestamp_field=spec.get("created_timestamp_field"), format=spec.get("format"),
+                   owner=owner)
+
+
+def _expand(lookup, refs: Sequence[str], seen: tuple[str, ...] = ()) -> list[tuple[str, str | None]]:
+    """Feature refs -> (view, feature or None for '*'), feature services expanded."""
+    out: list[tuple[str, str | None]] = []
+    for ref in refs:
+        view, sep, feature = ref.partition(":")
+        if sep:
+            out.append((view, None if feature == "*" else feature))
+            continue
+        if ref in seen:
+            raise ModelDataError(f"feature service {ref} includes itself")
+        spec, _ = _need(lookup, f"featureservice.{ref}", "a feature service the model uses")
+        out.extend(_expand(lookup, spec.get("features") or [], seen + (ref,)))
+    return out
+
+
+def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
+    """Which files and columns the Model trains on. ``lookup(address)`` returns a recorded spec (or
+    ``(spec, backend)``), None if unknown."""
+    label = spec["label"]
+    source_spec, _ = _need(lookup, f"source.{label['source']}", "the label source")
+    label_file = FileRef(path=source_spec["path"], timestamp_field=source_spec["timestamp_field"],
+                         format=source_spec.get("format"), owner=f"source.{label['source']}")
+    wanted: dict[str, list[str | None]] = {}
+    for view, feature in _expand(lookup, spec["features"]):
+        wanted.setdefault(view, []).append(feature)
+    names: dict[str, list[str]] = {}
+    resolved: list[tuple[str, Mapping[str, Any], str, list[str]]] = []
+    for view, features in wanted.items():
+        view_spec, backend = _need(lookup, f"featureview.{view}", "a feature view the model uses")
+        declared = list((view_spec.get("features") or {}).keys())
+        chosen: list[str] = []
+        for feature in features:
+            if feature is None:
+                chosen.extend(declared)
+            elif feature not in declared:
+                hint = did_you_mean(feature, declared)
+                raise ModelDataError(f"feature view {view} has no feature {feature!r}",
+                                     hint=hint or f"its features: {', '.join(declared)}")
+            else:
+                chosen.append(feature)
+        chosen = list(dict.fromkeys(chosen))
+        for feature in chosen:
+            names.setdefault(feature, []).append(view)
+        resolved.append((view, view_spec, backend, chosen))
+    views = []
+    for view, view_spec, backend, chosen in resolved:
+        keys: list[str] = []
+        for entity in view_spec.get("entities") or []:
+            entity_spec, _ = _need(lookup, f"entity.{entity}", f"an entity of feature view {view}")
+            keys.extend(entity_spec.get("join_keys") or [entity])
+        ttl = view_spec.get("ttl")
+        columns = tuple((f, f if len(names[f]) == 1 else f"{view}__{f}") for f in chosen)
+        views.append(ViewRef(name=view, file=_source_ref(lookup, view, view_spec["source"]),
+                             join_keys=tuple(dict.fromkeys(keys)), ttl_seconds=parse_duration(ttl) if ttl else None,
+                             features=columns, backend=backend))
+    return DataSpec(label=label_file, label_column=label["column"], label_source=label["source"],
+                    timestamp=label.get("timestamp_field") or label_file.timestamp_field, views=tuple(views))
+
+
+# -- loading ----------------------------------------------------------------------------------------------
+@dataclass
+class Frame:
+    """The joined frame plus what the trainer needs to know about it."""
+
+    df: Any  # pandas.DataFrame, in the label source's row order
+    features: list[str]
+    label: str
+    timestamp: str
+    slices: list[str] = field(default_factory=list)
+    route: str = "parquet"
+
+
+def _schema(path: Path, fmt: str) -> list[str]:
+    if fmt == "csv":
+        import pandas as pd
+
+        return list(pd.read_csv(path, nrows=0).columns)
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(path).names)
+
+
+def _read(path: Path, fmt: str, columns: list[str]):
+    if fmt == "csv":
+        import pandas as pd
+
+        return pd.read_csv(path, usecols=columns)
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+def _utc(series, what: str):
+    import pandas as pd
+
+    try:
+        if not isinstance(series.dtype, pd.DatetimeTZDtype):
+            converted = pd.to_datetime(series, utc=True)
+        else:
+            converted = series.dt.tz_convert("UTC")
+    except (ValueError, TypeError) as exc:
+        raise ModelDataError(f"{what} does not hold timestamps: {exc}") from exc
+    return converted.astype("datetime64[ns, UTC]")
+
+
+def _check_file(ref: FileRef, project_dir: Path) -> Path:
+    path = ref.resolved(project_dir)
+    if not path.exists():
+        raise ModelDataError(f"{ref.owner}: data file {ref.path} does not exist",
+                             hint="generate or copy the data first (e.g. make data)")
+    return path
+
+
+def _label_frame(data: DataSpec, project_dir: Path, slices: Sequence[str]):
+    path = _check_file(data.label, project_dir)
+    fmt = data.label.file_format
+    available = _schema(path, fmt)
+    if data.label_column not in available:
+        raise ModelDataError(f"label column {data.label_column!r} is not in {data.label.owner} ({data.label.path})",
+                             hint=did_you_mean(data.label_column, available) or f"its columns: {', '.join(available)}")
+    if data.timestamp not in available:
+        raise ModelDataError(f"timestamp column {data.timestamp!r} is not in {data.label.owner} ({data.label.path})",
+                             hint=did_you_mean(data.timestamp, available) or f"its columns: {', '.join(available)}")
+    for view in data.views:
+        missing = [k for k in view.join_keys if k not in available]
+        if missing:
+            raise ModelDataError(
+                f"the label source {data.label.owner} lacks the join key {', '.join(missing)} that feature view "
+                f"{view.name} needs", hint=f"its columns: {', '.join(available)}")
+    extra = [s for s in slices if s in available and s not in data.feature_columns]
+    columns = list(dict.fromkeys(data.join_keys + [data.timestamp, data.label_column] + extra))
+    frame = _read(path, fmt, columns)
+    frame[data.timestamp] = _utc(frame[data.timestamp], f"{data.label.owner} column {data.timestamp}")
+    return frame, extra
+
+
+def load_frame(data: DataSpec, project_dir: Path, *, slices: Sequence[str] = (), route: str = "parquet",
+               feast_repo: Path | None = None) -> Frame:
+    """The training frame (see the module docstring). ``route``: ``parquet`` or ``feast``."""
+    labels, label_slices = _label_frame(data, project_dir, slices)
+    unknown = [s for s in slices if s not in label_slices and s not in data.feature_columns]
+    if unknown:
+        raise ModelDataError(f"slice column {unknown[0]!r} is neither a feature of the model nor a column of "
+                             f"the label source {data.label.owner}",
+                             hint=did_you_mean(unknown[0], data.feature_columns) or
+                             f"features: {', '.join(data.feature_columns)}")
+    if route == "feast":
+        df = _join_feast(data, labels, label_slices, feast_repo or Path(project_dir) / "feature_repo")
+    else:
+        df = _join_parquet(data, labels, project_dir)
+    return Frame(df=df, features=data.feature_columns, label=data.label_column, timestamp=data.timestamp,
+                 slices=list(slices), route=route)
+
+
+def _join_parquet(data: DataSpec, labels, project_dir: Path):
+    import pandas as pd
+
+    left = labels.copy()
+    left[ROW] = range(len(left))
+    left = left.sort_values(data.timestamp, kind="mergesort").reset_index(drop=True)
+    for view in data.views:
+        path = _check_file(view.file, project_dir)
+        fmt = view.file.file_format
+        available = _schema(path, fmt)
+        wanted = [f for f, _ in view.features]
+        needed = list(dict.fromkeys(list(view.join_keys) + [view.file.timestamp_field] + wanted +
+                                    ([view.file.created_timestamp_field] if view.file.created_timestamp_field else [])))
+        missing = [c for c in needed if c not in available]
+        if missing:
+            raise ModelDataError(f"{view.file.owner} ({view.file.path}) lacks column {missing[0]!r} that feature view "
+                                 f"{view.name} needs", hint=did_you_mean(missing[0], available) or
+                                 f"its columns: {', '.join(available)}")
+        right = _read(path, fmt, needed)
+        ts = "__ml_view_ts"
+        right[ts] = _utc(right[view.file.timestamp_field], f"{view.file.owner} column {view.file.timestamp_field}")
+        order = [ts] + ([view.file.created_timestamp_field] if view.file.created_timestamp_field else [])
+        right = right.sort_values(order, kind="mergesort")
+        for key in view.join_keys:
+            if right[key].dtype != left[key].dtype:
+                try:
+                    right[key] = right[key].astype(left[key].dtype)
+                except (TypeError, ValueError) as exc:
+                    raise ModelDataError(f"join key {key!r} has type {left[key].dtype} in the label source but "
+                                         f"{right[key].dtype} in {view.file.owner}") from exc
+        right = right[list(view.join_keys) + [ts] + wanted].rename(columns=dict(view.features))
+        tolerance = pd.Timedelta(seconds=view.ttl_seconds) if view.ttl_seconds else None
+        left = pd.merge_asof(left, right, left_on=data.timestamp, right_on=ts, by=list(view.join_keys),
+                             direction="backward", tolerance=tolerance, allow_exact_matches=True)
+        left = left.drop(columns=[ts])
+    left = left.sort_values(ROW, kind="mergesort").drop(columns=[ROW]).reset_index(drop=True)
+    return left
+
+
+def _join_feast(data: DataSpec, labels, label_slices: list[str], repo: Path):
+    try:
+        from plugins.feast.training import build_training_frame
+    except ImportError as exc:  # the feast plugin is not installed
+        raise ModelDataError(f"trainer data: feast needs the feast plugin: {exc}",
+                             hint="set trainer.data: parquet to join the source files directly") from exc
+    collide = any(column != feature for view in data.views for feature, column in view.features)
+    base = labels[[c for c in labels.columns if c not in label_slices]]
+    try:
+        out = build_training_frame(repo, base, data.feature_refs, timestamp_field=data.timestamp,
+                                   label_columns=[data.label_column], full_feature_names=collide)
+    except MLError:
+        raise
+    except Exception as exc:  # Feast's own errors: keep the message, add what we were doing
+        raise ModelDataError(f"Feast could not build the training frame from {repo}: {type(exc).__name__}: {exc}",
+                             hint="is the feature repository applied? (ml apply) — or set trainer.data: parquet") from exc
+    if collide:
+        out = out.rename(columns={f"{view.name}__{feature}": column for view in data.views
+                                  for feature, column in view.features})
+    for column in label_slices:
+        out[column] = labels[column].to_numpy()
+    return out

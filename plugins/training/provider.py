@@ -1,0 +1,175 @@
+"""`TrainerProvider`: the Model kind's provider, shared by the LightGBM and PyTorch backends.
+
+One apply of a Model trains one new version:
+
+1. resolve the data (label source, features) from the recorded upstream specs and build the
+   point-in-time training frame (``trainer.data``: Feast or the parquet files directly);
+2. check the labels, split (by time or at random with the seed), train (the backend's ``fit``);
+3. evaluate the held-out split (and each slice), check the gates against absolute thresholds and the
+   current ``production`` version;
+4. passed: save to BentoML's model store, record the version with its lineage, move ``candidate``
+   (and ``production``, unless ``trainer.promote: manual``); failed: record the version as
+   ``rejected`` with the failing gates and raise — nothing else changes, production stays.
+
+Any failure before step 4 leaves the registry, the model store and state as they were. Subclasses
+implement :meth:`fit` (train and return a :class:`Trained`) and :meth:`save_artifact`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+from framework.contract import (
+    ApplyContext,
+    ApplyRequest,
+    ApplyResult,
+    BaseProvider,
+    DeleteRequest,
+    FingerprintRequest,
+    PlanRequest,
+    PlanResult,
+    ReadRequest,
+    ReadResult,
+)
+from framework.errors import MLError
+
+__all__ = ["TrainerProvider", "Trained", "TrainingError", "GateFailure", "TRAINING_DATA_INPUT"]
+
+TRAINING_DATA_INPUT = "training_data"
+MAX_SEGMENTS = 50  # per slice column: the largest segments are evaluated
+
+
+class TrainingError(MLError):
+    """Training failed inside the library (wrapped with the model's address by the engine)."""
+
+
+class GateFailure(MLError):
+    """The new version failed a gate: it is recorded as rejected and nothing else changes."""
+
+
+@dataclass
+class Trained:
+    """What a backend's fit returns."""
+
+    model: Any
+    predict: Callable[[Any], Any]  # features frame -> probabilities / values
+    params: dict[str, Any]  # the effective parameters (defaults filled in)
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. best_iteration, device, epochs run
+
+
+class TrainerProvider(BaseProvider):
+    kinds: ClassVar[tuple[str, ...]] = ("Model",)
+    flavor: ClassVar[str] = ""  # "lightgbm", "torch"
+    library: ClassVar[str] = ""  # distribution name recorded in lineage
+    module: ClassVar[str] = ""  # BentoML module name saved with the model
+
+    def __init__(self) -> None:
+        self.project_dir: Path | None = None
+        self.backend_settings: dict[str, Any] = {}
+        self._guard = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        from .lineage import _version
+
+        return f"{self.library} {_version(self.library) or '(not installed)'}"
+
+    def configure(self, project_dir: Path, settings: Mapping[str, Any]) -> None:
+        self.project_dir = Path(project_dir)
+        self.backend_settings = dict(settings or {})
+
+    # -- hooks for subclasses ------------------------------------------------------------------------
+    def settings_model(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, prepared, spec, settings, ctx: ApplyContext) -> Trained:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save_artifact(self, name: str, trained: Trained, prepared, spec, *, labels, metadata) -> tuple[str, int]:  # pragma: no cover
+        raise NotImplementedError
+
+    def wrap_library_error(self, exc: Exception) -> bool:
+        """Whether ``exc`` is the library's own error (reported as a training failure)."""
+        return True
+
+    # -- contract ----------------------------------------------------------------------------------------
+    def config_model(self, kind: str):
+        return self.settings_model() if kind == "Model" else None
+
+    def _settings(self, resource):
+        model = self.settings_model()
+        if isinstance(resource.config, model):
+            return resource.config
+        trainer = {k: v for k, v in dict(resource.spec.get("trainer") or {}).items() if k != "backend"}
+        return model.model_validate(trainer)
+
+    def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
+        from framework.spec.kinds import Model
+
+        from .checks import check_model_spec
+        from .fingerprint import DataKeys, combine
+
+        check_model_spec(Model.model_validate(dict(request.resource.spec)))
+        prior = request.prior
+        if prior is None:
+            return {}
+        data = dict((prior.outputs or {}).get("data") or {})
+        files = data.get("files") or {}
+        if not files:
+            return {}
+        now = combine(DataKeys(request.project_dir).keys(files))
+        if TRAINING_DATA_INPUT in (prior.inputs or {}) or now != data.get("digest"):
+            return {TRAINING_DATA_INPUT: now}
+        return {}
+
+    def read(self, request: ReadRequest) -> ReadResult:
+        from framework.registry import DELETED, ModelRegistry, parse_version
+
+        from .artifacts import model_exists
+
+        recorded = request.recorded
+        outputs = dict(recorded.outputs or {})
+        version = outputs.get("version")
+        if not version:
+            return ReadResult(exists=True, outputs=outputs)
+        registry = ModelRegistry.for_project(request.project_dir)
+        found = registry.get(recorded.spec["name"], parse_version(version))
+        if found is None or found.status == DELETED:
+            return ReadResult(exists=False)
+        if outputs.get("bentoml_tag") and not model_exists(outputs["bentoml_tag"]):
+            return ReadResult(exists=False)
+        return ReadResult(exists=True, outputs=outputs)
+
+    def plan(self, request: PlanRequest) -> PlanResult:
+        from .explain import explain_changes
+
+        reasons = explain_changes(request.changes)
+        prior = request.prior.outputs or {}
+        estimate = prior.get("apply_seconds")
+        if estimate is not None:
+            reasons.append(f"estimate from the previous training run ({prior.get('version', '?')}: "
+                           f"{float(estimate):.1f}s on {(prior.get('rows') or {}).get('total', '?')} rows)")
+        return PlanResult(replace_paths=(), reasons=tuple(reasons),
+                          estimate_seconds=float(estimate) if estimate is not None else None)
+
+    def delete(self, request: DeleteRequest, ctx: ApplyContext) -> None:
+        from framework.registry import DELETED, ModelRegistry
+
+        from .artifacts import delete_models
+
+        name = request.recorded.spec["name"]
+        registry = ModelRegistry.for_project(ctx.project_dir)
+        live = [mv for mv in registry.versions(name) if mv.status != DELETED]
+        ctx.progress(f"deleting {len(live)} version(s) from the BentoML model store")
+        delete_models(mv.bentoml_tag for mv in live)
+        registry.delete_model(name, reason=f"{request.recorded.address} destroyed")
+
+    def apply(self, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:
+        from .pipeline import run_training
+
+        return run_training(self, request, ctx)

@@ -1,0 +1,497 @@
+"""The feast backend against real Feast: registry, `feast` CLI, SQLite and Redis online stores.
+
+One module-scoped project (a small generated data set, the example specs, a Feast project name of its
+own) is applied once by calling the provider's hooks directly; tests then change it one step at a time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from framework.contract import (
+    ApplyContext,
+    ApplyRequest,
+    DeleteRequest,
+    FingerprintRequest,
+    ReadRequest,
+    RecordedResource,
+    Resource,
+)
+from framework.errors import ProviderError
+from framework.spec.compose import compose
+from framework.spec.validate import validate_specs
+from plugins.feast import FeastProvider
+from plugins.feast.errors import DataContractError
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FEAST = str(Path(sys.executable).with_name("feast"))
+ORDER = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
+END = "2025-06-01"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("generate_data", ROOT / "scripts" / "generate_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_project(root: Path, rows: int = 3000) -> str:
+    """A project folder: generated data, the example specs, a Feast repo with a unique project name."""
+    gen = _generator()
+    gen.write(root / "data", gen.default_params(rows, END))
+    shutil.copytree(ROOT / "specs", root / "specs")
+    (root / "feature_repo").mkdir()
+    project = f"mlt_{uuid.uuid4().hex[:10]}"
+    text = (ROOT / "feature_repo" / "feature_store.yaml").read_text().replace("project: ml_example",
+                                                                               f"project: {project}")
+    (root / "feature_repo" / "feature_store.yaml").write_text(text)
+    return project
+
+
+def load_specs(root: Path, env: str | None = None) -> dict[str, tuple[str, str, dict]]:
+    valid = validate_specs(compose(root / "specs", env=env))
+    specs = {v.spec.address: (v.spec.kind, v.spec.name, v.spec.model_dump(mode="json")) for v in valid}
+    return dict(sorted(specs.items(), key=lambda item: (ORDER.index(item[1][0]), item[0])))
+
+
+@dataclass
+class World:
+    root: Path
+    project: str
+    provider: FeastProvider
+    specs: dict[str, tuple[str, str, dict]]
+    records: dict[str, RecordedResource] = field(default_factory=dict)
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "feature_repo"
+
+    def ctx(self, address: str) -> ApplyContext:
+        return ApplyContext(address=address, project_dir=self.root, upstream=dict(self.records))
+
+    def apply(self, address: str, spec: dict | None = None, *, kind: str | None = None):
+        kind_, name, base = self.specs.get(address, (kind, address.partition(".")[2], None))
+        spec = spec if spec is not None else base
+        prior = self.records.get(address)
+        resource = Resource(address=address, kind=kind_, name=name, backend="feast", spec=spec)
+        result = self.provider.apply(ApplyRequest("update" if prior else "create", resource, prior),
+                                     self.ctx(address))
+        self.records[address] = RecordedResource(address=address, kind=kind_, backend="feast", spec=spec,
+                                                 fingerprint="-", outputs=dict(result.outputs))
+        return result
+
+    def delete(self, address: str) -> None:
+        self.provider.delete(DeleteRequest(self.records.pop(address)), self.ctx(address))
+
+    def read(self, address: str):
+        return self.provider.read(ReadRequest(self.records[address], self.root))
+
+    def fingerprint(self, address: str) -> dict:
+        kind, name, spec = self.specs[address]
+        resource = Resource(address=address, kind=kind, name=name, backend="feast", spec=spec)
+        return dict(self.provider.fingerprint(FingerprintRequest(resource, self.root)))
+
+    def store(self):
+        """A fresh FeatureStore, as another process would see the repository."""
+        from plugins.feast.repo import new_feature_store
+
+        return new_feature_store(self.repo)
+
+    def spec(self, address: str) -> dict:
+        return copy.deepcopy(self.specs[address][2])
+
+
+def feast_cli(repo: Path, *args: str) -> str:
+    out = subprocess.run([FEAST, "-c", str(repo), *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "absent"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    root = tmp_path_factory.mktemp("feast_project")
+    project = make_project(root)
+    provider = FeastProvider()
+    provider.configure(root, {})
+    w = World(root=root, project=project, provider=provider, specs=load_specs(root))
+    for address in w.specs:
+        w.apply(address)
+    return w
+
+
+# --- create / update / delete ----------------------------------------------------------------------------
+
+
+def test_apply_registers_every_object(world):
+    store = world.store()
+    assert sorted(v.name for v in store.list_feature_views()) == ["customer_profile", "customer_txn_stats",
+                                                                   "merchant_stats"]
+    assert {e.name for e in store.list_entities()} >= {"customer", "merchant"}
+    assert [s.name for s in store.list_feature_services()] == ["fraud_detection"]
+    assert {d.name for d in store.list_data_sources()} >= {"transactions", "fraud_labels", "customer_txn_stats"}
+    outputs = world.records["featureview.customer_txn_stats"].outputs
+    assert outputs["project"] == world.project and outputs["materialization"] == "full"
+    assert outputs["rows"] == outputs["rows_materialized"] > 0
+    assert 0 < outputs["entities_written"] <= 60
+
+
+def test_feast_cli_agrees_and_plan_is_clean(world):
+    listed = feast_cli(world.repo, "feature-views", "list")
+    for name in ("customer_profile", "customer_txn_stats", "merchant_stats"):
+        assert name in listed
+    plan = feast_cli(world.repo, "plan")
+    assert "No changes to registry" in plan and "No changes to infrastructure" in plan
+
+
+def test_materialized_rows_are_served_online(world):
+    import pandas as pd
+
+    from plugins.feast.online import fetch_online_features
+
+    data = pd.read_parquet(world.root / "data" / "customer_txn_stats.parquet")
+    latest = data.sort_values("event_ts").groupby("customer_id").tail(1).set_index("customer_id")
+    ids = [int(i) for i in latest.index[:5]]
+    result = fetch_online_features(world.repo, ["customer_txn_stats:amount_mean_7d", "customer_txn_stats:txn_count_7d"],
+                                   [{"customer_id": i} for i in ids] + [{"customer_id": 999_999}])
+    assert result.features["txn_count_7d"][:5] == [int(latest.loc[i, "txn_count_7d"]) for i in ids]
+    assert result.features["amount_mean_7d"][:5] == pytest.approx([float(latest.loc[i, "amount_mean_7d"]) for i in ids])
+    assert result.missing == [{"customer_id": 999_999}]
+    assert result.not_found == {"amount_mean_7d": [5], "txn_count_7d": [5]}
+
+
+def test_missing_entities_through_a_feature_service(world):
+    from plugins.feast.online import fetch_online_features
+
+    known = world.store().get_online_features(["customer_profile:age"], [{"customer_id": 1000}]).to_dict()
+    assert known["age"][0] is not None
+    result = fetch_online_features(world.repo, "fraud_detection",
+                                   [{"customer_id": 1000, "merchant_id": 50000},
+                                    {"customer_id": 424242, "merchant_id": 50000},
+                                    {"customer_id": 424242, "merchant_id": 777}])
+    assert result.missing == [{"customer_id": 424242, "merchant_id": 777}]
+    assert result.not_found["age"] == [1, 2] and result.not_found["fraud_rate_30d"] == [2]
+    assert not result.complete
+
+
+def test_update_is_reflected_in_registry_and_generated_module(world):
+    spec = world.spec("featureview.customer_txn_stats")
+    spec["ttl"] = "14d"
+    before = world.records["featureview.customer_txn_stats"].outputs
+    result = world.apply("featureview.customer_txn_stats", spec)
+    assert world.store().get_feature_view("customer_txn_stats").ttl == timedelta(days=14)
+    assert "ttl=timedelta(seconds=1209600)" in (world.repo / "ml_generated.py").read_text()
+    # nothing but the ttl changed: only rows newer than the last materialization are loaded
+    assert result.outputs["materialization"] == "incremental"
+    assert result.outputs["materialized_from"] == before["materialized_until"]
+    assert world.read("featureview.customer_txn_stats").drift == {}
+
+
+def test_create_then_delete_is_reflected_in_registry_and_cli(world):
+    spec = world.spec("featureview.merchant_stats")
+    spec["source"] = {"path": "data/merchant_stats.parquet", "timestamp_field": "event_ts"}
+    spec["features"] = {"txn_count_30d": spec["features"]["txn_count_30d"]}
+    world.apply("featureview.merchant_volume", spec, kind="FeatureView")
+    store = world.store()
+    assert store.get_feature_view("merchant_volume").batch_source.name == "merchant_volume__source"
+    assert "merchant_volume" in feast_cli(world.repo, "feature-views", "list")
+
+    world.delete("featureview.merchant_volume")
+    store = world.store()
+    assert "merchant_volume" not in [v.name for v in store.list_feature_views()]
+    assert "merchant_volume__source" not in [d.name for d in store.list_data_sources()]
+    assert "merchant_volume" not in (world.repo / "ml_generated.py").read_text()
+    assert "merchant_volume" not in feast_cli(world.repo, "feature-views", "list")
+    world.delete("featureview.merchant_volume") if "featureview.merchant_volume" in world.records else None
+
+
+def test_delete_of_something_already_gone_succeeds(world):
+    spec = world.spec("entity.merchant")
+    world.apply("entity.ghost", {**spec, "join_keys": ["ghost_id"]}, kind="Entity")
+    world.store().registry.delete_entity("ghost", world.project)
+    world.delete("entity.ghost")  # must not raise
+
+
+# --- drift -----------------------------------------------------------------------------------------------
+
+
+def test_out_of_band_delete_and_edit_show_as_drift(world):
+    assert world.read("featureview.merchant_stats").exists
+    other = world.store()
+    view = other.get_feature_view("merchant_stats")
+    view.ttl = timedelta(days=99)
+    other.apply([view])
+    drift = world.read("featureview.merchant_stats").drift
+    assert drift == {"ttl_seconds": (2 * 86400, 99 * 86400)}
+
+    other.registry.delete_feature_view("merchant_stats", world.project)
+    assert world.read("featureview.merchant_stats").exists is False
+    assert world.read("featureservice.fraud_detection").exists  # untouched neighbours still read fine
+
+    world.apply("featureview.merchant_stats")  # the engine's answer to drift: apply again
+    assert world.read("featureview.merchant_stats").exists and not world.read("featureview.merchant_stats").drift
+
+
+# --- fingerprints ----------------------------------------------------------------------------------------
+
+
+def test_source_data_change_changes_fingerprint_and_unchanged_is_not_reread(world, monkeypatch):
+    from plugins.feast import fingerprint as fp
+
+    first = world.fingerprint("source.customer_profile")
+    calls = []
+    real = fp.content_key
+    monkeypatch.setattr(fp, "content_key", lambda *a: calls.append(a[0]) or real(*a))
+    assert world.fingerprint("source.customer_profile") == first and calls == []
+
+    import pandas as pd
+
+    path = world.root / "data" / "customer_profile.parquet"
+    original = path.read_bytes()
+    try:
+        df = pd.read_parquet(path)
+        df.loc[0, "credit_limit"] += 100
+        df.to_parquet(path, index=False)
+        changed = world.fingerprint("source.customer_profile")
+        assert changed["source_data"] != first["source_data"] and calls == [path]
+    finally:
+        path.write_bytes(original)
+
+
+# --- data contracts leave Feast untouched -----------------------------------------------------------------
+
+
+def _bad(df, case: str):
+    import pandas as pd
+
+    if case == "null_keys":
+        df["customer_id"] = df["customer_id"].astype("Int64")
+        df.loc[[0, 5], "customer_id"] = None
+    elif case == "naive_timestamps":
+        df["event_ts"] = df["event_ts"].dt.tz_localize(None)
+    elif case == "future_timestamps":
+        df.loc[0, "event_ts"] = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=2)
+    elif case == "duplicates":
+        df = pd.concat([df, df.iloc[[0, 1]]], ignore_index=True)
+    elif case == "renamed_column":
+        df = df.rename(columns={"amount_mean_7d": "amount_avg_7d"})
+    elif case == "wrong_dtype":
+        df["txn_count_7d"] = df["txn_count_7d"].astype(str)
+    elif case == "value_checks":
+        df.loc[[0, 1, 2], "amount_mean_7d"] = -5.0
+        df.loc[3, "txn_count_7d"] = 0
+    return df
+
+
+BAD_CASES = {
+    "null_keys": "entities.0: entity key 'customer_id' has no nulls fails for 2 rows",
+    "naive_timestamps": "source.timestamp_field: timezone-aware timestamps",
+    "future_timestamps": "source.timestamp_field: not in the future fails for 1 row",
+    "duplicates": "entities.0: one row per customer_id + event_ts fails for 4 rows",
+    "renamed_column": "features.amount_mean_7d: column 'amount_mean_7d' present (did you mean 'amount_avg_7d'?",
+    "wrong_dtype": "features.txn_count_7d: dtype (expected int64, file has string)",
+    "value_checks": "features.amount_mean_7d.checks.ge: >= 0 fails for 3 rows, e.g. -5.0",
+    "missing_file": "source.path: file exists",
+    "unreadable_file": "source.path: readable parquet",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_data_names_spec_and_field_and_changes_nothing(world, case):
+    import pandas as pd
+
+    path = world.root / "data" / f"bad_{case}.parquet"
+    if case == "unreadable_file":
+        path.write_bytes(b"PAR1 truncated garbage")
+    elif case != "missing_file":
+        _bad(pd.read_parquet(world.root / "data" / "customer_txn_stats.parquet"), case).to_parquet(path)
+    spec = world.spec("featureview.customer_txn_stats")
+    spec["source"] = {"path": f"data/bad_{case}.parquet", "timestamp_field": "event_ts"}
+    registry, online = world.repo / "data" / "registry.db", world.repo / "data" / "online_store.db"
+    before = (digest(registry), digest(online), digest(world.repo / "ml_generated.py"))
+    with pytest.raises(DataContractError) as info:
+        world.apply("featureview.bad_view", spec, kind="FeatureView")
+    message = str(info.value)
+    assert message.startswith("featureview.bad_view: data contract failed for data/bad_")
+    assert BAD_CASES[case] in message
+    assert (digest(registry), digest(online), digest(world.repo / "ml_generated.py")) == before
+    assert "bad_view" not in [v.name for v in world.store().list_feature_views()]
+
+
+def test_bad_data_for_an_existing_view_keeps_registry_and_online_values(world):
+    import pandas as pd
+
+    from plugins.feast.online import fetch_online_features
+
+    path = world.root / "data" / "customer_profile.parquet"
+    original = path.read_bytes()
+    registry = world.repo / "data" / "registry.db"
+    before_online = fetch_online_features(world.repo, ["customer_profile:age"], [{"customer_id": 1000}]).features
+    before_registry = digest(registry)
+    try:
+        df = pd.read_parquet(path)
+        df.loc[df.index[-1], "age"] = 7  # breaks `between: [18, 120]`
+        df.to_parquet(path, index=False)
+        with pytest.raises(DataContractError, match=r"(?s)featureview\.customer_profile: .*features\.age\.checks\.between"):
+            world.apply("featureview.customer_profile")
+        assert digest(registry) == before_registry
+        assert fetch_online_features(world.repo, ["customer_profile:age"], [{"customer_id": 1000}]).features == before_online
+    finally:
+        path.write_bytes(original)
+
+
+def test_feast_errors_are_wrapped_with_the_address(world):
+    spec = world.spec("featureservice.fraud_detection")
+    spec["features"] = ["customer_txn_stats:amount_mean_7d"]
+    from plugins.feast import repo as repo_module
+
+    original = repo_module.FeastRepo.store
+
+    def broken(self):
+        store = original(self)
+
+        class Wrapper:
+            def __getattr__(self, name):
+                return getattr(store, name)
+
+            def apply(self, *a, **k):
+                raise RuntimeError("registry is read-only")
+
+        return Wrapper()
+
+    repo_module.FeastRepo.store = broken
+    try:
+        with pytest.raises(ProviderError) as info:
+            world.apply("featureservice.narrow", spec, kind="FeatureService")
+    finally:
+        repo_module.FeastRepo.store = original
+    assert str(info.value) == ("featureservice.narrow: Feast failed to apply the feature service: "
+                               "RuntimeError: registry is read-only")
+    assert info.value.__cause__ is not None
+
+
+# --- training frames -------------------------------------------------------------------------------------
+
+
+def test_point_in_time_join_never_leaks_future_values(world):
+    import pandas as pd
+
+    from plugins.feast.training import build_training_frame
+
+    t0 = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
+    probe = pd.DataFrame({
+        "customer_id": [1, 1, 1, 2],
+        "event_ts": [t0, t0 + timedelta(hours=2), t0 + timedelta(hours=4), t0],
+        "score": [1.0, 2.0, 3.0, 10.0],
+    })
+    probe.to_parquet(world.root / "data" / "probe.parquet")
+    world.apply("featureview.probe", {
+        "kind": "FeatureView", "name": "probe", "entities": ["customer"], "ttl": "1d", "online": False,
+        "source": {"path": "data/probe.parquet", "timestamp_field": "event_ts"},
+        "features": {"score": {"dtype": "float64"}}}, kind="FeatureView")
+    labels = pd.DataFrame({
+        "customer_id": [1, 1, 1, 1, 2, 2],
+        "event_ts": [t0 - timedelta(minutes=1), t0 + timedelta(hours=1), t0 + timedelta(hours=2),
+                     t0 + timedelta(hours=3, minutes=59), t0 + timedelta(days=2), t0 + timedelta(hours=1)],
+        "label_ts": [t0 + timedelta(days=9)] * 6,  # a second timestamp column must not confuse the join
+        "is_fraud": [0, 1, 0, 1, 0, 0],
+    })
+    frame = build_training_frame(world.repo, labels, ["probe:score"])
+    assert list(frame.columns) == ["customer_id", "event_ts", "is_fraud", "score"]
+    scores = frame["score"].tolist()
+    # before any value: null; then the newest value at or before each label's event time, never a later one;
+    # outside the 1d ttl: null (and the row is kept, unlike Feast's local retrieval)
+    assert scores[0] != scores[0] and scores[1:4] == [1.0, 2.0, 2.0]
+    assert scores[4] != scores[4] and scores[5] == 10.0
+    assert frame["is_fraud"].tolist() == [0, 1, 0, 1, 0, 0]
+
+
+def test_training_frame_from_the_feature_service_keeps_every_label(world):
+    import pandas as pd
+
+    from plugins.feast.training import build_training_frame
+
+    labels = pd.read_parquet(world.root / "data" / "fraud_labels.parquet").head(400)
+    frame = build_training_frame(world.repo, labels, "fraud_detection")
+    assert len(frame) == len(labels)
+    assert frame["customer_id"].tolist() == labels["customer_id"].tolist()
+    assert {"amount_mean_7d", "fraud_rate_30d", "account_age_days"} <= set(frame.columns)
+    assert frame["amount_mean_7d"].notna().mean() > 0.5
+
+
+# --- Redis online store -----------------------------------------------------------------------------------
+
+
+def _redis():
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    return client
+
+
+def test_redis_online_store_selected_by_env_overlay(tmp_path):
+    client = _redis()
+    project = make_project(tmp_path, rows=1500)
+    provider = FeastProvider()
+    provider.configure(tmp_path, {})
+    specs = load_specs(tmp_path, env="redis")
+    w = World(root=tmp_path, project=project, provider=provider, specs=specs)
+    pattern = f"*{project}".encode()
+    try:
+        for address in ("featurestore.default", "entity.customer", "source.customer_txn_stats",
+                        "featureview.customer_txn_stats"):
+            w.apply(address)
+        assert w.records["featurestore.default"].outputs["online_store"] == "redis:127.0.0.1:6379/0"
+        outputs = w.records["featureview.customer_txn_stats"].outputs
+        assert outputs["online_store"] == "redis:127.0.0.1:6379/0"
+        keys = list(client.scan_iter(pattern))
+        assert len(keys) == outputs["entities_written"] > 0
+
+        from plugins.feast.online import fetch_online_features
+
+        result = fetch_online_features(w.store(), ["customer_txn_stats:txn_count_7d"],
+                                       [{"customer_id": 1000}, {"customer_id": -1}])
+        assert result.features["txn_count_7d"][0] is not None and result.missing == [{"customer_id": -1}]
+        assert "type: redis" in (w.repo / "feature_store.yaml").read_text()
+
+        w.delete("featureview.customer_txn_stats")  # tears the view's rows out of Redis
+        assert list(client.scan_iter(pattern)) == []
+    finally:
+        stale = list(client.scan_iter(pattern))
+        if stale:
+            client.delete(*stale)
+
+
+def test_unreachable_redis_is_reported_before_anything_changes(tmp_path):
+    make_project(tmp_path, rows=500)
+    provider = FeastProvider()
+    provider.configure(tmp_path, {})
+    w = World(root=tmp_path, project="-", provider=provider, specs=load_specs(tmp_path))
+    before = (tmp_path / "feature_repo" / "feature_store.yaml").read_text()
+    spec = w.spec("featurestore.default")
+    spec["online_store"] = {"type": "redis", "connection_string": "127.0.0.1:1", "password_env": None,
+                            "key_ttl_seconds": None}
+    with pytest.raises(ProviderError, match=r"featurestore\.default: online_store: cannot reach Redis at 127\.0\.0\.1:1"):
+        w.apply("featurestore.default", spec)
+    assert (tmp_path / "feature_repo" / "feature_store.yaml").read_text() == before

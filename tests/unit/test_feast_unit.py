@@ -1,0 +1,353 @@
+"""Unit tests of the feast backend that need no Feast: import cost, compilation, code generation,
+fingerprints, data contracts (pandas/pyarrow/pandera only), settings and spec kinds."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from framework.errors import PluginError, ProviderError
+from framework.spec.kinds import Entity, FeatureService, FeatureStore, FeatureView, Source
+from plugins.feast import compile as comp
+from plugins.feast.codegen import render_module
+from plugins.feast.fingerprint import MISSING, FingerprintCache
+from plugins.feast.materialize import online_store_identity
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- import cost and registration ------------------------------------------------------------------------
+
+
+def test_importing_the_plugin_leaves_heavy_libraries_out():
+    code = (
+        "import sys; import plugins.feast as p; prov = p.FeastProvider(); prov.config_model('FeatureView');"
+        "heavy = [m for m in ('feast', 'pandas', 'pyarrow', 'pandera', 'numpy') if m in sys.modules];"
+        "print(','.join(heavy) or 'none')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "none"
+
+
+def test_plugin_is_registered_through_the_entry_point():
+    from framework.contract import verify_provider
+    from framework.plugins import PluginRegistry
+
+    provider = PluginRegistry().get("feast")
+    verify_provider(provider, "feast")
+    assert set(provider.kinds) == {"FeatureStore", "Entity", "Source", "FeatureView", "FeatureService"}
+
+
+def test_bad_project_settings_name_the_key(tmp_path):
+    from plugins.feast import FeastProvider
+
+    with pytest.raises(PluginError, match="backends.feast: repos?: Extra inputs"):
+        FeastProvider().configure(tmp_path, {"repos": "x"})
+    provider = FeastProvider()
+    provider.configure(tmp_path, {"repo": "elsewhere/repo"})
+    assert provider.backend(tmp_path).repo.dir == (tmp_path / "elsewhere" / "repo").resolve()
+
+
+# --- spec kinds ------------------------------------------------------------------------------------------
+
+
+def test_feature_store_rejects_passwords_in_specs():
+    with pytest.raises(ValueError, match="password_env"):
+        FeatureStore.model_validate({"kind": "FeatureStore", "name": "default",
+                                     "online_store": {"type": "redis", "connection_string": "h:6379,password=x"}})
+    store = FeatureStore.model_validate({"kind": "FeatureStore", "name": "default"})
+    assert store.online_store.type == "sqlite"
+
+
+def test_feature_view_references_store_and_inline_source():
+    view = FeatureView.model_validate({
+        "kind": "FeatureView", "name": "v", "entities": ["customer"], "store": "default",
+        "source": {"path": "data/x.parquet", "timestamp_field": "ts"}, "features": {"a": {"dtype": "int64"}}})
+    assert view.references() == [("entities.0", "entity.customer"), ("store", "featurestore.default")]
+
+
+# --- compile + codegen -----------------------------------------------------------------------------------
+
+
+def _specs(tmp_path):
+    entity = Entity.model_validate({"kind": "Entity", "name": "customer", "join_keys": ["customer_id"]})
+    source = Source.model_validate({"kind": "Source", "name": "stats", "path": "data/stats.parquet",
+                                    "timestamp_field": "event_ts"})
+    view = FeatureView.model_validate({
+        "kind": "FeatureView", "name": "stats", "entities": ["customer"], "source": "stats", "ttl": "7d",
+        "features": {"amount": {"dtype": "float32", "description": "mean"}, "count": {"dtype": "int64"}}})
+    e = comp.entity_def(entity)
+    s = comp.source_def(source, "stats", project_dir=tmp_path, repo_dir=tmp_path / "feature_repo",
+                        address="source.stats")
+    v = comp.view_def(view, {"customer": e}, s, inline=False)
+    return e, s, v
+
+
+def test_view_definition_carries_keys_ttl_and_repo_relative_path(tmp_path):
+    e, s, v = _specs(tmp_path)
+    assert s["path"] == "../data/stats.parquet" and s["project_path"] == "data/stats.parquet"
+    assert v["ttl_seconds"] == 7 * 86400
+    assert v["schema"][0] == ["customer_id", "Int64", ""]
+    assert [f[0] for f in v["schema"][1:]] == ["amount", "count"]
+
+
+def test_csv_sources_are_refused_with_the_address(tmp_path):
+    source = Source.model_validate({"kind": "Source", "name": "raw", "path": "data/raw.csv", "timestamp_field": "ts"})
+    with pytest.raises(ProviderError, match=r"source\.raw: path: the feast backend reads parquet files only"):
+        comp.source_def(source, "raw", project_dir=tmp_path, repo_dir=tmp_path, address="source.raw")
+
+
+def test_service_resolves_star_features_and_nested_services(tmp_path):
+    _, _, v = _specs(tmp_path)
+    inner = FeatureService.model_validate({"kind": "FeatureService", "name": "inner", "features": ["stats:count"]})
+    inner_def = comp.service_def(inner, {"stats": v}, {}, address="featureservice.inner")
+    outer = FeatureService.model_validate({"kind": "FeatureService", "name": "outer",
+                                           "features": ["inner", "stats:amount"]})
+    outer_def = comp.service_def(outer, {"stats": v}, {"inner": inner_def}, address="featureservice.outer")
+    assert outer_def["features"] == [["stats", ["count", "amount"]]]
+    star = FeatureService.model_validate({"kind": "FeatureService", "name": "s", "features": ["stats:*"]})
+    assert comp.service_def(star, {"stats": v}, {}, address="featureservice.s")["features"] == [["stats", None]]
+
+
+def test_service_with_unknown_feature_names_field_and_suggests(tmp_path):
+    _, _, v = _specs(tmp_path)
+    bad = FeatureService.model_validate({"kind": "FeatureService", "name": "s", "features": ["stats:amount", "stats:cont"]})
+    with pytest.raises(ProviderError) as info:
+        comp.service_def(bad, {"stats": v}, {}, address="featureservice.s")
+    assert "featureservice.s: features.1: feature view 'stats' has no feature 'cont'" in str(info.value)
+    assert "did you mean 'count'" in str(info.value)
+
+
+def test_generated_module_is_deterministic_and_valid_python(tmp_path):
+    e, s, v = _specs(tmp_path)
+    service = {"name": "svc", "features": [["stats", ["amount"]]], "description": "", "tags": {"b": "2", "a": "1"},
+               "owner": ""}
+    one = render_module({"entities": {"customer": e}, "sources": {"stats": s}, "feature_views": {"stats": v},
+                         "feature_services": {"svc": service}})
+    two = render_module({"feature_services": {"svc": service}, "feature_views": {"stats": v},
+                         "sources": {"stats": s}, "entities": {"customer": e}})
+    assert one == two
+    ast.parse(one)
+    assert "ttl=timedelta(seconds=604800)" in one
+    assert "view_stats[['amount']]" in one
+    assert "tags={'a': '1', 'b': '2'}" in one
+
+
+# --- fingerprints ----------------------------------------------------------------------------------------
+
+
+def _write_parquet(path: Path, n: int, offset: float = 0.0) -> None:
+    import numpy as np
+    import pandas as pd
+
+    ts = pd.date_range("2025-01-01", periods=n, freq="min", tz="UTC")
+    pd.DataFrame({"customer_id": np.arange(n) % 50, "event_ts": ts,
+                  "amount": np.arange(n, dtype="float64") + offset}).to_parquet(path)
+
+
+def test_fingerprint_changes_with_data_and_skips_unchanged_files(tmp_path, monkeypatch):
+    from plugins.feast import fingerprint
+
+    path = tmp_path / "data.parquet"
+    _write_parquet(path, 20_000)
+    cache = FingerprintCache(tmp_path / ".ml")
+    first = cache.key(path)
+    assert cache.misses == 1
+
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(fingerprint, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k),
+                        raising=False)
+    again = FingerprintCache(tmp_path / ".ml").key(path)  # a new process: the JSON cache on disk answers
+    assert again == first and opened == []
+
+    _write_parquet(path, 20_000, offset=1.0)  # same shape, different values
+    changed = cache.key(path)
+    assert changed != first and opened == [path]
+
+
+def test_parquet_key_reads_only_the_footer(tmp_path, monkeypatch):
+    from plugins.feast import fingerprint
+
+    path = tmp_path / "big.parquet"
+    _write_parquet(path, 200_000)
+    read = []
+    real_open = builtins.open
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def read(self, n=-1):
+            data = self.fh.read(n)
+            read.append(len(data))
+            return data
+
+        def seek(self, *a):
+            return self.fh.seek(*a)
+
+    monkeypatch.setattr(fingerprint, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
+    FingerprintCache(tmp_path / ".ml").key(path)
+    assert sum(read) < path.stat().st_size / 20
+
+
+def test_fingerprint_of_missing_file_and_of_other_formats(tmp_path):
+    cache = FingerprintCache(tmp_path / ".ml")
+    assert cache.key(tmp_path / "nope.parquet") == MISSING
+    csv = tmp_path / "x.csv"
+    csv.write_text("a,b\n1,2\n")
+    key = cache.key(csv)
+    csv.write_text("a,b\n1,3\n")
+    assert cache.key(csv) != key
+
+
+# --- data contracts --------------------------------------------------------------------------------------
+
+NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
+
+
+def _frame(n=200):
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame({
+        "customer_id": np.arange(n, dtype="int64"),
+        "event_ts": pd.date_range("2025-05-01", periods=n, freq="h", tz="UTC"),
+        "amount": np.linspace(1, 100, n),
+        "count": np.arange(n, dtype="int64") % 7,
+        "country": ["US", "GB"] * (n // 2),
+    })
+
+
+def _contract(**dataset):
+    from framework.spec.kinds import ColumnChecks, DatasetChecks
+    from plugins.feast.contracts import ColumnRule, Contract
+
+    return Contract(
+        path_field="source.path",
+        timestamp=ColumnRule("event_ts", "source.timestamp_field", role="timestamp"),
+        keys=(ColumnRule("customer_id", "entities.0", "int64", role="key"),),
+        columns=(
+            ColumnRule("amount", "features.amount", "float64", ColumnChecks(ge=0, le=1000)),
+            ColumnRule("count", "features.count", "int64", ColumnChecks(between=(0, 10))),
+            ColumnRule("country", "features.country", "string", ColumnChecks(isin=["US", "GB"], regex="[A-Z]{2}")),
+        ),
+        dataset=DatasetChecks(**dataset) if dataset else None,
+    )
+
+
+def _check(tmp_path, df, **dataset):
+    from plugins.feast.contracts import validate
+
+    path = tmp_path / "f.parquet"
+    df.to_parquet(path)
+    return validate("featureview.v", path, _contract(**dataset), display="data/f.parquet", now=NOW)
+
+
+def _failure(tmp_path, df, **dataset) -> str:
+    from plugins.feast.errors import DataContractError
+
+    with pytest.raises(DataContractError) as info:
+        _check(tmp_path, df, **dataset)
+    message = str(info.value)
+    assert message.startswith("featureview.v: data contract failed for data/f.parquet")
+    return message
+
+
+def test_good_data_passes_with_statistics(tmp_path):
+    report = _check(tmp_path, _frame(), min_rows=10, max_age="30d")
+    assert report.rows == 200 and report.max_ts.tzinfo is not None
+    assert list(report.frame.columns) == ["customer_id", "event_ts"]
+
+
+def test_every_value_failure_is_reported_at_once(tmp_path):
+    df = _frame()
+    df.loc[[3, 4, 5], "amount"] = -1.5
+    df.loc[7, "count"] = 99
+    df.loc[8, "country"] = "usa"
+    df.loc[9, "amount"] = None
+    message = _failure(tmp_path, df)
+    assert "features.amount.checks.ge: >= 0 fails for 3 rows, e.g. -1.5" in message
+    assert "features.count.checks.between: between 0 and 10 fails for 1 row, e.g. 99" in message
+    assert "features.country.checks.isin" in message and "features.country.checks.regex" in message
+    assert "features.amount.checks.nullable: not null fails for 1 row" in message
+    assert "(5 problems)" in message
+
+
+def test_null_entity_keys(tmp_path):
+    df = _frame()
+    df["customer_id"] = df["customer_id"].astype("Int64")
+    df.loc[[1, 2], "customer_id"] = None
+    assert "entities.0: entity key 'customer_id' has no nulls fails for 2 rows" in _failure(tmp_path, df)
+
+
+def test_naive_timestamps(tmp_path):
+    df = _frame()
+    df["event_ts"] = df["event_ts"].dt.tz_localize(None)
+    assert "source.timestamp_field: timezone-aware timestamps" in _failure(tmp_path, df)
+
+
+def test_future_timestamps(tmp_path):
+    df = _frame()
+    df.loc[0, "event_ts"] = NOW + timedelta(days=3)
+    message = _failure(tmp_path, df)
+    assert "source.timestamp_field: not in the future fails for 1 row, e.g. '2025-06-04T00:00:00+00:00'" in message
+
+
+def test_duplicate_entity_timestamp_rows(tmp_path):
+    import pandas as pd
+
+    df = _frame()
+    df = pd.concat([df, df.iloc[[10]]], ignore_index=True)
+    assert "entities.0: one row per customer_id + event_ts fails for 2 rows" in _failure(tmp_path, df)
+
+
+def test_missing_or_renamed_column(tmp_path):
+    df = _frame().rename(columns={"amount": "amount_usd"})
+    message = _failure(tmp_path, df)
+    assert "features.amount: column 'amount' present" in message and "did you mean 'amount_usd'" in message
+
+
+def test_wrong_dtype(tmp_path):
+    df = _frame()
+    df["count"] = df["count"].astype(str)
+    assert "features.count: dtype (expected int64, file has string)" in _failure(tmp_path, df)
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    from plugins.feast.contracts import validate
+    from plugins.feast.errors import DataContractError
+
+    with pytest.raises(DataContractError, match=r"source\.path: file exists"):
+        validate("featureview.v", tmp_path / "absent.parquet", _contract(), now=NOW)
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    with pytest.raises(DataContractError, match=r"source\.path: readable parquet"):
+        validate("featureview.v", garbage, _contract(), now=NOW)
+
+
+def test_dataset_rules(tmp_path):
+    message = _failure(tmp_path, _frame(), min_rows=1000, max_age="1d")
+    assert "checks.min_rows: at least 1000 rows (the file has 200)" in message
+    assert "checks.max_age: newest row at most 1d old" in message
+
+
+# --- misc ------------------------------------------------------------------------------------------------
+
+
+def test_online_store_identity_hides_passwords():
+    assert online_store_identity({"type": "sqlite", "path": "data/o.db"}) == "sqlite:data/o.db"
+    ident = online_store_identity({"type": "redis", "connection_string": "r:6379,db=2,password=${PW}"})
+    assert ident == "redis:r:6379/2"
