@@ -1,7 +1,7 @@
 """Scale benchmark of load / validate / graph / plan / apply on generated projects.
 
     .venv/bin/python benchmarks/bench_plan.py [--sizes 100,1000,10000] [--repeat 3] [--apply-max 10000]
-                                              [--cli-repeat 3] [--profile] [--strict]
+                                              [--cli-repeat 3] [--gc cli|default|off] [--profile] [--strict]
 
 For each size N it generates a project (benchmarks/generate_project.py: entities, sources, feature
 views and models, all on the in-memory backend) and measures, in this one process:
@@ -21,7 +21,8 @@ It prints seconds, microseconds per resource, the ratio to the raw baselines, th
 t(largest)/t(previous size) per phase (10 for a 10x size step means linear) and PASS/FAIL against
 the targets: `ml plan` of 1,000 resources < 1 s and of 10,000 < 10 s, linear scaling, and no provider
 apply on a converged re-apply. Exit status 1 if the re-apply check fails (or, with --strict, any
-target). Timings are wall-clock (time.perf_counter); no external tool is needed.
+target). Timings are wall-clock (time.perf_counter); no external tool is needed. The in-process
+phases run under the GC thresholds the `ml` process sets, unless --gc says otherwise.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from framework.testing.harness import Harness  # noqa: E402
 ML = Path(sys.executable).with_name("ml")
 PLAN_TARGETS = {1000: 1.0, 10000: 10.0}  # `ml plan` (no refresh) must finish under these many seconds
 LINEAR_LIMIT = 1.5  # a phase scales linearly if t(kN)/t(N) <= 1.5 k (a quadratic step gives ~k^2)
+CLI_GC_THRESHOLD = (100_000, 50, 100)  # what framework.cli.main.run() sets for the `ml` process
 _CLOCK = time.perf_counter
 
 
@@ -190,10 +192,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile load+plan+render of each size")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a timing target is missed too")
     parser.add_argument("--workdir", type=Path, default=None, help="where to generate (default: a temp dir)")
+    parser.add_argument("--gc", choices=("cli", "default", "off"), default="cli",
+                        help="cyclic GC of this process: as `ml` sets it (cli), Python's default thresholds "
+                             "(default: large heaps then cost extra, non-linearly), or disabled (off: pure "
+                             "algorithmic scaling)")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
+    if args.gc == "cli":
+        gc.set_threshold(*CLI_GC_THRESHOLD)
+    elif args.gc == "off":
+        gc.disable()
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}, "
+          f"in-process GC: {args.gc} {gc.get_threshold() if gc.isenabled() else '(disabled)'}")
     with tempfile.TemporaryDirectory(prefix="ml-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -275,14 +275,16 @@ class ModelRegistry:
     # -- writing ----------------------------------------------------------------------------------------
     def record_version(self, *, model: str, backend: str, address: str, status: str, metrics: Mapping[str, Any],
                        gates: list[Mapping[str, Any]], lineage: Mapping[str, Any], bentoml_tag: str | None = None,
-                       primary_metric: str | None = None, promote: bool = False) -> ModelVersion:
-        """Record a new version (numbered next) and move aliases: an accepted version becomes
-        ``candidate``, and with ``promote`` also ``production`` (the old production becomes ``previous``)."""
+                       primary_metric: str | None = None, promote: bool = False,
+                       version: int | None = None) -> ModelVersion:
+        """Record a new version and move aliases: an accepted version becomes ``candidate``, and with
+        ``promote`` also ``production`` (the old production becomes ``previous``). ``version``: the
+        number reserved with :meth:`next_version` (default: the next one)."""
         import sqlalchemy as sa
 
         v = self._versions
         with self._tx(write=True) as conn:
-            number = (conn.execute(sa.select(sa.func.max(v.c.version)).where(v.c.model == model)).scalar() or 0) + 1
+            number = version or self._next(conn, model)
             conn.execute(sa.insert(v).values(
                 model=model, version=number, status=status, created=_now(), backend=backend, address=address,
                 bentoml_tag=bentoml_tag, primary_metric=primary_metric, metrics=_dumps(metrics),
@@ -294,6 +296,17 @@ class ModelRegistry:
         found = self.get(model, number)
         assert found is not None
         return found
+
+    def _next(self, conn, model: str) -> int:
+        import sqlalchemy as sa
+
+        v = self._versions
+        return (conn.execute(sa.select(sa.func.max(v.c.version)).where(v.c.model == model)).scalar() or 0) + 1
+
+    def next_version(self, model: str) -> int:
+        """The number the next recorded version of ``model`` gets (numbers are never reused)."""
+        with self._tx() as conn:
+            return self._next(conn, model)
 
     def _promote(self, conn, model: str, version: int, reason: str) -> int | None:
         current = self._alias_map(conn, model).get("production")

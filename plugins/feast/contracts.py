@@ -12,6 +12,7 @@ unionai-oss/pandera#733): schemas are built from our specs each time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -57,7 +58,20 @@ class Report:
     rows: int
     min_ts: datetime | None
     max_ts: datetime | None
-    frame: Any = field(default=None, repr=False)  # keys + timestamp columns (pandas), for statistics
+    timestamps: Any = field(default=None, repr=False)  # numpy datetime64 (UTC) of every row, for statistics
+
+    def rows_between(self, start: datetime, end: datetime) -> int:
+        """Rows with start <= timestamp < end (what a materialization of [start, end) reads)."""
+        import numpy as np
+
+        if self.timestamps is None or not len(self.timestamps):
+            return 0
+        unit = np.datetime_data(self.timestamps.dtype)[0]
+
+        def point(moment: datetime):
+            return np.datetime64(moment.astimezone(timezone.utc).replace(tzinfo=None), unit)
+
+        return int(((self.timestamps >= point(start)) & (self.timestamps < point(end))).sum())
 
 
 # --- schema-level ------------------------------------------------------------------------------------
@@ -167,6 +181,25 @@ def _key_failures(df, contract: Contract) -> list[Failure]:
                 keys[0].field, f"one row per {' + '.join(columns)}", count=int(dup.sum()),
                 examples=tuple(str(e) for e in examples), detail="duplicate entity+timestamp rows"))
     return failures
+
+
+def _surely_unique(table, columns: list[str]) -> bool:
+    """No two rows share the integer keys and the timestamp. Mixes the columns into one int64 (equal rows
+    mix to equal numbers): all distinct means surely unique; a repeat means "maybe" (False)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    mixed = None
+    for name in columns:
+        column = table[name]
+        if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_timestamp(column.type)):
+            return False
+        values = column.to_numpy()
+        values = values.view("int64") if values.dtype.kind == "M" else values.astype("int64", copy=False)
+        with np.errstate(over="ignore"):
+            mixed = values.copy() if mixed is None else mixed * np.int64(2_654_435_761) + values
+    return not pd.Series(mixed, copy=False).duplicated().any()
 
 
 _RULES = ("ge", "le", "gt", "lt", "between", "isin", "regex")
@@ -288,26 +321,114 @@ def validate(address: str, path: Path, contract: Contract, *, display: str | Non
             if failure.rule == "dtype":
                 continue
         present.append(rule.name)
-    df = _read_columns(Path(path), list(dict.fromkeys(present)))
-    report = Report(rows=len(df), min_ts=None, max_ts=None)
-    ts_name = contract.timestamp.name
-    if ts_name in df and len(df):
-        ts = df[ts_name]
-        if getattr(ts.dt, "tz", None) is not None:
-            report.min_ts, report.max_ts = ts.min().to_pydatetime(), ts.max().to_pydatetime()
-            failures += _timestamp_failures(df, contract, now)
+    table = _read_columns(Path(path), list(dict.fromkeys(present)))
+    report = _report(table, contract)
+    failures += _dataset_failures(report, contract, now)
+    if not failures and _surely_passes(table, contract, now):
+        return report  # the fast path: every rule holds, decided on arrow columns without pandas
+    df = table.to_pandas()
+    if report.min_ts is not None:
+        failures += _timestamp_failures(df, contract, now)
     failures += _key_failures(df, contract)
     failures += _column_failures(df, list(contract.columns))
-    failures += _dataset_failures(report, contract, now)
     if failures:
         raise DataContractError(address, display, failures)
-    keep = [k.name for k in contract.keys if k.name in df] + ([ts_name] if ts_name in df else [])
-    report.frame = df[keep]
     return report
 
 
 def _read_columns(path: Path, columns: list[str]):
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=columns)
-    return table.to_pandas()
+    return pq.read_table(path, columns=columns)
+
+
+def _report(table, contract: Contract) -> Report:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    report = Report(rows=table.num_rows, min_ts=None, max_ts=None)
+    name = contract.timestamp.name
+    if name in table.column_names and table.num_rows:
+        column = table[name]
+        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+            bounds = pc.min_max(column)
+            report.min_ts, report.max_ts = _as_datetime(bounds["min"]), _as_datetime(bounds["max"])
+            report.timestamps = column.to_numpy()
+    return report
+
+
+def _as_datetime(scalar) -> datetime | None:
+    value = scalar.as_py()
+    if value is None:
+        return None
+    if hasattr(value, "to_pydatetime"):  # pandas Timestamp, for nanosecond columns
+        value = value.to_pydatetime()
+    return value.astimezone(timezone.utc)
+
+
+# --- the fast path -----------------------------------------------------------------------------------
+
+
+def _surely_passes(table, contract: Contract, now: datetime) -> bool:
+    """True when every row-level rule certainly holds, decided with pyarrow.compute on the arrow columns.
+
+    Conservative: whatever it cannot decide (regex rules, NaNs, odd types) answers False, and the full
+    pandera validation runs — which is also what reports failures, with counts and examples."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = set(table.column_names)
+    stamps = [contract.timestamp] + ([contract.created_timestamp] if contract.created_timestamp else [])
+    for rule in stamps + list(contract.keys) + list(contract.columns):
+        if rule.name not in names:
+            return False
+    for rule in stamps:
+        column = table[rule.name]
+        if column.null_count or (len(column) and _as_datetime(pc.max(column)) > now + FUTURE_TOLERANCE):
+            return False
+    if any(table[k.name].null_count for k in contract.keys):
+        return False
+    if contract.keys and not _surely_unique(table, [k.name for k in contract.keys] + [contract.timestamp.name]):
+        return False
+    try:
+        return all(_column_surely_passes(table[rule.name], rule.checks, pa, pc) for rule in contract.columns
+                   if rule.role == "value")
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+
+
+def _column_surely_passes(column, checks: ColumnChecks | None, pa, pc) -> bool:
+    if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
+        return False  # pandera counts NaN as null; let it decide
+    if column.null_count and not (checks and checks.nullable):
+        return False
+    if checks is None:
+        return True
+    if checks.regex is not None:
+        # Python's re on the distinct values (pyarrow's RE2 differs), as pandera's str_matches does
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            return False
+        distinct = pc.unique(column)
+        if len(distinct) > 10_000:
+            return False
+        pattern = re.compile(f"^(?:{checks.regex})$")
+        if not all(v is None or pattern.match(v) for v in distinct.to_pylist()):
+            return False
+    bounds = [checks.ge, checks.gt, checks.le, checks.lt, checks.between]
+    if any(b is not None for b in bounds):
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            return False
+        extremes = pc.min_max(column)
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        if low is not None and not (
+                (checks.ge is None or low >= checks.ge) and (checks.gt is None or low > checks.gt)
+                and (checks.le is None or high <= checks.le) and (checks.lt is None or high < checks.lt)
+                and (checks.between is None or (low >= checks.between[0] and high <= checks.between[1]))):
+            return False
+    if checks.isin is not None:
+        allowed = pa.array(list(checks.isin), type=column.type)
+        if not pc.all(pc.is_in(column, value_set=allowed)).as_py():
+            return False
+    if checks.unique and pc.count_distinct(column, mode="only_valid").as_py() != len(column) - column.null_count:
+        return False
+    return True

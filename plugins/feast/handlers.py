@@ -114,7 +114,7 @@ def _ping_redis(address: str, block: Mapping[str, Any]) -> None:
 
 
 class FeatureStoreHandler(Handler):
-    kind = "FeatureStore"
+    kind, section = "FeatureStore", "feature_stores"
 
     def apply(self, backend, request, ctx):
         resource = request.resource
@@ -125,6 +125,7 @@ class FeatureStoreHandler(Handler):
             _ping_redis(resource.address, block)
         with backend.repo.lock():
             changed = backend.repo.write_online_store(block, owner=resource.address)
+            self._remember(backend, spec.name, block)
         return ApplyResult(outputs={"online_store": online_store_identity(block), "project": backend.repo.project(),
                                     "config_file": str(backend.repo.config_file.relative_to(backend.project_dir))
                                     if backend.repo.config_file.is_relative_to(backend.project_dir)
@@ -134,9 +135,13 @@ class FeatureStoreHandler(Handler):
     def delete(self, backend, recorded, ctx):
         with backend.repo.lock():
             backend.repo.write_online_store(dict(DEFAULT_ONLINE_STORE), owner="default")
+            self._remember(backend, recorded.address.partition(".")[2], None)
 
     def read(self, backend, recorded):
-        spec = backend.spec(self.kind, recorded.address.partition(".")[2], recorded.spec)
+        name = recorded.address.partition(".")[2]
+        if name not in backend.repo.read_manifest()["feature_stores"]:
+            return ReadResult(exists=False)
+        spec = backend.spec(self.kind, name, recorded.spec)
         expected = online_store_identity(_online_store_block(spec))
         actual = online_store_identity(backend.repo.online_store_config())
         drift = {} if expected == actual else {"online_store": (expected, actual)}
@@ -336,22 +341,22 @@ class FeatureViewHandler(Handler):
 
         with backend.feast(resource.address, "apply the feature view") as store:
             store.apply([build_view(definition, entities, source)])
-            backend.repo.record_infra()
+            backend.repo.record_infra(refresh=False)
             self._remember(backend, spec.name, definition)
-            project = store.project
-            online_store = online_store_identity(backend.repo.online_store_config())
-        outputs: dict[str, Any] = {
-            "feast_name": spec.name, "project": project, "online": spec.online, "rows": report.rows,
-            "schema_digest": _digest([definition["schema"], definition["entities"]]),
-            "source_path": source["path"], "source_data": backend.fingerprints.key(path),
-            "max_timestamp": _iso(report.max_ts),
-        }
-        ctx.checkpoint(outputs)
-        if spec.online and backend.settings.materialize:
-            outputs.update(self._materialize(backend, request, ctx, options, outputs, online_store, report))
+            outputs: dict[str, Any] = {
+                "feast_name": spec.name, "project": store.project, "online": spec.online, "rows": report.rows,
+                "schema_digest": _digest([definition["schema"], definition["entities"]]),
+                "source_path": source["path"], "source_data": backend.fingerprints.key(path),
+                "max_timestamp": _iso(report.max_ts),
+            }
+            ctx.checkpoint(outputs)
+            if spec.online and backend.settings.materialize:
+                online_store = online_store_identity(backend.repo.online_store_config())
+                outputs.update(self._materialize(store, request, ctx, options, outputs, online_store, report))
         return ApplyResult(outputs=outputs)
 
-    def _materialize(self, backend, request, ctx, options, outputs, online_store, report) -> dict[str, Any]:
+    def _materialize(self, store, request, ctx, options, outputs, online_store, report) -> dict[str, Any]:
+        from .errors import feast_errors
         from .materialize import materialize_view
 
         prior = dict(request.prior.outputs) if request.prior else {}
@@ -372,22 +377,17 @@ class FeatureViewHandler(Handler):
         if start is None or start >= end:  # no rows at all, or nothing new
             return {**base, "materialized_until": prior.get("materialized_until") or _iso(end),
                     "rows_materialized": 0, "entities_written": 0}
-        ts = report.frame[self._ts_column(report)]
-        in_window = int(((ts >= start) & (ts < end)).sum())
+        in_window = report.rows_between(start, end)
         ctx.progress(f"materializing {in_window} rows ({'full: ' + ', '.join(reasons) if reasons else 'incremental'})")
 
         def progress(done: int, total: int) -> None:
             ctx.progress(f"writing online rows {done}/{total}", done / total if total else None)
 
-        with backend.feast(request.resource.address, "materialize the feature view") as store:
+        with feast_errors(request.resource.address, "materialize the feature view"):
             written = materialize_view(store, request.resource.name, start, end, progress)
         return {**base, "materialized_from": _iso(start), "materialized_until": _iso(end),
                 "materialization": "full" if reasons else "incremental",
                 "rows_materialized": in_window, "entities_written": written}
-
-    @staticmethod
-    def _ts_column(report) -> str:
-        return report.frame.columns[-1]  # keys first, the timestamp last (contracts.validate)
 
     def delete(self, backend, recorded, ctx):
         name = recorded.address.partition(".")[2]
@@ -402,6 +402,10 @@ class FeatureViewHandler(Handler):
             if view is not None:
                 # partial=False: remove from the registry and tear down its online-store table
                 store.apply([], objects_to_delete=[view], partial=False)
+                if store.config.online_store.type in ("redis", "feast.infra.online_stores.redis.RedisOnlineStore"):
+                    from .materialize import purge_redis_view
+
+                    purge_redis_view(store, view)
             if inline:
                 try:
                     store.registry.delete_data_source(comp.inline_source_name(name), store.project, commit=True)

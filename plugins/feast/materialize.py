@@ -42,7 +42,7 @@ def materialize_view(store, view_name: str, start: datetime, end: datetime,
     """Materialize [start, end) of one view; returns the number of entity rows written online."""
     from feast import utils
 
-    view = store.registry.get_feature_view(view_name, store.project, allow_cache=False)
+    view = store.registry.get_feature_view(view_name, store.project, allow_cache=True)  # caller refreshed
     bars: list[_Progress] = []
 
     def builder(total: int) -> _Progress:
@@ -69,3 +69,32 @@ def online_store_identity(config: dict) -> str:
         db = next((p.split("=", 1)[1].strip() for p in parts[1:] if p.strip().startswith("db=")), "0")
         return f"redis:{host}/{db}"
     return kind
+
+
+def purge_redis_view(store, view) -> int:
+    """Remove a deleted view's rows from a Redis online store; returns the keys touched.
+
+    Feast 0.49's RedisOnlineStore.delete_table scans for keys by a prefix in the version-2 entity key
+    layout, which never matches keys written with entity_key_serialization_version 3: the rows stay.
+    This finds them by the view's own `_ts:<view>` hash field instead.
+    """
+    from feast.infra.online_stores.helpers import _mmh3
+
+    online = store._get_provider().online_store
+    client = online._get_client(store.config.online_store)
+    ts_field = f"_ts:{view.name}".encode()
+    fields = [_mmh3(f"{view.name}:{f.name}") for f in view.features] + [ts_field]
+    touched = 0
+    with client.pipeline(transaction=False) as pipe:
+        for key in client.scan_iter(match=b"*" + store.project.encode(), count=1000):
+            names = client.hkeys(key)
+            if ts_field not in names:
+                continue
+            tables = {n for n in names if n.startswith(b"_ts:")}
+            if tables == {ts_field}:
+                pipe.delete(key)
+            else:
+                pipe.hdel(key, *fields)
+            touched += 1
+        pipe.execute()
+    return touched

@@ -81,6 +81,7 @@ def fetch_online_features(repo: str | Path | Any, features: Sequence[str] | str,
     rows = entity_rows if isinstance(entity_rows, list) else list(entity_rows)
     response = store.get_online_features(features=refs, entity_rows=rows, full_feature_names=full_feature_names)
     proto = response.proto
+    values = response.to_dict()
     keys = set(rows[0]) if rows else set()
     not_found: dict[str, list[int]] = {}
     feature_count = 0
@@ -88,7 +89,11 @@ def fetch_online_features(repo: str | Path | Any, features: Sequence[str] | str,
         if name in keys:
             continue
         feature_count += 1
-        absent = [i for i, status in enumerate(result.statuses) if status == _NOT_FOUND or _unset(result, i)]
+        column = values[name]
+        if None not in column:  # the common case: every value found, nothing more to look at
+            continue
+        statuses = result.statuses
+        absent = [i for i, v in enumerate(column) if v is None and (statuses[i] == _NOT_FOUND or _unset(result, i))]
         if absent:
             not_found[name] = absent
     missing = []
@@ -98,4 +103,4 @@ def fetch_online_features(repo: str | Path | Any, features: Sequence[str] | str,
             for i in indexes:
                 counts[i] = counts.get(i, 0) + 1
         missing = [dict(rows[i]) for i in sorted(counts) if counts[i] == feature_count]
-    return OnlineFeatures(features=response.to_dict(), missing=missing, not_found=not_found)
+    return OnlineFeatures(features=values, missing=missing, not_found=not_found)

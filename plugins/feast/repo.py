@@ -3,7 +3,8 @@
 Files in the repository:
   feature_store.yaml   project, registry, provider, offline store: the user's; ``online_store`` is
                        rewritten by a FeatureStore spec when one exists
-  ml_generated.json    the applied definitions (see compile.py), the source of the module below
+  ml_generated.json    the applied definitions (see compile.py), the source of the module below,
+                       and the online-store blocks applied by FeatureStore specs
   ml_generated.py      the Feast objects as Python, regenerated on every apply/delete (codegen.py)
 
 All changes to the registry and these files happen under one lock per repository: a thread lock (the
@@ -26,7 +27,7 @@ __all__ = ["FeastRepo", "new_feature_store", "MANIFEST_FILE", "MODULE_FILE", "SE
 
 MANIFEST_FILE = "ml_generated.json"
 MODULE_FILE = "ml_generated.py"
-SECTIONS = ("entities", "sources", "feature_views", "feature_services")
+SECTIONS = ("feature_stores", "entities", "sources", "feature_views", "feature_services")
 DEFAULT_ONLINE_STORE = {"type": "sqlite", "path": "data/online_store.db"}
 _THREAD_LOCKS: dict[str, threading.RLock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
@@ -111,11 +112,12 @@ class FeastRepo:
             self._store_key = key
         return self._store
 
-    def record_infra(self) -> None:
+    def record_infra(self, refresh: bool = True) -> None:
         """Record the online-store tables in the registry as `feast apply` does, so `feast plan` is clean."""
         store = self.store()
         registry = store.registry
-        registry.refresh(project=store.project)
+        if refresh:
+            registry.refresh(project=store.project)
         infra = store._get_provider().plan_infra(store.config, registry.proto())
         registry.update_infra(infra, store.project, commit=True)
 

@@ -56,6 +56,17 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _metadata(value: Any) -> Any:
+    """BentoML metadata takes basic types only: drop None values, stringify the rest it would refuse."""
+    if isinstance(value, Mapping):
+        return {str(k): _metadata(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_metadata(v) for v in value if v is not None]
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def save_model(name: str, write: Callable[[Callable[[str], str]], None], *, module: str, framework: str,
                versions: Mapping[str, str], labels: Mapping[str, str], metadata: Mapping[str, Any],
                signatures: Mapping[str, Any] | None = None) -> tuple[str, int]:
@@ -67,7 +78,7 @@ def save_model(name: str, write: Callable[[Callable[[str], str]], None], *, modu
     with bentoml.models.create(
         bento_name(name), module=module, api_version="v1",
         signatures=dict(signatures or {"predict": {"batchable": True, "batch_dim": 0}}),
-        labels=dict(labels), metadata=dict(metadata),
+        labels=dict(labels), metadata=_metadata(metadata),
         context=ModelContext(framework_name=framework, framework_versions=dict(versions)),
         _model_store=_store(),
     ) as model:

@@ -146,6 +146,7 @@ def _slice_gate(gate: Gate, threshold: float, slices: Mapping[str, Any], min_row
     if failing:
         names = ", ".join(f"{f['slice']}={f['segment']}: {_fmt(f['value'])}" for f in failing[:5])
         return GateResult(gate.text, FAILED, worst, threshold,
-                          f"{len(failing)} of {checked} segments below {gate.op} {_fmt(threshold)}: {names}",
+                          f"{len(failing)} of {checked} segments fail {gate.op} {_fmt(threshold)}: {names}"
+                          + (f" ({unchecked} too small or undefined, not checked)" if unchecked else ""),
                           failing_slices=failing)
     return GateResult(gate.text, PASSED, worst, threshold, f"worst segment {_fmt(worst)}; {note}")

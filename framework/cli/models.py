@@ -1,0 +1,340 @@
+"""`ml models`: the model registry — list, show, compare, promote, rollback.
+
+References: ``fraud`` (its production version), ``fraud@candidate``, ``fraud:v3``. Moving an alias is
+how promotion and rollback work; it is done under the state lock, so it never races an apply.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import typer
+
+__all__ = ["register_models"]
+
+_STATUS_STYLE = {"accepted": "green", "rejected": "red", "deleted": "dim"}
+_GATE_MARK = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]–[/yellow]"}
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _size(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return "–"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _esc(text: Any) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def _gates_cell(gates) -> str:
+    if not gates:
+        return "–"
+    counts: dict[str, int] = {}
+    for gate in gates:
+        counts[gate.get("status", "?")] = counts.get(gate.get("status", "?"), 0) + 1
+    parts = [f"{_GATE_MARK.get(s, s)} {n}" for s, n in sorted(counts.items())]
+    return " ".join(parts)
+
+
+def register_models(app, project_and_registry, handles_errors, console, fail) -> None:  # noqa: C901
+    models_app = typer.Typer(help="The model registry: versions, lineage, aliases (promote / rollback).",
+                             no_args_is_help=True)
+    app.add_typer(models_app, name="models")
+
+    def open_registry():
+        from ..registry import ModelRegistry
+
+        project, _ = project_and_registry()
+        store = project.open_state()
+        return project, store, ModelRegistry.for_store(store)
+
+    # -- list ---------------------------------------------------------------------------------------
+    @models_app.command("list")
+    @handles_errors
+    def list_(model: Optional[str] = typer.Argument(None, help="Only this model."),
+              all_: bool = typer.Option(False, "--all", "-a", help="Include deleted versions."),
+              as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+        """Every recorded version: status, aliases, primary metric, gates."""
+        from dataclasses import asdict
+
+        _, store, registry = open_registry()
+        try:
+            if model is not None:
+                registry._require_model(model)
+            versions = registry.versions(model, include_deleted=all_)
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(json.dumps([asdict(v) for v in versions], indent=2, default=str))
+            return
+        if not versions:
+            console().print("No model versions recorded yet. Train one with `ml apply`.")
+            return
+        from rich.table import Table
+
+        from rich import box
+
+        out = console()
+        wide = out.width >= 110  # the BentoML tag only fits a wide terminal (`ml models show` always has it)
+        table = Table(title="Model versions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("model", "version", "status", "aliases", "metric", "gates", "created"):
+            table.add_column(column, no_wrap=column not in ("model", "aliases"),
+                             min_width=10 if column == "aliases" else None)
+        if wide:
+            table.add_column("bentoml tag", no_wrap=True)
+        for v in versions:
+            metric = v.primary_metric
+            value = f"{metric} {_fmt(v.metrics.get(metric))}" if metric else "–"
+            row = [_esc(v.model), v.label, f"[{_STATUS_STYLE.get(v.status, '')}]{v.status}[/]",
+                   ", ".join(v.aliases) or "", value, _gates_cell(v.gates), v.created[:16].replace("T", " ")]
+            table.add_row(*row, *([_esc(v.bentoml_tag or "–")] if wide else []))
+        out.print(table)
+
+    # -- show ---------------------------------------------------------------------------------------
+    @models_app.command("show")
+    @handles_errors
+    def show(ref: str = typer.Argument(..., help="fraud (production), fraud@candidate or fraud:v3"),
+             as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+        """One version: metrics, gate results, slices and its full lineage."""
+        from dataclasses import asdict
+
+        _, store, registry = open_registry()
+        try:
+            version = registry.resolve(ref)
+            events = registry.events(version.model, limit=10)
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(json.dumps(asdict(version), indent=2, default=str))
+            return
+        _show(console(), version, events)
+
+    # -- compare ------------------------------------------------------------------------------------
+    @models_app.command("compare")
+    @handles_errors
+    def compare(a: str = typer.Argument(..., help="fraud:v2, fraud@production..."),
+                b: str = typer.Argument(..., help="fraud:v3, or just v3 (same model as the first)"),
+                as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
+        """Two versions side by side: metrics (with deltas), params, features, data."""
+        _, store, registry = open_registry()
+        try:
+            first = registry.resolve(a)
+            second = registry.resolve(b if any(ch in b for ch in ":@") or not _looks_like_version(b)
+                                      else f"{first.model}:{b}")
+        finally:
+            store.close()
+        diff = _compare(first, second)
+        if as_json:
+            typer.echo(json.dumps(diff, indent=2, default=str))
+            return
+        _render_compare(console(), first, second, diff)
+
+    # -- promote / rollback -----------------------------------------------------------------------------
+    @models_app.command("promote")
+    @handles_errors
+    def promote(model: str = typer.Argument(..., help="The model name."),
+                version: str = typer.Argument(..., help="The version to promote, e.g. v3."),
+                alias: str = typer.Option("production", "--alias", help="candidate, production or previous."),
+                reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept in the alias history).")):
+        """Point an alias (default: production) at an accepted version. The old production becomes previous."""
+        from ..locking import held_lock
+
+        _, store, registry = open_registry()
+        try:
+            with held_lock(store, "models promote"):
+                old, new = registry.promote(model, version, alias=alias, reason=reason)
+        finally:
+            store.close()
+        before = f"v{old}" if old is not None else "none"
+        if old == new.version:
+            console().print(f"{model}@{alias} is already {new.label}; nothing changed.")
+            return
+        console().print(f"[green]{model}@{alias}: {before} → {new.label}[/green]"
+                        + (f" (previous → {before})" if alias == "production" and old is not None else ""))
+
+    @models_app.command("rollback")
+    @handles_errors
+    def rollback(model: str = typer.Argument(..., help="The model name."),
+                 reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept in the alias history).")):
+        """Move production back to the previous version (the current one becomes previous)."""
+        from ..locking import held_lock
+
+        _, store, registry = open_registry()
+        try:
+            with held_lock(store, "models rollback"):
+                old, new = registry.rollback(model, reason=reason)
+        finally:
+            store.close()
+        console().print(f"[green]{model}@production: v{old} → {new.label}[/green] (previous → v{old})")
+
+
+def _looks_like_version(text: str) -> bool:
+    value = text[1:] if text[:1] in "vV" else text
+    return value.isdigit()
+
+
+def _show(out, v, events) -> None:
+    from rich.table import Table
+
+    lineage = dict(v.lineage or {})
+    data = dict(lineage.get("data") or {})
+    git = lineage.get("git") or {}
+    status = f"[{_STATUS_STYLE.get(v.status, '')}]{v.status}[/]"
+    summary = Table(show_header=False, title=f"{_esc(v.model)} {v.label}", title_justify="left", box=None)
+    summary.add_column(style="bold")
+    summary.add_column()
+    rows = [
+        ("status", status),
+        ("aliases", ", ".join(v.aliases) or "–"),
+        ("backend", v.backend),
+        ("created", v.created),
+        ("bentoml tag", _esc(v.bentoml_tag or "– (not saved: rejected)")),
+        ("size", _size(lineage.get("model_size_bytes"))),
+        ("training time", f"{_fmt(lineage.get('training_seconds'), 2)} s "
+                          f"(whole run {_fmt(lineage.get('apply_seconds'), 2)} s)"),
+        ("rows", ", ".join(f"{k} {n}" for k, n in (lineage.get("rows") or {}).items()) or "–"),
+        ("split", ", ".join(f"{k}: {val}" for k, val in (lineage.get("split") or {}).items()) or "–"),
+        ("label", _esc(f"{(data.get('label') or {}).get('source', '?')}.{(data.get('label') or {}).get('column', '?')}")),
+        ("features", _esc(", ".join(lineage.get("feature_refs") or []) or "–")),
+        ("params", _esc(", ".join(f"{k}={val}" for k, val in sorted((lineage.get("params") or {}).items())))),
+        ("data", _esc(f"{data.get('route', '?')} join; digest {str(data.get('digest', '?'))[:12]}")),
+        ("spec hash", str(lineage.get("spec_hash", "–"))[:16]),
+        ("git", f"{git.get('commit', '')[:12]}{' (uncommitted changes)' if git.get('dirty') else ''}" if git else
+         "– (specs not in a git repository)"),
+        ("compared with", lineage.get("baseline") or "– (no production version at training time)"),
+        ("libraries", _esc(", ".join(f"{k} {val}" for k, val in (lineage.get("libraries") or {}).items()))),
+    ]
+    for key, value in rows:
+        summary.add_row(key, value)
+    out.print(summary)
+
+    metrics = Table(title="Metrics (held-out split)", title_justify="left")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    for name, value in v.metrics.items():
+        metrics.add_row(name + (" (primary)" if name == v.primary_metric else ""), _fmt(value))
+    out.print(metrics)
+
+    if v.gates:
+        gates = Table(title="Gates", title_justify="left")
+        for column in ("", "gate", "value", "threshold", "detail"):
+            gates.add_column(column)
+        for g in v.gates:
+            gates.add_row(_GATE_MARK.get(g.get("status"), "?"), _esc(g.get("gate")), _fmt(g.get("value")),
+                          _fmt(g.get("threshold")), _esc(g.get("detail", "")))
+        out.print(gates)
+
+    slices = lineage.get("slices") or {}
+    for column, segments in slices.items():
+        table = Table(title=f"Slice: {_esc(column)}", title_justify="left")
+        table.add_column("segment")
+        table.add_column("rows", justify="right")
+        names = list(v.metrics)
+        for name in names:
+            table.add_column(name, justify="right")
+        for segment, info in segments.items():
+            values = info.get("metrics") or {}
+            table.add_row(_esc(segment), str(info.get("rows", "")), *(_fmt(values.get(n)) for n in names))
+        out.print(table)
+
+    files = data.get("files") or {}
+    if files:
+        table = Table(title="Training data", title_justify="left")
+        table.add_column("file")
+        table.add_column("content key")
+        for path, key in files.items():
+            table.add_row(_esc(path), key)
+        out.print(table)
+
+    if events:
+        table = Table(title="Alias history (newest first)", title_justify="left")
+        for column in ("when", "alias", "move", "who", "why"):
+            table.add_column(column)
+        for e in events:
+            move = f"{'v' + str(e.from_version) if e.from_version else '–'} → {'v' + str(e.to_version) if e.to_version else '–'}"
+            table.add_row(e.at, e.alias, move, _esc(e.who), _esc(e.reason))
+        out.print(table)
+
+
+_LOWER_IS_BETTER = {"logloss", "rmse", "mae"}  # used when a version did not record its metric goals
+
+
+def _goal(v, name: str) -> str:
+    goals = (v.lineage or {}).get("metric_goals") or {}
+    return goals.get(name) or ("lower" if name in _LOWER_IS_BETTER else "higher")
+
+
+def _compare(a, b) -> dict[str, Any]:
+    """Plain data: metrics (a, b, delta, which is better), params/features/data differences."""
+    la, lb = dict(a.lineage or {}), dict(b.lineage or {})
+    metrics = {}
+    for name in dict.fromkeys(list(a.metrics) + list(b.metrics)):
+        va, vb = a.metrics.get(name), b.metrics.get(name)
+        delta = round(vb - va, 6) if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
+        better = None
+        if delta:
+            better = b.label if (delta > 0) == (_goal(b, name) == "higher") else a.label
+        metrics[name] = {"a": va, "b": vb, "delta": delta, "better": better}
+    pa, pb = la.get("params") or {}, lb.get("params") or {}
+    params = {k: {"a": pa.get(k), "b": pb.get(k)} for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)}
+    fa, fb = la.get("feature_refs") or [], lb.get("feature_refs") or []
+    da, db = (la.get("data") or {}).get("files") or {}, (lb.get("data") or {}).get("files") or {}
+    data = {p: {"a": da.get(p), "b": db.get(p)} for p in sorted(set(da) | set(db)) if da.get(p) != db.get(p)}
+    return {
+        "a": a.ref, "b": b.ref,
+        "status": {"a": a.status, "b": b.status},
+        "metrics": metrics,
+        "params": params,
+        "features": {"added": [f for f in fb if f not in fa], "removed": [f for f in fa if f not in fb]},
+        "data": data,
+        "rows": {"a": la.get("rows"), "b": lb.get("rows")},
+        "training_seconds": {"a": la.get("training_seconds"), "b": lb.get("training_seconds")},
+    }
+
+
+def _render_compare(out, a, b, diff) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{_esc(a.ref)} vs {_esc(b.ref)} (held-out metrics)", title_justify="left")
+    for column in ("metric", a.label, b.label, "delta", "better"):
+        table.add_column(column, justify="right" if column not in ("metric", "better") else "left")
+    for name, m in diff["metrics"].items():
+        delta = m["delta"]
+        style = "" if not m["better"] else ("green" if m["better"] == b.label else "red")
+        shown = "–" if delta is None else (f"[{style}]{delta:+.4f}[/]" if style else f"{delta:+.4f}")
+        table.add_row(name, _fmt(m["a"]), _fmt(m["b"]), shown, m["better"] or "same")
+    table.add_row("training time (s)", _fmt(diff["training_seconds"]["a"], 2), _fmt(diff["training_seconds"]["b"], 2),
+                  "", "")
+    out.print(table)
+    changes = Table(title="What differs", title_justify="left")
+    for column in ("", a.label, b.label):
+        changes.add_column(column)
+    for key, values in diff["params"].items():
+        changes.add_row(f"params.{_esc(key)}", _esc(_fmt(values["a"])), _esc(_fmt(values["b"])))
+    for feature in diff["features"]["added"]:
+        changes.add_row("feature", "", f"+ {_esc(feature)}")
+    for feature in diff["features"]["removed"]:
+        changes.add_row("feature", f"- {_esc(feature)}", "")
+    for path, keys in diff["data"].items():
+        changes.add_row(f"data {_esc(path)}", str(keys["a"] or "–")[:12], str(keys["b"] or "–")[:12])
+    if diff["status"]["a"] != diff["status"]["b"]:
+        changes.add_row("status", diff["status"]["a"], diff["status"]["b"])
+    if changes.row_count:
+        out.print(changes)
+    else:
+        out.print("Same params, features and data.")

@@ -1,0 +1,31 @@
+"""`TorchProvider`: the Model kind as a PyTorch tabular MLP (see plugins/training/provider.py for the flow)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from plugins.training.provider import TrainerProvider, Trained
+
+__all__ = ["TorchProvider"]
+
+
+class TorchProvider(TrainerProvider):
+    name: ClassVar[str] = "torch"
+    flavor: ClassVar[str] = "PyTorch"
+    library: ClassVar[str] = "torch"
+    module: ClassVar[str] = "plugins.torch"
+
+    def settings_model(self):
+        from .config import TorchSettings
+
+        return TorchSettings
+
+    def fit(self, prepared, spec, settings, ctx) -> Trained:
+        from .train import train
+
+        return train(prepared, spec, settings.params, progress=ctx.progress)
+
+    def save_artifact(self, name, trained, prepared, spec, *, labels, metadata):
+        from .train import save
+
+        return save(name, trained, labels=labels, metadata=metadata)

@@ -1,0 +1,87 @@
+"""Load a saved model version back as a predict function — for serving and batch scoring.
+
+    from plugins.training.predictor import load_predictor
+    predictor = load_predictor("fraud:cg37omhghka4uax4")      # a BentoML tag (or an artifact folder)
+    scores = predictor.predict(frame)                          # a pandas DataFrame with the features
+
+Every artifact written by a trainer backend holds ``ml_model.json``: the flavor, the task, the feature
+columns in order, the categories of categorical columns and (multiclass) the class values, so a
+predictor encodes a raw frame exactly as training did. Binary: P(label == 1); multiclass: an (n, k)
+matrix of class probabilities; regression: the predicted value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["Predictor", "load_predictor"]
+
+
+@dataclass
+class Predictor:
+    tag: str
+    flavor: str
+    task: str
+    features: list[str]
+    schema: dict[str, Any]
+    _predict: Callable[[Any], Any]
+
+    def predict(self, frame):
+        """Scores for the rows of ``frame`` (a DataFrame or a list of dicts with the feature columns)."""
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(list(frame))
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{self.tag}: input lacks feature columns {missing}")
+        return self._predict(frame)
+
+
+def _folder(ref: str | Path) -> tuple[str, Path]:
+    path = Path(ref)
+    if path.is_dir():
+        return path.name, path
+    from .artifacts import artifact_dir
+
+    folder = artifact_dir(str(ref))
+    if not (folder / "ml_model.json").is_file():
+        raise FileNotFoundError(f"no model artifact for {ref} in {folder.parent.parent} (BENTOML_HOME)")
+    return str(ref), folder
+
+
+def load_predictor(ref: str | Path) -> Predictor:
+    tag, folder = _folder(ref)
+    schema = json.loads((folder / "ml_model.json").read_text(encoding="utf-8"))
+    flavor = schema["flavor"]
+    features = list(schema["features"])
+    categorical = {c: list(v) for c, v in (schema.get("categorical") or {}).items()}
+    if flavor == "lightgbm":
+        import lightgbm as lgb
+
+        from .prepare import encode_features
+
+        booster = lgb.Booster(model_file=str(folder / "saved_model.ubj"))
+
+        def predict(frame):
+            return booster.predict(encode_features(frame, features, categorical))
+    elif flavor == "torch":
+        import torch
+
+        from plugins.torch.preprocess import transform
+        from plugins.torch.train import _predict, build_mlp
+
+        arch = schema["architecture"]
+        model = build_mlp(arch["inputs"], arch["layers"], arch["outputs"], arch["dropout"])
+        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+        model.eval()
+
+        def predict(frame):
+            X = torch.as_tensor(transform(frame, schema["preprocess"]))
+            return _predict(model, X, schema["task"], schema["target_scale"], "cpu")
+    else:
+        raise ValueError(f"{tag}: unknown model flavor {flavor!r}")
+    return Predictor(tag=tag, flavor=flavor, task=schema["task"], features=features, schema=schema, _predict=predict)

@@ -1,0 +1,255 @@
+"""The lightgbm backend end to end, in-process: plan/apply through the Harness (real SQLite state), the
+BentoML model store in a temporary BENTOML_HOME, the registry, gates, incremental plans, bad input,
+the `ml models` commands and the provider contract suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from framework.registry import ACCEPTED, REJECTED, ModelRegistry
+from framework.testing import run_cli
+from framework.testing.contract import ProviderContract
+from framework.testing.harness import Harness
+from plugins.lightgbm import LightGBMProvider
+from plugins.training.artifacts import model_exists
+from plugins.training.testing import feature_providers, model_spec, write_data, write_project
+
+pytestmark = pytest.mark.usefixtures("clean_ml_env", "bentoml_home")
+
+
+@pytest.fixture
+def bentoml_home(tmp_path, monkeypatch):
+    home = tmp_path / "bentoml"
+    monkeypatch.setenv("BENTOML_HOME", str(home))
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    return home
+
+
+def providers():
+    return {**feature_providers(), "lightgbm": LightGBMProvider()}
+
+
+@pytest.fixture
+def project(tmp_path):
+    return write_project(tmp_path / "proj", rows=2000)
+
+
+@pytest.fixture
+def harness(project):
+    h = Harness(project, providers())
+    yield h
+    h.close()
+
+
+def registry_of(root: Path) -> ModelRegistry:
+    return ModelRegistry.for_project(root)
+
+
+def outcome(report, address="model.fraud"):
+    return next(o for o in report.outcomes if o.address == address)
+
+
+def test_apply_trains_saves_and_records_lineage_then_nothing_to_do(harness, project, bentoml_home):
+    report = harness.apply()
+    assert report.ok, report.outcomes
+    outputs = harness.store.get("model.fraud").outputs
+    assert outputs["version"] == "v1" and outputs["gate_status"] == "passed" and outputs["promoted"]
+    assert outputs["metrics"]["auc"] > 0.75 and set(outputs["metrics"]) == {"auc", "logloss", "accuracy"}
+    assert outputs["gates"] == {"auc >= 0.70": "passed", "auc >= production.auc - 0.02": "skipped"}
+    assert model_exists(outputs["bentoml_tag"])
+    assert "secret" not in json.dumps(outputs).lower()
+
+    version = registry_of(project).resolve("fraud")
+    assert version.status == ACCEPTED and version.aliases == ("candidate", "production")
+    lineage = version.lineage
+    assert lineage["feature_refs"] == ["customer_stats:amount_mean_7d", "customer_stats:txn_count_7d",
+                                       "customer_stats:segment"]
+    assert set(lineage["data"]["files"]) == {"data/labels.parquet", "data/customer_daily.parquet"}
+    assert lineage["params"]["num_leaves"] == 15 and lineage["params"]["num_iterations"] == 60
+    assert lineage["libraries"]["lightgbm"] and lineage["git"] is None  # tmp dir: not a git repository
+    assert lineage["model_size_bytes"] > 0 and lineage["training_seconds"] > 0
+    assert set(lineage["upstream"]) == {"source.labels", "featureview.customer_stats"}
+    assert set(lineage["slices"]["channel"]) == {"online", "pos"}
+    assert "no production version yet" in version.gates[1]["detail"]
+
+    plan = harness.plan()
+    assert not plan.has_changes and not plan.errors
+    again = harness.apply()
+    assert again.ok and again.outcomes == []
+
+    # `bentoml models list` (its own CLI, reading BENTOML_HOME) shows the model
+    done = subprocess.run([str(Path(sys.executable).parent / "bentoml"), "models", "list", "-o", "json"],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert outputs["bentoml_tag"] in done.stdout, done.stderr
+
+
+def test_a_param_change_is_planned_with_reasons_and_an_estimate_then_becomes_production(harness, project):
+    assert harness.apply().ok
+    previous = harness.store.get("model.fraud").outputs
+    override = ["models.fraud.trainer.params.num_leaves=7"]
+    plan = harness.plan(overrides=override)
+    (change,) = plan.pending()
+    assert change.address == "model.fraud" and change.action == "update"
+    assert "retrain: params changed (num_leaves 15 → 7)" in change.reasons
+    assert change.estimate_seconds == pytest.approx(previous["apply_seconds"])
+    assert harness.apply(overrides=override).ok
+    reg = registry_of(project)
+    assert reg.aliases("fraud") == {"candidate": 2, "production": 2, "previous": 1}
+    assert reg.get("fraud", 2).lineage["baseline"] == "v1"
+
+
+def test_changed_data_or_features_are_named_in_the_plan(tmp_path):
+    project = write_project(tmp_path / "proj", rows=2000, gates=("auc >= 0.6",))
+    harness = Harness(project, providers())
+    assert harness.apply().ok
+    write_data(project, rows=2100)  # new label rows: the data changed
+    (change,) = harness.plan().pending()
+    assert "training data changed" in change.reasons
+    assert harness.apply().ok
+    assert not harness.plan().has_changes, "after retraining on the new data the plan is empty again"
+    plan = harness.plan(overrides=['models.fraud.features=["customer_stats:amount_mean_7d"]'])
+    (change,) = plan.pending()
+    assert any(r.startswith("retrain: features changed (+ customer_stats:amount_mean_7d, - customer_stats:*)")
+               for r in change.reasons), change.reasons
+
+
+def test_a_failing_gate_records_a_rejected_version_and_changes_nothing_else(harness, project, bentoml_home):
+    assert harness.apply().ok
+    before = harness.store.get("model.fraud")
+    report = harness.apply(overrides=["models.fraud.gates=[\"auc >= 0.99\"]"])
+    failed = outcome(report)
+    assert failed.outcome == "failed"
+    assert "model.fraud: v2 rejected: gate 'auc >= 0.99' failed (auc = 0." in failed.error
+    assert "production stays at v1" in failed.error
+    reg = registry_of(project)
+    rejected = reg.get("fraud", 2)
+    assert rejected.status == REJECTED and rejected.bentoml_tag is None
+    assert [g["status"] for g in rejected.gates] == ["failed"]
+    assert reg.aliases("fraud") == {"candidate": 1, "production": 1}
+    assert harness.store.get("model.fraud").outputs == before.outputs
+    assert len(list((bentoml_home / "models" / "fraud").iterdir())) == 2  # v1 + "latest" link only
+    assert harness.plan(overrides=["models.fraud.gates=[\"auc >= 0.99\"]"]).has_changes
+
+
+def test_production_comparison_gates_against_the_current_production(harness, project):
+    assert harness.apply().ok
+    # a much weaker model: one feature, few rounds -> worse than production by more than the margin
+    weak = ['models.fraud.features=["customer_stats:txn_count_7d"]', "models.fraud.trainer.params.num_boost_round=2"]
+    report = harness.apply(overrides=weak)
+    error = outcome(report).error
+    assert "gate 'auc >= production.auc - 0.02' failed" in error and "(production v1:" in error
+
+
+@pytest.mark.parametrize("override, message", [
+    ("models.fraud.label.column=fraud_flag", "label column 'fraud_flag' is not in source.labels"),
+    ("models.fraud.slices=[region]", "slice column 'region' is neither a feature"),
+    ("models.fraud.trainer.params.objective=nonsense", "training failed inside LightGBM: LightGBMError"),
+])
+def test_bad_input_fails_the_model_with_its_address_and_keeps_the_previous_version(harness, project, override,
+                                                                                  message):
+    assert harness.apply().ok
+    report = harness.apply(overrides=[override])
+    error = outcome(report).error
+    assert error.startswith("model.fraud: ") and message in error, error
+    reg = registry_of(project)
+    assert [v.label for v in reg.versions("fraud")] == ["v1"] and reg.resolve("fraud").version == 1
+
+
+def test_a_gate_naming_an_unknown_metric_fails_at_plan_time(harness):
+    plan = harness.plan(overrides=['models.fraud.gates=["acu >= 0.8"]'])
+    (issue,) = plan.errors
+    assert issue.address == "model.fraud" and "unknown metric 'acu'" in issue.message
+    assert "did you mean 'auc'" in issue.message
+
+
+def test_nan_labels_and_too_few_rows_are_reported(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    root = write_project(tmp_path / "p", rows=30)
+    h = Harness(root, providers())
+    try:
+        error = outcome(h.apply()).error
+        assert "too few rows for the split: 30 labelled rows give 22 to train and 8 to validate" in error
+        write_data(root, rows=2000)
+        labels = pd.read_parquet(root / "data" / "labels.parquet")
+        labels["is_fraud"] = labels["is_fraud"].astype("float64")
+        labels.loc[labels.index[:5], "is_fraud"] = np.nan
+        labels.to_parquet(root / "data" / "labels.parquet")
+        error = outcome(h.apply()).error
+        assert "5 of 2000 labels in column 'is_fraud' are missing (NaN)" in error
+        assert ModelRegistry.for_project(root).models() == []  # nothing was recorded
+    finally:
+        h.close()
+
+
+def test_destroy_removes_every_version_from_the_store_and_the_registry(harness, project, bentoml_home):
+    assert harness.apply().ok
+    tag = harness.store.get("model.fraud").outputs["bentoml_tag"]
+    assert harness.destroy().ok
+    assert not model_exists(tag)
+    reg = registry_of(project)
+    assert reg.get("fraud", 1).status == "deleted" and reg.aliases("fraud") == {}
+    assert harness.apply().ok and reg.resolve("fraud").version == 2  # numbers are never reused
+
+
+def test_a_model_deleted_from_the_bentoml_store_is_planned_again(harness, bentoml_home):
+    import shutil
+
+    assert harness.apply().ok
+    tag = harness.store.get("model.fraud").outputs["bentoml_tag"]
+    shutil.rmtree(bentoml_home / "models" / "fraud" / tag.split(":")[1])
+    plan = harness.plan()
+    assert [(d.address, d.exists) for d in plan.drift] == [("model.fraud", False)]
+    assert [c.action for c in plan.pending()] == ["create"]
+
+
+# -- the CLI -------------------------------------------------------------------------------------------
+def test_cli_apply_fails_on_gates_and_models_commands_show_the_registry(project):
+    result = run_cli(["apply", "--auto-approve"], providers=providers(), cwd=project)
+    assert result.exit_code == 0, result.output
+    result = run_cli(["apply", "--auto-approve", 'models.fraud.gates=["auc >= 0.99"]'], providers=providers(),
+                     cwd=project)
+    assert result.exit_code == 1
+    assert "v2 rejected: gate 'auc >= 0.99' failed" in result.output
+    assert run_cli(["apply", "--auto-approve", "models.fraud.trainer.params.num_leaves=7"], providers=providers(),
+                   cwd=project).exit_code == 0
+
+    listed = run_cli(["models", "list"], cwd=project)
+    assert listed.exit_code == 0, listed.output
+    for text in ("v1", "v2", "v3", "rejected", "accepted", "production", "auc 0."):
+        assert text in listed.output
+    shown = run_cli(["models", "show", "fraud:v2"], cwd=project)
+    assert shown.exit_code == 0 and "auc >= 0.99" in shown.output and "not saved: rejected" in shown.output
+    shown = run_cli(["models", "show", "fraud"], cwd=project)
+    assert "fraud v3" in shown.output and "Alias history" in shown.output and "Slice: channel" in shown.output
+    compared = run_cli(["models", "compare", "fraud:v1", "v3"], cwd=project)
+    assert compared.exit_code == 0 and "params.num_leaves" in compared.output and "delta" in compared.output
+    as_json = json.loads(run_cli(["models", "compare", "fraud:v1", "fraud:v3", "--json"], cwd=project).output)
+    assert as_json["params"]["num_leaves"] == {"a": 15, "b": 7}
+
+    refused = run_cli(["models", "promote", "fraud", "v2"], cwd=project)
+    assert refused.exit_code == 1 and "rejected and cannot be promoted" in refused.output
+    back = run_cli(["models", "rollback", "fraud"], cwd=project)
+    assert back.exit_code == 0 and "fraud@production: v3 → v1" in back.output
+    forward = run_cli(["models", "promote", "fraud", "v3"], cwd=project)
+    assert forward.exit_code == 0 and "v1 → v3" in forward.output
+    missing = run_cli(["models", "show", "frad"], cwd=project)
+    assert missing.exit_code == 1 and "did you mean 'fraud'" in missing.output
+
+
+# -- the contract suite ---------------------------------------------------------------------------------
+class TestLightGBMContract(ProviderContract):
+    @pytest.fixture
+    def contract_project(self, tmp_path):
+        return write_project(tmp_path / "contract", rows=1500)
+
+    @pytest.fixture
+    def contract_providers(self):
+        return providers()

@@ -1,0 +1,251 @@
+"""Models, the pure parts: metrics, gates, trainer settings (did-you-mean at `ml validate`), the registry,
+and that importing the trainer plugins stays light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from framework.errors import SpecErrors
+from framework.registry import ACCEPTED, DELETED, REJECTED, ModelRegistry, RegistryError
+from plugins.training.gates import FAILED, PASSED, SKIPPED, GateError, evaluate_gates, parse_gate, parse_gates
+from plugins.training.metrics import compute_metrics
+
+
+# -- metrics ------------------------------------------------------------------------------------------
+def _auc_brute(y, p):
+    pos, neg = p[y == 1], p[y == 0]
+    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return wins / (len(pos) * len(neg))
+
+
+def test_auc_matches_pairwise_definition_with_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p = np.round(rng.random(400), 1)  # many ties
+    got = compute_metrics("binary", ["auc"], y, p)["auc"]
+    assert got == pytest.approx(_auc_brute(y, p), abs=1e-6)
+
+
+def test_metrics_undefined_are_none_not_crashes():
+    out = compute_metrics("binary", ["auc", "precision", "logloss"], np.array([1, 1]), np.array([0.2, 0.4]))
+    assert out["auc"] is None and out["precision"] is None and out["logloss"] > 0
+    reg = compute_metrics("regression", ["rmse", "mae", "r2"], np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
+    assert reg["rmse"] == pytest.approx(np.sqrt(1 / 3), abs=1e-6) and reg["mae"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+# -- gates --------------------------------------------------------------------------------------------
+def test_gate_grammar():
+    gate = parse_gate("auc >= production.auc - 0.005", "binary")
+    assert (gate.metric, gate.op, gate.production_metric, gate.margin) == ("auc", ">=", "auc", -0.005)
+    assert parse_gate("rmse<2.5", "regression").threshold == 2.5
+    assert parse_gate("slices.auc >= 0.7", "binary").per_slice
+
+
+@pytest.mark.parametrize("text, message", [
+    ("acu >= 0.8", "did you mean 'auc'"),
+    ("auc >= production.aucc", "did you mean 'auc'"),
+    ("rmse <= 3", "not defined for a binary model"),
+    ("auc is good", "not understood"),
+])
+def test_bad_gates_are_reported(text, message):
+    with pytest.raises(GateError) as err:
+        parse_gate(text, "binary")
+    assert message in str(err.value)
+
+
+def test_production_comparison_without_production_is_skipped_not_failed():
+    gates = parse_gates(["auc >= 0.8", "auc >= production.auc - 0.005"], "binary")
+    results = evaluate_gates(gates, {"auc": 0.85}, production=None)
+    assert [r.status for r in results] == [PASSED, SKIPPED]
+    assert "no production version yet" in results[1].detail
+    results = evaluate_gates(gates, {"auc": 0.85}, production={"auc": 0.9}, production_label="v1")
+    assert [r.status for r in results] == [PASSED, FAILED]
+    assert results[1].threshold == pytest.approx(0.895)
+    assert "production v1" in results[1].detail
+
+
+def test_slice_gates_check_every_large_enough_segment():
+    gates = parse_gates(["slices.auc >= 0.7"], "binary")
+    slices = {"channel": {"online": {"rows": 100, "metrics": {"auc": 0.9}},
+                          "pos": {"rows": 80, "metrics": {"auc": 0.6}},
+                          "tiny": {"rows": 3, "metrics": {"auc": 0.1}}}}
+    (result,) = evaluate_gates(gates, {"auc": 0.8}, slices=slices, min_slice_rows=30)
+    assert result.status == FAILED and result.value == 0.6
+    assert [f["segment"] for f in result.failing_slices] == ["pos"]
+    assert "1 too small" in result.detail
+
+
+# -- trainer settings through the engine's two-phase validation ---------------------------------------
+SPECS = """\
+kind: Source
+name: labels
+path: data/labels.parquet
+timestamp_field: event_ts
+backend: files
+---
+kind: Model
+name: fraud
+task: binary
+label: {source: labels, column: is_fraud}
+features: ["txn:amount"]
+trainer:
+  backend: lightgbm
+  params:
+    learning_rate: 0.05
+    num_leavs: 31
+---
+kind: Model
+name: mlp
+task: binary
+label: {source: labels, column: is_fraud}
+features: ["txn:amount"]
+trainer:
+  backend: torch
+  params: {layers: [8], dropuot: 0.1}
+---
+kind: FeatureView
+name: txn
+entities: [customer]
+source: labels
+backend: files
+features:
+  amount: {dtype: float64}
+---
+kind: Entity
+name: customer
+backend: files
+"""
+
+
+def _validate(tmp_path, text):
+    from framework.operations import load_specs
+    from framework.project import Project
+    from framework.testing import InMemoryProvider, registry_with
+    from plugins.lightgbm import LightGBMProvider
+    from plugins.torch import TorchProvider
+
+    (tmp_path / "specs").mkdir(exist_ok=True)
+    (tmp_path / "specs" / "all.yaml").write_text(text)
+    project = Project.load(tmp_path)
+    registry = registry_with({"files": InMemoryProvider("files"), "lightgbm": LightGBMProvider(),
+                              "torch": TorchProvider()}, project_dir=tmp_path)
+    return load_specs(project, registry)
+
+
+def test_unknown_trainer_params_point_at_the_yaml_line_with_did_you_mean(tmp_path):
+    with pytest.raises(SpecErrors) as err:
+        _validate(tmp_path, SPECS)
+    text = str(err.value)
+    assert "specs/all.yaml:16: trainer.params.num_leavs: unknown field" in text
+    assert "did you mean 'num_leaves'?" in text
+    assert "trainer.params.dropuot: unknown field" in text and "did you mean 'dropout'?" in text
+
+
+def test_lightgbm_aliases_are_accepted_and_duplicates_refused(tmp_path):
+    fixed = SPECS.replace("num_leavs: 31", "num_leaf: 31\n    num_boost_round: 50\n    reg_lambda: 1").replace(
+        "dropuot", "dropout")
+    loaded = _validate(tmp_path, fixed)
+    config = loaded.graph.nodes["model.fraud"].config
+    assert config.lightgbm_params() == {"learning_rate": 0.05, "num_leaves": 31, "num_iterations": 50,
+                                        "lambda_l2": 1}
+    with pytest.raises(SpecErrors) as err:
+        _validate(tmp_path, fixed.replace("num_leaf: 31", "num_leaf: 31\n    num_leaves: 15"))
+    assert "'num_leaf' and 'num_leaves' are the same LightGBM parameter" in str(err.value) or \
+        "'num_leaves' and 'num_leaf' are the same LightGBM parameter" in str(err.value)
+    with pytest.raises(SpecErrors) as err:
+        _validate(tmp_path, fixed.replace("num_leaf: 31", "num_leaf: 1"))
+    assert "greater than or equal to 2" in str(err.value)
+    with pytest.raises(SpecErrors) as err:
+        _validate(tmp_path, fixed.replace("num_leaf: 31", "categorical_feature: [a]"))
+    assert "set by ml" in str(err.value)
+
+
+def test_parameter_table_matches_the_installed_lightgbm():
+    import lightgbm
+    import lightgbm.basic
+
+    from plugins.lightgbm.params import ALIASES, LIGHTGBM_VERSION
+
+    installed = lightgbm.basic._ConfigAliases._get_all_param_aliases()
+    assert LIGHTGBM_VERSION == lightgbm.__version__
+    assert {k: set(v) - {k} for k, v in installed.items()} == {k: set(v) for k, v in ALIASES.items()}
+
+
+# -- registry -----------------------------------------------------------------------------------------
+@pytest.fixture
+def registry(tmp_path):
+    reg = ModelRegistry(f"sqlite:///{tmp_path / 'state.db'}")
+    yield reg
+    reg.close()
+
+
+def _record(reg, status=ACCEPTED, promote=True, auc=0.9):
+    return reg.record_version(model="fraud", backend="lightgbm", address="model.fraud", status=status,
+                              metrics={"auc": auc}, gates=[], lineage={"params": {}}, bentoml_tag="fraud:x",
+                              primary_metric="auc", promote=promote)
+
+
+def test_aliases_promote_and_rollback(registry):
+    v1, v2 = _record(registry), _record(registry, auc=0.91)
+    assert (v1.version, v2.version) == (1, 2)
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 2, "previous": 1}
+    old, now = registry.rollback("fraud")
+    assert (old, now.version) == (2, 1)
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1, "previous": 2}
+    registry.promote("fraud", "v2")
+    assert registry.resolve("fraud").version == 2 and registry.resolve("fraud@previous").version == 1
+    assert registry.resolve("fraud:v1").version == 1
+    moves = [(e.alias, e.from_version, e.to_version) for e in registry.events("fraud")]
+    assert moves[0] == ("production", 1, 2)
+
+
+def test_manual_promotion_only_moves_candidate_and_rejected_versions_never_move_aliases(registry):
+    _record(registry)
+    _record(registry, promote=False)
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1}
+    rejected = _record(registry, status=REJECTED)
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1}
+    with pytest.raises(RegistryError, match="rejected and cannot be promoted"):
+        registry.promote("fraud", rejected.version)
+
+
+def test_lookups_explain_what_is_missing(registry):
+    with pytest.raises(RegistryError, match="no model named 'fraud'"):
+        registry.resolve("fraud")
+    _record(registry, promote=False)
+    with pytest.raises(RegistryError, match="did you mean 'fraud'"):
+        registry.resolve("frau:v1")
+    with pytest.raises(RegistryError, match="has no version v7"):
+        registry.resolve("fraud:v7")
+    with pytest.raises(RegistryError, match="no previous version"):
+        registry.rollback("fraud")
+    with pytest.raises(RegistryError, match="did you mean 'production'"):
+        registry.resolve("fraud@prodution")
+
+
+def test_delete_marks_versions_deleted_and_keeps_numbering(registry):
+    _record(registry)
+    live = registry.delete_model("fraud")
+    assert [v.version for v in live] == [1]
+    assert registry.get("fraud", 1).status == DELETED and registry.aliases("fraud") == {}
+    assert _record(registry).version == 2
+
+
+# -- import lightness ---------------------------------------------------------------------------------
+def test_importing_the_plugins_and_the_registry_leaves_heavy_libraries_out():
+    code = textwrap.dedent("""
+        import json, sys
+        import plugins.lightgbm, plugins.torch, plugins.training, framework.registry, framework.cli.models
+        from plugins.lightgbm import LightGBMProvider
+        LightGBMProvider().config_model("Model")
+        heavy = ["lightgbm", "torch", "pandas", "bentoml", "pyarrow", "numpy", "sklearn"]
+        print(json.dumps([m for m in heavy if m in sys.modules]))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []
