@@ -146,7 +146,7 @@ def _breakdown(root: Path, specs) -> None:
         began = time.perf_counter()
         validate(f"featureview.{VIEW}", root / "data" / f"{VIEW}.parquet", contract)
         times.append(time.perf_counter() - began)
-    print(f"    of which the data contract check (read + pandera): {statistics.median(times) * 1000:.1f} ms")
+    print(f"    of which the data contract check (read + checks): {statistics.median(times) * 1000:.1f} ms")
 
 
 def bench_online(repo: Path, calls: int) -> None:
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=43_000, help="transactions to generate "
                         "(43000 gives ~100k customer_txn_stats rows)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=2000)
     args = parser.parse_args(argv)
     gen = _generator()

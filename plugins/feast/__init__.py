@@ -16,6 +16,14 @@ Modules, one job each:
   materialize  loading a view into the online store
   training     point-in-time training frames (get_historical_features)
   online       online feature lookups for serving, with missing entities reported
+
+Choosing the online store: an optional ``FeatureStore`` spec (``kind: FeatureStore, name: default,
+online_store: {type: sqlite}`` or ``{type: redis, connection_string: "127.0.0.1:6379", password_env:
+REDIS_PASSWORD}``) owns the ``online_store`` block of feature_store.yaml, so the ``feast`` CLI sees the
+same store. Feature views that name it (``store: default``) depend on it: switching stores, e.g. with
+the ``specs/env/redis.yaml`` overlay, plans an update of the store and of those views, and applying it
+reloads their rows into the new store. Without a FeatureStore spec, feature_store.yaml is left as
+written. Passwords never appear in specs, state or outputs: Feast expands ``${VAR}`` at load time.
 """
 
 from .provider import FeastProvider

@@ -275,7 +275,7 @@ def _column_failures(df, rules: list[ColumnRule]) -> list[Failure]:
 
 
 def _dataset_failures(report: Report, contract: Contract, now: datetime) -> list[Failure]:
-    checks, failures = contract.dataset, []
+    checks, failures = contract.dataset, list[Failure]()
     if checks is None:
         return failures
     if checks.min_rows is not None and report.rows < checks.min_rows:
@@ -384,7 +384,8 @@ def _surely_passes(table, contract: Contract, now: datetime) -> bool:
             return False
     for rule in stamps:
         column = table[rule.name]
-        if column.null_count or (len(column) and _as_datetime(pc.max(column)) > now + FUTURE_TOLERANCE):
+        newest = _as_datetime(pc.max(column)) if len(column) else None
+        if column.null_count or (newest is not None and newest > now + FUTURE_TOLERANCE):
             return False
     if any(table[k.name].null_count for k in contract.keys):
         return False

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 __all__ = ["OnlineFeatures", "fetch_online_features", "feature_store", "clear_cache"]
 
 _NOT_FOUND = 3  # feast.protos.feast.serving.ServingService_pb2.FieldStatus.NOT_FOUND
-_STORES: dict[str, Any] = {}
+_STORES: dict[Any, Any] = {}  # by the path as given (str or Path) and by the resolved path
 _GUARD = threading.Lock()
 
 
@@ -43,9 +43,9 @@ def feature_store(repo: str | Path | Any):
     """The cached FeatureStore of a repository path (or the object itself when given one)."""
     if not isinstance(repo, (str, Path)):
         return repo
-    key = str(Path(repo).resolve())
-    store = _STORES.get(key)
+    store = _STORES.get(repo)  # as given: no path resolution on the hot path
     if store is None:
+        key = str(Path(repo).resolve())
         with _GUARD:
             store = _STORES.get(key)
             if store is None:
@@ -53,6 +53,7 @@ def feature_store(repo: str | Path | Any):
 
                 store = new_feature_store(Path(key))
                 _STORES[key] = store
+            _STORES[repo] = store
     return store
 
 

@@ -32,6 +32,15 @@ _REPLACE_REASONS = {
 }
 
 
+def _reloads(path: str) -> bool:
+    """Does a change at this FeatureView field path make apply reload the view's online rows in full?"""
+    parts = path.split(".")
+    if parts[0] in ("source", "entities", "store"):
+        return True
+    # a feature added, removed or retyped; descriptions and checks do not touch online rows
+    return parts[0] == "features" and (len(parts) <= 2 or parts[2] == "dtype")
+
+
 class FeastProvider(BaseProvider):
     name: ClassVar[str] = "feast"
     kinds: ClassVar[tuple[str, ...]] = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
@@ -113,9 +122,8 @@ class FeastProvider(BaseProvider):
         reasons = []
         if result.replace_paths and request.resource.kind in _REPLACE_REASONS:
             reasons.append(_REPLACE_REASONS[request.resource.kind])
-        if request.resource.kind == "FeatureView" and any(
-                c.path in ("source", "features") or c.path.startswith(("source.", "features.")) for c in request.changes):
-            reasons.append("the online store is re-materialized from the whole source")
+        if request.resource.kind == "FeatureView" and any(_reloads(c.path) for c in request.changes):
+            reasons.append("the online store is reloaded from the whole source")
         return PlanResult(replace_paths=result.replace_paths, reasons=tuple(reasons))
 
     def apply(self, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:

@@ -19,7 +19,7 @@ __all__ = ["build_training_frame", "join_keys_for"]
 _TS = "event_timestamp"
 
 
-def join_keys_for(store, features: Sequence[str] | Any) -> list[str]:
+def join_keys_for(store, features: Any) -> list[str]:
     """The entity join keys the feature views behind `features` (refs or a FeatureService) need."""
     if isinstance(features, (list, tuple)):
         views = list(dict.fromkeys(ref.split(":", 1)[0] for ref in features))
@@ -34,7 +34,7 @@ def join_keys_for(store, features: Sequence[str] | Any) -> list[str]:
     return keys
 
 
-def _refs_by_view(store, features: Sequence[str] | Any) -> dict[str, list[str]]:
+def _refs_by_view(store, features: Any) -> dict[str, list[str]]:
     if isinstance(features, (list, tuple)):
         pairs = [ref.split(":", 1) for ref in features]
     else:

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 FEAST = str(Path(sys.executable).with_name("feast"))
 ORDER = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
+FEATURE_SECTIONS = ("feature_stores", "entities", "sources", "feature_views", "feature_services")
 END = "2025-06-01"
 
 
@@ -51,9 +52,17 @@ def _generator():
 
 def make_project(root: Path, rows: int = 3000) -> str:
     """A project folder: generated data, the example specs, a Feast repo with a unique project name."""
+    import yaml
+
     gen = _generator()
     gen.write(root / "data", gen.default_params(rows, END))
-    shutil.copytree(ROOT / "specs", root / "specs")
+    # the feature specs of the example project, and the feature sections of its env overlays
+    shutil.copytree(ROOT / "specs" / "features", root / "specs" / "features")
+    (root / "specs" / "env").mkdir()
+    for overlay in (ROOT / "specs" / "env").glob("*.yaml"):
+        data = yaml.safe_load(overlay.read_text()) or {}
+        kept = {k: v for k, v in data.items() if k in FEATURE_SECTIONS}
+        (root / "specs" / "env" / overlay.name).write_text(yaml.safe_dump(kept))
     (root / "feature_repo").mkdir()
     project = f"mlt_{uuid.uuid4().hex[:10]}"
     text = (ROOT / "feature_repo" / "feature_store.yaml").read_text().replace("project: ml_example",
@@ -202,6 +211,30 @@ def test_update_is_reflected_in_registry_and_generated_module(world):
     assert result.outputs["materialization"] == "incremental"
     assert result.outputs["materialized_from"] == before["materialized_until"]
     assert world.read("featureview.customer_txn_stats").drift == {}
+
+
+def test_changed_source_data_is_reloaded_and_served(world):
+    import pandas as pd
+
+    from plugins.feast.online import fetch_online_features
+
+    path = world.root / "data" / "customer_profile.parquet"
+    original = path.read_bytes()
+    try:
+        df = pd.read_parquet(path)
+        latest = df[df["customer_id"] == 1000]["event_ts"].idxmax()
+        df.loc[latest, "credit_limit"] = 123_456.0  # a corrected historical row, older than the last load
+        df.to_parquet(path, index=False)
+        world.apply("source.customer_profile")
+        result = world.apply("featureview.customer_profile")
+        assert result.outputs["materialization"] == "full"
+        assert result.outputs["materialization_reason"] == "source data changed"
+        served = fetch_online_features(world.repo, ["customer_profile:credit_limit"], [{"customer_id": 1000}])
+        assert served.features["credit_limit"] == [123_456.0]
+    finally:
+        path.write_bytes(original)
+        world.apply("source.customer_profile")
+        world.apply("featureview.customer_profile")
 
 
 def test_create_then_delete_is_reflected_in_registry_and_cli(world):
@@ -353,6 +386,29 @@ def test_bad_data_for_an_existing_view_keeps_registry_and_online_values(world):
             world.apply("featureview.customer_profile")
         assert digest(registry) == before_registry
         assert fetch_online_features(world.repo, ["customer_profile:age"], [{"customer_id": 1000}]).features == before_online
+    finally:
+        path.write_bytes(original)
+
+
+def test_bad_source_data_names_the_source_column_and_changes_nothing(world):
+    import pandas as pd
+
+    path = world.root / "data" / "transactions.parquet"
+    original = path.read_bytes()
+    registry = world.repo / "data" / "registry.db"
+    before = digest(registry)
+    try:
+        df = pd.read_parquet(path)
+        df.loc[[0, 1], "amount"] = -3.0
+        df.loc[2, "channel"] = "atm"
+        df.to_parquet(path, index=False)
+        with pytest.raises(DataContractError) as info:
+            world.apply("source.transactions")
+        message = str(info.value)
+        assert message.startswith("source.transactions: data contract failed for data/transactions.parquet (2 problems)")
+        assert "columns.amount.checks.gt: > 0 fails for 2 rows, e.g. -3.0" in message
+        assert "columns.channel.checks.isin: isin ['online', 'pos'] fails for 1 row, e.g. 'atm'" in message
+        assert digest(registry) == before
     finally:
         path.write_bytes(original)
 

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_importing_the_plugin_leaves_heavy_libraries_out():
     code = (
         "import sys; import plugins.feast as p; prov = p.FeastProvider(); prov.config_model('FeatureView');"
+        "import plugins.feast.handlers, plugins.feast.contracts, plugins.feast.online, plugins.feast.training;"
         "heavy = [m for m in ('feast', 'pandas', 'pyarrow', 'pandera', 'numpy') if m in sys.modules];"
         "print(','.join(heavy) or 'none')"
     )
@@ -399,3 +400,21 @@ def test_nulls_and_nans_pass_only_where_nullable(tmp_path):
     assert validate("featureview.v", path, contract(True), now=NOW).rows == 200
     with pytest.raises(DataContractError, match="features.amount.checks.nullable: not null fails for 2 rows"):
         validate("featureview.v", path, contract(False), now=NOW)
+
+
+def test_plan_marks_entity_key_changes_as_replacement_and_explains_reloads():
+    from framework.contract import FieldChange, PlanRequest, RecordedResource, Resource
+    from plugins.feast import FeastProvider
+
+    def plan(kind, *paths):
+        resource = Resource(address=f"{kind.lower()}.x", kind=kind, name="x", backend="feast", spec={})
+        prior = RecordedResource(address=resource.address, kind=kind, backend="feast", spec={}, fingerprint="-")
+        changes = tuple(FieldChange(path=p, before=1, after=2) for p in paths)
+        return FeastProvider().plan(PlanRequest(resource, prior, changes))
+
+    assert plan("Entity", "join_keys.0").replace_paths == ("join_keys.0",)
+    assert plan("Entity", "description").replace_paths == ()
+    assert plan("FeatureView", "ttl").reasons == ()
+    assert plan("FeatureView", "features.amount.description", "features.amount.checks.ge").reasons == ()
+    assert plan("FeatureView", "features.amount.dtype").reasons == ("the online store is reloaded from the whole source",)
+    assert plan("FeatureView", "entities.0").replace_paths == ("entities.0",)
