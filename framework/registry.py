@@ -276,10 +276,11 @@ class ModelRegistry:
     def record_version(self, *, model: str, backend: str, address: str, status: str, metrics: Mapping[str, Any],
                        gates: list[Mapping[str, Any]], lineage: Mapping[str, Any], bentoml_tag: str | None = None,
                        primary_metric: str | None = None, promote: bool = False,
-                       version: int | None = None) -> ModelVersion:
+                       version: int | None = None, move_aliases: bool = True) -> ModelVersion:
         """Record a new version and move aliases: an accepted version becomes ``candidate``, and with
         ``promote`` also ``production`` (the old production becomes ``previous``). ``version``: the
-        number reserved with :meth:`next_version` (default: the next one)."""
+        number reserved with :meth:`next_version` (default: the next one). ``move_aliases=False``
+        records it without touching any alias (sweep candidates: the best one is aliased afterwards)."""
         import sqlalchemy as sa
 
         v = self._versions
@@ -289,7 +290,7 @@ class ModelRegistry:
                 model=model, version=number, status=status, created=_now(), backend=backend, address=address,
                 bentoml_tag=bentoml_tag, primary_metric=primary_metric, metrics=_dumps(metrics),
                 gates=_dumps(gates), lineage=_dumps(lineage)))
-            if status == ACCEPTED:
+            if status == ACCEPTED and move_aliases:
                 self._move(conn, model, "candidate", number, f"v{number} passed its gates")
                 if promote:
                     self._promote(conn, model, number, f"v{number} passed its gates (promote: auto)")
@@ -336,7 +337,7 @@ class ModelRegistry:
 
     def rollback(self, model: str, *, reason: str | None = None) -> tuple[int, ModelVersion]:
         """Production goes back to ``previous``; the version rolled back from becomes ``previous``."""
-        self._require_model(model)
+        self.require_model(model)
         with self._tx(write=True) as conn:
             aliases = self._alias_map(conn, model)
             previous, current = aliases.get("previous"), aliases.get("production")
@@ -411,7 +412,7 @@ class ModelRegistry:
         """``fraud`` (its production version), ``fraud@candidate``, ``fraud:v3`` -> the version."""
         if "@" in ref:
             model, alias = ref.split("@", 1)
-            self._require_model(model)
+            self.require_model(model)
             if alias not in ALIASES:
                 raise RegistryError(f"unknown alias {alias!r} in {ref!r}",
                                     hint=did_you_mean(alias, ALIASES) or f"aliases: {', '.join(ALIASES)}")
@@ -422,7 +423,7 @@ class ModelRegistry:
             return found
         if ":" in ref:
             model, version = ref.split(":", 1)
-            self._require_model(model)
+            self.require_model(model)
             return self._require(model, parse_version(version))
         return self.resolve(f"{ref}@production")
 
@@ -435,7 +436,8 @@ class ModelRegistry:
             return [AliasEvent(r.model, r.alias, r.from_version, r.to_version, r.at, r.who, r.reason)
                     for r in conn.execute(query)]
 
-    def _require_model(self, model: str) -> None:
+    def require_model(self, model: str) -> None:
+        """Raise RegistryError (with a did-you-mean hint) unless ``model`` has versions."""
         known = self.models()
         if model not in known:
             hint = did_you_mean(model, known) or (f"known models: {', '.join(known)}" if known else
@@ -445,7 +447,7 @@ class ModelRegistry:
     def _require(self, model: str, number: int) -> ModelVersion:
         found = self.get(model, number)
         if found is None:
-            self._require_model(model)
+            self.require_model(model)
             labels = [mv.label for mv in self.versions(model)]
             raise RegistryError(f"{model} has no version v{number}", hint=f"versions: {', '.join(labels)}")
         return found

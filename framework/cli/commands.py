@@ -409,7 +409,7 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
             out.print(f"  created {path}")
         out.print(f"\nNext: cd {directory} && ml validate && ml plan")
 
-    from .models import register_models; register_models(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
+    from .models import register_models; register_models(app, project_and_registry, handles_errors, console, fail, split_args)  # noqa: E702
 
 
 def _esc(text: str) -> str:

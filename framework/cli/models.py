@@ -1,13 +1,17 @@
-"""`ml models`: the model registry — list, show, compare, promote, rollback.
+"""`ml models`: the model registry — list, show, compare, promote, rollback, sweep.
 
 References: ``fraud`` (its production version), ``fraud@candidate``, ``fraud:v3``. Moving an alias is
 how promotion and rollback work; it is done under the state lock, so it never races an apply.
+``sweep`` trains one version per combination of Hydra sweep overrides
+(``models.fraud.trainer.params.num_leaves=15,31,63``) and points ``candidate`` at the best.
+The commands read the registry (framework/registry.py); training goes through the model's backend
+(its ``train_candidate`` hook), so this module imports no plugin.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -51,7 +55,7 @@ def _gates_cell(gates) -> str:
     return " ".join(parts)
 
 
-def register_models(app, project_and_registry, handles_errors, console, fail) -> None:  # noqa: C901
+def register_models(app, project_and_registry, handles_errors, console, fail, split_args=None) -> None:  # noqa: C901
     models_app = typer.Typer(help="The model registry: versions, lineage, aliases (promote / rollback).",
                              no_args_is_help=True)
     app.add_typer(models_app, name="models")
@@ -75,7 +79,7 @@ def register_models(app, project_and_registry, handles_errors, console, fail) ->
         _, store, registry = open_registry()
         try:
             if model is not None:
-                registry._require_model(model)
+                registry.require_model(model)
             versions = registry.versions(model, include_deleted=all_)
         finally:
             store.close()
@@ -167,6 +171,92 @@ def register_models(app, project_and_registry, handles_errors, console, fail) ->
         console().print(f"[green]{model}@{alias}: {before} → {new.label}[/green]"
                         + (f" (previous → {before})" if alias == "production" and old is not None else ""))
 
+    @models_app.command("sweep")
+    @handles_errors
+    def sweep(args: Optional[List[str]] = typer.Argument(None, help=(
+                  "Overrides with Hydra sweep syntax, e.g. models.fraud.trainer.params.num_leaves=15,31,63 "
+                  "(also range(a,b), choice(...)); plus env=NAME, a spec path and plain overrides.")),
+              max_candidates: int = typer.Option(32, "--max", min=1, help="Refuse sweeps larger than this.")):
+        """Train one version per combination of sweep values; record each; make the best passing one `candidate`.
+
+        Every candidate is trained like `ml apply` would (same data, split and gates) and recorded in the
+        registry with its overrides; no alias moves until all are done, then `candidate` points at the
+        best by the model's primary metric. State and `production` are untouched: promote the winner
+        with `ml models promote`, and put its params into the spec to make it the declared model.
+        """
+        import itertools
+        import uuid
+
+        from ..contract import ApplyContext, ApplyRequest
+        from ..errors import MLError, SpecError
+        from ..locking import held_lock
+        from ..operations import load_specs
+        from ..plan.planner import to_resource
+        from ..registry import ACCEPTED, ModelRegistry
+
+        if split_args is None:  # pragma: no cover - wiring
+            fail("ml models sweep is not available in this build")
+        spec_dir, env, overrides = split_args(args)
+        axes, fixed = _sweep_axes(overrides)
+        if not axes:
+            raise SpecError("no sweep override given",
+                            hint="e.g. ml models sweep models.fraud.trainer.params.num_leaves=15,31,63")
+        names = {key.split(".")[1] for key, _ in axes if key.startswith("models.") and key.count(".") >= 2}
+        if len(names) != 1 or any(not key.startswith(f"models.{next(iter(names))}.") for key, _ in axes):
+            raise SpecError("sweep overrides must all change one model: models.NAME.…",
+                            hint="sweep one model at a time")
+        model = next(iter(names))
+        combos = [list(c) for c in itertools.product(*(values for _, values in axes))]
+        if len(combos) > max_candidates:
+            raise SpecError(f"the sweep has {len(combos)} candidates (more than --max {max_candidates})")
+        project, registry = project_and_registry(spec_dir)
+        store = project.open_state()
+        out = console()
+        sweep_id = uuid.uuid4().hex[:8]
+        rows: list[tuple[list[str], Any, str | None]] = []
+        try:
+            reg = ModelRegistry.for_store(store)
+            with held_lock(store, "models sweep"):
+                for i, combo in enumerate(combos, 1):
+                    loaded = load_specs(project, registry, env=env, overrides=fixed + combo)
+                    address = f"model.{model}"
+                    if address not in loaded.graph.nodes:
+                        raise SpecError(f"no model named {model!r} in the specs")
+                    node = loaded.graph.nodes[address]
+                    provider = registry.get(node.backend)
+                    train = getattr(provider, "train_candidate", None)
+                    if train is None:
+                        raise MLError(f"backend {node.backend!r} does not support sweeps")
+                    missing = [d for d in node.depends_on if store.get(d) is None]
+                    if missing:
+                        raise MLError(f"{address} needs {', '.join(missing)} applied first",
+                                      hint=f"ml apply --target {missing[0]}")
+                    upstream = {d: store.get(d) for d in node.depends_on}
+                    out.print(f"[bold]candidate {i}/{len(combos)}[/bold]: {_esc(' '.join(combo))}")
+                    ctx = ApplyContext(address=address, project_dir=project.root, env=env, upstream=upstream,
+                                       on_progress=lambda a, m, f: out.print(f"  [dim]{_esc(m)}[/dim]"))
+                    request = ApplyRequest("update", to_resource(loaded.graph, address), store.get(address))
+                    try:
+                        version = train(request, ctx, {"id": sweep_id, "overrides": combo})
+                        rows.append((combo, version, None))
+                    except MLError as exc:  # one candidate failing does not stop the sweep
+                        rows.append((combo, None, str(exc)))
+                        out.print(f"  [red]failed: {_esc(exc)}[/red]")
+                passing = [v for _, v, _ in rows if v is not None and v.status == ACCEPTED
+                           and isinstance(v.metrics.get(v.primary_metric), (int, float))]
+                best = None
+                if passing:
+                    best = max(passing, key=lambda v: v.metrics[v.primary_metric]
+                               * (1 if _goal(v, v.primary_metric) == "higher" else -1))
+                    overrides_text = " ".join(best.lineage.get("sweep", {}).get("overrides", []))
+                    reg.promote(model, best.version, alias="candidate",
+                                reason=f"best of sweep {sweep_id}: {overrides_text}")
+        finally:
+            store.close()
+        _render_sweep(out, model, sweep_id, rows, best)
+        if best is None:
+            raise typer.Exit(1)
+
     @models_app.command("rollback")
     @handles_errors
     def rollback(model: str = typer.Argument(..., help="The model name."),
@@ -181,6 +271,57 @@ def register_models(app, project_and_registry, handles_errors, console, fail) ->
         finally:
             store.close()
         console().print(f"[green]{model}@production: v{old} → {new.label}[/green] (previous → v{old})")
+
+
+def _sweep_axes(overrides: list[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """Split overrides into sweep axes (key, [plain override per value]) and fixed overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    from ..errors import SpecError
+
+    axes, fixed = [], []
+    for text in overrides:
+        try:
+            (override,) = OverridesParser.create().parse_overrides([text])
+        except HydraException as exc:
+            raise SpecError(f"malformed override {text!r}: {str(exc).strip().splitlines()[0]}") from exc
+        if not override.is_sweep_override():
+            fixed.append(text)
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception as exc:  # interval() sweeps need a search algorithm
+            raise SpecError(f"override {text!r}: only list, range() and choice() sweeps are supported") from exc
+        prefix = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}.get(override.type, "")
+        axes.append((override.key_or_group, [f"{prefix}{override.key_or_group}={v}" for v in values]))
+    return axes, fixed
+
+
+def _render_sweep(out, model: str, sweep_id: str, rows, best) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Sweep {sweep_id} of {_esc(model)}", title_justify="left")
+    for column in ("", "overrides", "version", "status", "metric", "gates"):
+        table.add_column(column)
+    for combo, version, error in rows:
+        short = " ".join(c.rsplit(".", 1)[-1] for c in combo)
+        if version is None:
+            table.add_row("", _esc(short), "–", "[red]failed[/red]", "–", _esc((error or "")[:60]))
+            continue
+        metric = version.primary_metric
+        mark = "[green]★[/green]" if best is not None and version.version == best.version else ""
+        table.add_row(mark, _esc(short), version.label,
+                      f"[{_STATUS_STYLE.get(version.status, '')}]{version.status}[/]",
+                      f"{metric} {_fmt(version.metrics.get(metric))}", _gates_cell(version.gates))
+    out.print(table)
+    if best is not None:
+        winner = " ".join(best.lineage.get("sweep", {}).get("overrides", []))
+        out.print(f"[green]{_esc(model)}@candidate → {best.label}[/green] ({_esc(winner)}). "
+                  f"Promote it with: ml models promote {_esc(model)} {best.label}")
+    else:
+        out.print("[red]No candidate passed its gates; no alias moved.[/red]")
 
 
 def _looks_like_version(text: str) -> bool:

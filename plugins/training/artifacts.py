@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -75,6 +76,13 @@ def save_model(name: str, write: Callable[[Callable[[str], str]], None], *, modu
     import bentoml
     from bentoml._internal.models.model import ModelContext
 
+    with warnings.catch_warnings():  # BentoML's own dependencies warn about their deprecations on save
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _create(bentoml, ModelContext, name, write, module=module, framework=framework, versions=versions,
+                       labels=labels, metadata=metadata, signatures=signatures)
+
+
+def _create(bentoml, ModelContext, name, write, *, module, framework, versions, labels, metadata, signatures):
     with bentoml.models.create(
         bento_name(name), module=module, api_version="v1",
         signatures=dict(signatures or {"predict": {"batchable": True, "batch_dim": 0}}),

@@ -140,7 +140,10 @@ def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
     resolved: list[tuple[str, Mapping[str, Any], str, list[str]]] = []
     for view, features in wanted.items():
         view_spec, backend = _need(lookup, f"featureview.{view}", "a feature view the model uses")
-        declared = list((view_spec.get("features") or {}).keys())
+        # Sorted: state stores specs as JSON with sorted keys, so the declared order of a view's features
+        # does not survive a round trip; 'view:*' must expand the same way whether the view was applied
+        # in this run or read back from state (column order is part of what a model is trained on).
+        declared = sorted((view_spec.get("features") or {}).keys())
         chosen: list[str] = []
         for feature in features:
             if feature is None:

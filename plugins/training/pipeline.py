@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -11,7 +13,32 @@ from framework.errors import MLError
 
 from .provider import MAX_SEGMENTS, GateFailure, TrainerProvider, TrainingError
 
-__all__ = ["run_training", "slice_metrics", "choose_route"]
+__all__ = ["run_training", "slice_metrics", "choose_route", "cached_frame"]
+
+_FRAMES: dict[tuple, Any] = {}  # recent frames and splits: models (or sweep candidates) sharing inputs join once
+_FRAME_LOCKS: dict[tuple, Any] = {}
+_FRAMES_GUARD = threading.Lock()
+_FRAMES_KEPT = 4  # two frames and their splits
+
+
+def cached_frame(key: tuple, build):
+    """The object for ``key`` (route, inputs, data content keys, slices[, split settings]), built once even
+    when two models ask at the same time. Content keys are part of the key, so changed data is never
+    served stale. Cached objects are never modified by their users (features are copied when encoded)."""
+    with _FRAMES_GUARD:
+        lock = _FRAME_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        with _FRAMES_GUARD:
+            if key in _FRAMES:
+                return _FRAMES[key]
+        frame = build()
+        with _FRAMES_GUARD:
+            _FRAMES[key] = frame
+            while len(_FRAMES) > _FRAMES_KEPT:
+                oldest = next(iter(_FRAMES))
+                _FRAMES.pop(oldest)
+                _FRAME_LOCKS.pop(oldest, None)
+        return frame
 
 
 def _lookup(ctx: ApplyContext, project):
@@ -88,118 +115,198 @@ def _gate_summary(results) -> str:
     return text
 
 
-def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:
-    from framework.graph import canonical_json, digest
-    from framework.project import Project
-    from framework.registry import ACCEPTED, REJECTED, ModelRegistry
-    from framework.spec.kinds import NON_BEHAVIOURAL, Model
+@dataclass
+class _Run:
+    """What one training run knows before it trains: the spec, settings, gates and the registry."""
 
-    from .artifacts import delete_models
+    provider: TrainerProvider
+    resource: Any
+    ctx: ApplyContext
+    spec: Any
+    settings: Any
+    names: list[str]
+    primary: str
+    gates: list[Any]
+    project: Any
+    registry: Any
+    production: Any  # the production ModelVersion, or None
+    started: float
+
+    @property
+    def keep(self) -> str:
+        return f"; production stays at {self.production.label}" if self.production else ""
+
+
+@dataclass
+class _Inputs:
+    data: Any  # DataSpec
+    route: str
+    keys: dict[str, str]  # data file -> content key
+    prepared: Any
+    seconds: float
+
+
+def _start(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext) -> _Run:
+    from framework.project import Project
+    from framework.registry import ModelRegistry
+    from framework.spec.kinds import Model
+
     from .checks import check_model_spec, metric_list, primary_metric
+    from .gates import parse_gates
+
+    spec = Model.model_validate(dict(request.resource.spec))
+    check_model_spec(spec)
+    registry = ModelRegistry.for_project(ctx.project_dir)
+    return _Run(provider=provider, resource=request.resource, ctx=ctx, spec=spec,
+                settings=provider._settings(request.resource), names=metric_list(spec),
+                primary=primary_metric(spec), gates=parse_gates(spec.gates, spec.task),
+                project=Project.load(Path(ctx.project_dir)), registry=registry,
+                production=registry.alias(spec.name, "production"), started=time.perf_counter())
+
+
+def _inputs(run: _Run) -> _Inputs:
+    """The training frame and its split, from the in-process cache when another run built them."""
     from .data import load_frame, resolve_inputs
     from .fingerprint import DataKeys, combine
-    from .gates import FAILED, evaluate_gates, parse_gates
-    from .lineage import git_info, library_versions
-    from .metrics import METRICS, compute_metrics
     from .prepare import prepare
 
-    started = time.perf_counter()
-    resource = request.resource
-    spec = Model.model_validate(dict(resource.spec))
-    settings = provider._settings(resource)
-    check_model_spec(spec)
-    names, primary = metric_list(spec), primary_metric(spec)
-    gates = parse_gates(spec.gates, spec.task)
-    project = Project.load(Path(ctx.project_dir))
-    registry = ModelRegistry.for_project(ctx.project_dir)
-    production = registry.alias(spec.name, "production")
-    keep = f"; production stays at {production.label}" if production else ""
-
+    spec, settings, ctx, project = run.spec, run.settings, run.ctx, run.project
     lookup, close = _lookup(ctx, project)
     try:
-        data = resolve_inputs(resource.spec, lookup)
+        data = resolve_inputs(run.resource.spec, lookup)
     finally:
         close()
     route = choose_route(settings.data, data)
     feast_repo = Path(project.root) / str((project.backends.get("feast") or {}).get("repo", "feature_repo"))
     ctx.progress(f"building the training frame ({route} point-in-time join, {len(data.feature_columns)} features)")
-    t_load = time.perf_counter()
-    frame = load_frame(data, ctx.project_dir, slices=spec.slices, route=route, feast_repo=feast_repo)
-    data_keys = DataKeys(ctx.project_dir).keys(data.files())
-    prepared = prepare(frame, spec.task, by=spec.split.by, valid=spec.split.valid, seed=spec.split.seed,
-                       categorical=settings.categorical)
-    load_seconds = time.perf_counter() - t_load
+    started = time.perf_counter()
+    keys = DataKeys(ctx.project_dir).keys(data.files())
+    key = (route, repr(data), combine(keys), tuple(spec.slices), str(Path(ctx.project_dir).resolve()))
+    frame = cached_frame(key, lambda: load_frame(data, ctx.project_dir, slices=spec.slices, route=route,
+                                                 feast_repo=feast_repo))
+    split_key = key + ("prepared", spec.task, spec.split.by, spec.split.valid, spec.split.seed,
+                       tuple(settings.categorical))
+    prepared = cached_frame(split_key, lambda: prepare(frame, spec.task, by=spec.split.by, valid=spec.split.valid,
+                                                       seed=spec.split.seed, categorical=settings.categorical))
+    return _Inputs(data=data, route=route, keys=keys, prepared=prepared, seconds=time.perf_counter() - started)
 
-    ctx.progress(f"training {provider.flavor} on {prepared.rows['train']} rows "
-                 f"(validating on {prepared.rows['valid']})")
+
+def _fit(run: _Run, prepared):
+    """(Trained, held-out predictions), on the training thread; library errors become TrainingError."""
+    from .runner import on_training_thread
+
+    provider = run.provider
+    run.ctx.progress(f"training {provider.flavor} on {prepared.rows['train']} rows "
+                     f"(validating on {prepared.rows['valid']})")
+
+    def fit_and_predict():
+        trained = provider.fit(prepared, run.spec, run.settings, run.ctx)
+        return trained, trained.predict(prepared.X_valid)
+
     try:
-        trained = provider.fit(prepared, spec, settings, ctx)
-        predictions = trained.predict(prepared.X_valid)
+        return on_training_thread(fit_and_predict)
     except (MLError, KeyboardInterrupt):
         raise
     except Exception as exc:
         if not provider.wrap_library_error(exc):
             raise
         raise TrainingError(f"training failed inside {provider.flavor}: {type(exc).__name__}: {exc}"
-                            f" (nothing was recorded{keep})") from exc
+                            f" (nothing was recorded{run.keep})") from exc
 
-    metrics = compute_metrics(spec.task, names, prepared.y_valid, predictions)
-    slices = slice_metrics(spec.task, names, prepared.valid_rows, prepared.y_valid, predictions, spec.slices)
-    results = evaluate_gates(gates, metrics, slices=slices, production=production.metrics if production else None,
-                             production_label=production.label if production else None,
-                             min_slice_rows=settings.slice_min_rows)
-    failed = [r for r in results if r.status == FAILED]
-    number = registry.next_version(spec.name)
-    behaviour = {k: v for k, v in dict(resource.spec).items() if k not in NON_BEHAVIOURAL}
-    lineage: dict[str, Any] = {
+
+def _lineage(run: _Run, inputs: _Inputs, trained, slices) -> dict[str, Any]:
+    from framework.graph import canonical_json, digest
+    from framework.spec.kinds import NON_BEHAVIOURAL
+
+    from .fingerprint import combine
+    from .lineage import git_info, library_versions
+    from .metrics import METRICS
+
+    data, spec = inputs.data, run.spec
+    behaviour = {k: v for k, v in dict(run.resource.spec).items() if k not in NON_BEHAVIOURAL}
+    return {
         "spec_hash": digest(canonical_json(behaviour)),
-        "upstream": {address: record.fingerprint for address, record in sorted(ctx.upstream.items())},
-        "data": {"route": route, "files": data_keys, "digest": combine(data_keys),
+        "upstream": {address: record.fingerprint for address, record in sorted(run.ctx.upstream.items())},
+        "data": {"route": inputs.route, "files": inputs.keys, "digest": combine(inputs.keys),
                  "label": {"source": data.label_source, "column": data.label_column, "timestamp": data.timestamp}},
         "feature_refs": data.feature_refs,
-        "metric_goals": {n: "higher" if METRICS[n].higher_is_better else "lower" for n in names},
+        "metric_goals": {n: "higher" if METRICS[n].higher_is_better else "lower" for n in run.names},
         "params": trained.params,
-        "trainer": {k: v for k, v in settings.model_dump().items() if k != "params"},
+        "trainer": {k: v for k, v in run.settings.model_dump().items() if k != "params"},
         "split": spec.split.model_dump(),
-        "rows": prepared.rows,
-        "git": git_info(project.spec_dir),
-        "libraries": library_versions(provider.library),
+        "rows": inputs.prepared.rows,
+        "git": git_info(run.project.spec_dir),
+        "libraries": library_versions(run.provider.library),
         "training_seconds": round(trained.seconds, 3),
-        "data_seconds": round(load_seconds, 3),
+        "data_seconds": round(inputs.seconds, 3),
         "info": trained.info,
         "slices": slices,
-        "baseline": production.label if production else None,
+        "baseline": run.production.label if run.production else None,
     }
-    gate_dicts = [r.to_dict() for r in results]
-    common = dict(model=spec.name, backend=provider.name, address=resource.address, metrics=metrics,
-                  gates=_jsonable(gate_dicts), primary_metric=primary)
-    if failed:
-        lineage["apply_seconds"] = round(time.perf_counter() - started, 3)
-        registry.record_version(status=REJECTED, lineage=_jsonable(lineage), version=number, **common)
-        raise GateFailure(f"v{number} rejected: {_gate_summary(results)}{keep or '; no production version changed'}",
+
+
+def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext, *,
+                 sweep: Mapping[str, Any] | None = None):
+    """Train one version. Returns the ApplyResult for state; with ``sweep`` (a sweep candidate: its id
+    and overrides) the version is recorded without moving any alias and a failing gate does not raise:
+    the recorded ModelVersion is returned instead."""
+    from framework.registry import ACCEPTED, REJECTED
+
+    from .artifacts import delete_models
+    from .fingerprint import combine
+    from .gates import FAILED, evaluate_gates
+    from .metrics import compute_metrics
+
+    run = _start(provider, request, ctx)
+    spec, registry, production = run.spec, run.registry, run.production
+    inputs = _inputs(run)
+    prepared = inputs.prepared
+    trained, predictions = _fit(run, prepared)
+
+    metrics = compute_metrics(spec.task, run.names, prepared.y_valid, predictions)
+    slices = slice_metrics(spec.task, run.names, prepared.valid_rows, prepared.y_valid, predictions, spec.slices)
+    results = evaluate_gates(run.gates, metrics, slices=slices,
+                             production=production.metrics if production else None,
+                             production_label=production.label if production else None,
+                             min_slice_rows=run.settings.slice_min_rows)
+    number = registry.next_version(spec.name)
+    lineage = _lineage(run, inputs, trained, slices)
+    if sweep is not None:
+        lineage["sweep"] = dict(sweep)
+    common = dict(model=spec.name, backend=provider.name, address=request.resource.address, metrics=metrics,
+                  gates=_jsonable([r.to_dict() for r in results]), primary_metric=run.primary)
+    if any(r.status == FAILED for r in results):
+        lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
+        rejected = registry.record_version(status=REJECTED, lineage=_jsonable(lineage), version=number, **common)
+        if sweep is not None:
+            return rejected
+        raise GateFailure(f"v{number} rejected: {_gate_summary(results)}"
+                          f"{run.keep or '; nothing was promoted (no production version yet)'}",
                           hint=f"details: ml models show {spec.name}:v{number}")
 
     ctx.progress(f"saving v{number} to the BentoML model store")
     labels = {"ml.model": spec.name, "ml.version": f"v{number}", "ml.task": spec.task, "ml.backend": provider.name}
-    metadata = _jsonable({"ml_version": f"v{number}", "address": resource.address, "task": spec.task,
+    metadata = _jsonable({"ml_version": f"v{number}", "address": request.resource.address, "task": spec.task,
                           "features": prepared.features, "categorical": prepared.categorical,
-                          "classes": prepared.classes, "metrics": metrics, "label": data.label_column,
-                          "feature_refs": data.feature_refs})
+                          "classes": prepared.classes, "metrics": metrics, "label": inputs.data.label_column,
+                          "feature_refs": inputs.data.feature_refs})
     tag, size = provider.save_artifact(spec.name, trained, prepared, spec, labels=labels, metadata=metadata)
     lineage["model_size_bytes"] = size
-    lineage["apply_seconds"] = round(time.perf_counter() - started, 3)
-    promote = settings.promote == "auto"
+    lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
+    promote = run.settings.promote == "auto" and sweep is None
     try:
         version = registry.record_version(status=ACCEPTED, lineage=_jsonable(lineage), version=number,
-                                          bentoml_tag=tag, promote=promote, **common)
+                                          bentoml_tag=tag, promote=promote, move_aliases=sweep is None, **common)
     except BaseException:
         delete_models([tag])  # nothing half-recorded: the artifact goes with the failed record
         raise
+    if sweep is not None:
+        return version
     outputs = {
         "version": version.label,
         "bentoml_tag": tag,
         "metrics": metrics,
-        "primary_metric": primary,
+        "primary_metric": run.primary,
         "gate_status": "passed",
         "gates": {r.gate: r.status for r in results},
         "promoted": promote,
@@ -207,10 +314,10 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
         "training_seconds": round(trained.seconds, 3),
         "apply_seconds": lineage["apply_seconds"],
         "model_size_bytes": size,
-        "data": {"files": data_keys, "digest": combine(data_keys), "route": route},
+        "data": {"files": inputs.keys, "digest": combine(inputs.keys), "route": inputs.route},
     }
-    value = metrics.get(primary)
-    summary = f"{version.label}: {primary} {value:.4f}" if isinstance(value, float) else version.label
+    value = metrics.get(run.primary)
+    summary = f"{version.label}: {run.primary} {value:.4f}" if isinstance(value, float) else version.label
     message = f"{summary}, {_gate_summary(results)}" + (f"; production → {version.label}" if promote else
                                                          f"; candidate → {version.label} (promote: manual)")
     return ApplyResult(outputs=_jsonable(outputs), message=message)

@@ -79,7 +79,7 @@ def _split(frame: Frame, by: str, valid: float, seed: int):
             f"(split.valid: {valid}); each side needs at least {MIN_SPLIT_ROWS}",
             hint="add labelled rows, or change split.valid")
     if by == "time":
-        ts = frame.df[frame.timestamp].to_numpy()
+        ts = frame.df[frame.timestamp].values  # datetime64[ns] (UTC); to_numpy() would box every value
         order = np.argsort(ts, kind="mergesort")
     else:
         order = np.random.default_rng(seed).permutation(n)

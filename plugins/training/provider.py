@@ -18,7 +18,6 @@ implement :meth:`fit` (train and return a :class:`Trained`) and :meth:`save_arti
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
@@ -173,3 +172,10 @@ class TrainerProvider(BaseProvider):
         from .pipeline import run_training
 
         return run_training(self, request, ctx)
+
+    def train_candidate(self, request: ApplyRequest, ctx: ApplyContext, sweep: Mapping[str, Any]):
+        """Train and record one sweep candidate (no alias moves, gates recorded, not raised).
+        Returns its ModelVersion. Used by `ml models sweep`; not part of the provider contract."""
+        from .pipeline import run_training
+
+        return run_training(self, request, ctx, sweep=sweep)

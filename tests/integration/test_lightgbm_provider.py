@@ -18,7 +18,7 @@ from framework.testing.contract import ProviderContract
 from framework.testing.harness import Harness
 from plugins.lightgbm import LightGBMProvider
 from plugins.training.artifacts import model_exists
-from plugins.training.testing import feature_providers, model_spec, write_data, write_project
+from plugins.training.testing import feature_providers, write_data, write_project
 
 pytestmark = pytest.mark.usefixtures("clean_ml_env", "bentoml_home")
 
@@ -68,8 +68,8 @@ def test_apply_trains_saves_and_records_lineage_then_nothing_to_do(harness, proj
     version = registry_of(project).resolve("fraud")
     assert version.status == ACCEPTED and version.aliases == ("candidate", "production")
     lineage = version.lineage
-    assert lineage["feature_refs"] == ["customer_stats:amount_mean_7d", "customer_stats:txn_count_7d",
-                                       "customer_stats:segment"]
+    assert lineage["feature_refs"] == ["customer_stats:amount_mean_7d", "customer_stats:segment",
+                                       "customer_stats:txn_count_7d"]  # 'view:*' expands sorted
     assert set(lineage["data"]["files"]) == {"data/labels.parquet", "data/customer_daily.parquet"}
     assert lineage["params"]["num_leaves"] == 15 and lineage["params"]["num_iterations"] == 60
     assert lineage["libraries"]["lightgbm"] and lineage["git"] is None  # tmp dir: not a git repository
@@ -149,7 +149,7 @@ def test_production_comparison_gates_against_the_current_production(harness, pro
 @pytest.mark.parametrize("override, message", [
     ("models.fraud.label.column=fraud_flag", "label column 'fraud_flag' is not in source.labels"),
     ("models.fraud.slices=[region]", "slice column 'region' is neither a feature"),
-    ("models.fraud.trainer.params.objective=nonsense", "training failed inside LightGBM: LightGBMError"),
+    ("+models.fraud.trainer.params.objective=nonsense", "training failed inside LightGBM: LightGBMError"),
 ])
 def test_bad_input_fails_the_model_with_its_address_and_keeps_the_previous_version(harness, project, override,
                                                                                   message):
@@ -253,3 +253,42 @@ class TestLightGBMContract(ProviderContract):
     @pytest.fixture
     def contract_providers(self):
         return providers()
+
+
+# -- sweeps (Hydra multirun syntax) ------------------------------------------------------------------
+def test_a_sweep_records_every_candidate_and_points_candidate_at_the_best(project):
+    assert run_cli(["apply", "--auto-approve"], providers=providers(), cwd=project).exit_code == 0
+    result = run_cli(["models", "sweep", "models.fraud.trainer.params.num_leaves=3,15",
+                      "models.fraud.trainer.params.learning_rate=0.05,0.2"], providers=providers(), cwd=project)
+    assert result.exit_code == 0, result.output
+    assert "candidate 4/4" in result.output and "fraud@candidate →" in result.output
+    reg = registry_of(project)
+    swept = [v for v in reg.versions("fraud") if v.lineage.get("sweep")]
+    assert [v.version for v in swept] == [2, 3, 4, 5]
+    assert {tuple(v.lineage["sweep"]["overrides"]) for v in swept} == {
+        ("models.fraud.trainer.params.num_leaves=3", "models.fraud.trainer.params.learning_rate=0.05"),
+        ("models.fraud.trainer.params.num_leaves=3", "models.fraud.trainer.params.learning_rate=0.2"),
+        ("models.fraud.trainer.params.num_leaves=15", "models.fraud.trainer.params.learning_rate=0.05"),
+        ("models.fraud.trainer.params.num_leaves=15", "models.fraud.trainer.params.learning_rate=0.2")}
+    best = max(swept, key=lambda v: v.metrics["auc"])
+    assert reg.aliases("fraud") == {"candidate": best.version, "production": 1}  # production untouched
+    assert swept[0].lineage["params"]["num_leaves"] == 3
+    from framework.project import Project
+
+    store = Project.load(project).open_state()
+    try:  # state is untouched: the specs did not change, so `ml plan` stays empty
+        assert store.get("model.fraud").outputs["version"] == "v1"
+    finally:
+        store.close()
+
+
+def test_sweep_input_errors(project):
+    no_sweep = run_cli(["models", "sweep", "models.fraud.trainer.params.num_leaves=3"], providers=providers(),
+                       cwd=project)
+    assert no_sweep.exit_code == 1 and "no sweep override given" in no_sweep.output
+    too_big = run_cli(["models", "sweep", "models.fraud.trainer.params.num_leaves=range(2,40)"],
+                      providers=providers(), cwd=project)
+    assert too_big.exit_code == 1 and "38 candidates" in too_big.output
+    unapplied = run_cli(["models", "sweep", "models.fraud.trainer.params.num_leaves=3,7"], providers=providers(),
+                        cwd=project)
+    assert unapplied.exit_code == 1 and "needs" in unapplied.output and "applied first" in unapplied.output

@@ -33,7 +33,7 @@ def model(features=("stats:*",), column="y", **extra):
 
 def test_refs_services_and_name_collisions_resolve_to_columns():
     data = resolve_inputs(model(["svc", "other:spend"]), lookup)
-    assert data.feature_refs == ["stats:spend", "stats:tier", "other:spend"]
+    assert data.feature_refs == ["stats:spend", "stats:tier", "other:spend"]  # '*' expands in sorted order
     assert data.feature_columns == ["stats__spend", "tier", "other__spend"]  # 'spend' exists twice
     assert data.join_keys == ["customer_id"] and data.views[0].ttl_seconds == 2 * 86400
     assert set(data.files()) == {"labels.parquet", "daily.parquet", "other.parquet"}
