@@ -126,7 +126,8 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
             elif event.kind == "succeeded":
                 out.print(f"[bold]{address}[/bold]: [green]{done} complete after {event.duration_s:.1f}s[/green]")
             elif event.kind == "failed":
-                out.print(f"[bold]{address}[/bold]: [red]failed: {_esc(event.message)}[/red]")
+                message = event.message.removeprefix(f"{event.address}: ")  # the line already names it
+                out.print(f"[bold]{address}[/bold]: [red]failed: {_esc(message)}[/red]")
             elif event.kind == "skipped":
                 out.print(f"[bold]{address}[/bold]: [yellow]skipped ({_esc(event.message)})[/yellow]")
 
@@ -305,12 +306,19 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
         limit: int = typer.Option(20, "--limit", "-n"),
         as_json: bool = typer.Option(False, "--json"),
     ):
-        """Past runs: who, when, which plan, and each resource's outcome."""
+        """Past runs: who, when, which plan, and each resource's outcome (a deployment: its revisions too)."""
+        from .serving import deployment_address, revisions_table
+
+        if address and address.lower().startswith("deployment/"):
+            address = deployment_address(address)
         store = open_store()
         try:
             runs = store.history(limit=limit, address=address)
+            deployment = store.get(address) if address and address.startswith("deployment.") else None
         finally:
             store.close()
+        if deployment is not None and not as_json:
+            revisions_table(deployment, console())
         if as_json:
             from dataclasses import asdict
 
@@ -410,6 +418,8 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
         out.print(f"\nNext: cd {directory} && ml validate && ml plan")
 
     from .models import register_models; register_models(app, project_and_registry, handles_errors, console, fail, split_args)  # noqa: E702
+    from .serving import register_serving; register_serving(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
+    from .monitor import register_monitor; register_monitor(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
 
 
 def _esc(text: str) -> str:

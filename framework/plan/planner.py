@@ -157,7 +157,7 @@ class _Planner:
         removed_deps = [k[len(UPSTREAM_PREFIX):] for k in prior.inputs if k.startswith(UPSTREAM_PREFIX) and k not in inputs]
         reasons.extend(f"no longer depends on {d}" for d in removed_deps)
         if prior.status != "applied":
-            reasons.append("a previous apply was interrupted: resuming")
+            reasons.append("a previous apply did not finish (interrupted or failed): resuming")
         if not reasons:
             reasons.append("a sensitive value changed" if prior.spec == node.spec else "recorded state differs")
         if prior.kind != node.kind or prior.backend != node.backend:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "SpecBase",
@@ -23,7 +23,19 @@ __all__ = [
     "InlineSource",
     "Model",
     "Deployment",
+    "DeploymentInput",
+    "DeploymentAuth",
+    "DeploymentRateLimit",
+    "DeploymentRollout",
+    "RolloutAnalysis",
     "Monitor",
+    "MonitorWindow",
+    "GroundTruth",
+    "AlertSpec",
+    "BatchPrediction",
+    "BatchInput",
+    "BatchOutput",
+    "BatchPostgres",
     "KINDS",
     "PLURALS",
     "NON_BEHAVIOURAL",
@@ -278,14 +290,140 @@ class Model(SpecBase):
 # --- serving and monitoring -------------------------------------------------------------------------
 
 
+ROLLOUT_DURATION_PATTERN = r"^\d+(\.\d+)?(ms|s|m|h)$"  # rollout timings: "500ms", "10s", "5m"
+RolloutDuration = Annotated[Union[float, str], Field(union_mode="left_to_right")]
+_SECRET_FIELDS = ("api_key", "api_keys", "key", "keys", "token", "tokens", "secret", "password")
+
+
+def _check_rollout_duration(value: Any, field_name: str) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"{field_name}: expected seconds or a duration like 500ms, 10s, 5m")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError(f"{field_name} must be positive")
+        return float(value)
+    if not re.fullmatch(ROLLOUT_DURATION_PATTERN, str(value)):
+        raise ValueError(f"{field_name}: not a duration: {value!r} (use e.g. 500ms, 10s, 5m, 1h)")
+    return value
+
+
+class DeploymentInput(_Strict):
+    """What a request may carry. ``entity_keys``: join keys whose features are fetched from the Feast
+    online store; ``raw_features``: feature values sent in the request (they override fetched ones).
+    ``on_unknown_entity``: ``reject`` answers 404; ``missing`` predicts with those features missing (NaN)."""
+
+    entity_keys: list[str] = Field(default_factory=list)
+    raw_features: bool | None = None  # default: true when no entity keys are declared
+    on_unknown_entity: Literal["reject", "missing"] = "reject"
+
+    @model_validator(mode="after")
+    def _some_input(self):
+        if self.raw_features is None:
+            self.raw_features = not self.entity_keys
+        if not self.entity_keys and not self.raw_features:
+            raise ValueError("requests need a way in: declare entity_keys, or allow raw_features")
+        if len(set(self.entity_keys)) != len(self.entity_keys):
+            raise ValueError("entity_keys lists a key twice")
+        return self
+
+
+class DeploymentAuth(_Strict):
+    """API keys, read by the service from an environment variable (comma-separated) and/or a file (one
+    key per line, re-read when it changes) — never from the spec. Requests send ``X-API-Key: KEY`` (or
+    the header named here) or ``Authorization: Bearer KEY``."""
+
+    api_keys_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    api_keys_file: str | None = None  # relative to the project directory
+    header: str = Field(default="x-api-key", pattern=r"^[A-Za-z0-9\-]+$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in data:
+                if str(name).lower() in _SECRET_FIELDS:
+                    raise ValueError(f"do not write API keys into specs ({name!r}): name an environment "
+                                     "variable in api_keys_env or a file in api_keys_file")
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if not self.api_keys_env and not self.api_keys_file:
+            raise ValueError("auth needs api_keys_env (an environment variable) or api_keys_file")
+        return self
+
+
+class DeploymentRateLimit(_Strict):
+    """A token bucket: ``requests_per_second`` sustained, ``burst`` at once; per API key, per client
+    address or for everyone (``global``). Requests over it get 429 with Retry-After."""
+
+    requests_per_second: float = Field(gt=0)
+    burst: int | None = Field(default=None, ge=1)  # default: one second's worth (at least 1)
+    per: Literal["global", "api_key", "client"] = "global"
+
+
+class RolloutAnalysis(_Strict):
+    """Checks of the candidate against stable, per step (Argo Rollouts / Flagger style).
+
+    A step with fewer than ``min_requests`` candidate requests is inconclusive, never passed. Error rate:
+    candidate 5xx / requests. p99: ``max_p99_ms`` absolute and/or ``max_p99_ratio`` x stable's p99.
+    Prediction shift: the two-sample Kolmogorov-Smirnov distance between candidate and stable predictions
+    (counted only when also statistically significant). Agreement (shadow, blue_green): the share of
+    mirrored requests whose predictions differ by at most ``agreement_tolerance``. ``dry_run``: metrics
+    reported but not enforced."""
+
+    min_requests: int = Field(default=100, ge=1)
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_p99_ms: float | None = Field(default=None, gt=0)
+    max_p99_ratio: float | None = Field(default=None, gt=0)
+    max_prediction_shift: float | None = Field(default=0.1, ge=0, le=1)
+    min_agreement: float | None = Field(default=0.95, ge=0, le=1)
+    agreement_tolerance: float = Field(default=0.05, ge=0)
+    dry_run: list[Literal["error_rate", "p99", "p99_ratio", "prediction_shift", "agreement"]] = Field(
+        default_factory=list)
+
+
+class DeploymentRollout(_Strict):
+    """How a new model version replaces the one serving: ``recreate`` (switch at once, no analysis),
+    ``canary`` (weights ``steps``, analysis at each), ``shadow`` (candidate answers a copy of the traffic,
+    users see stable), ``ab`` (``split`` % sticky per entity key), ``blue_green`` (candidate warmed with
+    ``warmup_requests`` and checked on mirrored traffic, then an instant switch). Each analysed step
+    collects for ``interval``, waits up to ``max_wait`` for enough requests, and rolls back after
+    ``failure_limit`` failed checks."""
+
+    strategy: Literal["recreate", "canary", "shadow", "ab", "blue_green"] = "recreate"
+    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 100.0], min_length=1)
+    split: float = Field(default=50.0, gt=0, lt=100)
+    interval: RolloutDuration = "30s"
+    max_wait: RolloutDuration = "5m"
+    failure_limit: int = Field(default=1, ge=1)
+    on_inconclusive: Literal["rollback", "pause"] = "rollback"
+    warmup_requests: int = Field(default=20, ge=0)
+    analysis: RolloutAnalysis = Field(default_factory=RolloutAnalysis)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: list[float]) -> list[float]:
+        if any(not (0 < w <= 100) for w in value):
+            raise ValueError("canary weights are percentages in (0, 100]")
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("canary weights must increase, e.g. [5, 25, 100]")
+        return value
+
+    @field_validator("interval", "max_wait")
+    @classmethod
+    def _duration(cls, value: Any, info) -> Any:
+        return _check_rollout_duration(value, info.field_name)
+
+
 class Deployment(SpecBase):
     kind: Literal["Deployment"]
     model: str  # "fraud" (follows its production alias), "fraud@candidate" or "fraud:v3"
     serving: BackendBlock
-    rollout: dict[str, Any] | None = None
-    input: dict[str, Any] | None = None
-    auth: dict[str, Any] | None = None
-    rate_limit: dict[str, Any] | None = None
+    rollout: DeploymentRollout = Field(default_factory=DeploymentRollout)
+    input: DeploymentInput = Field(default_factory=DeploymentInput)
+    auth: DeploymentAuth | None = None
+    rate_limit: DeploymentRateLimit | None = None
     backend_field: ClassVar[str] = "serving"
 
     @field_validator("model")
@@ -295,29 +433,190 @@ class Deployment(SpecBase):
             raise ValueError("expected a model name, optionally with @alias or :version")
         return value
 
+    @property
+    def model_name(self) -> str:
+        return re.split(r"[@:]", self.model)[0]
+
     def references(self) -> list[tuple[str, str]]:
-        return [("model", "model." + re.split(r"[@:]", self.model)[0])]
+        return [("model", "model." + self.model_name)]
+
+
+MonitorAction = Literal["alert", "retrain", "rollback"]
+
+
+class MonitorWindow(_Strict):
+    """Which logged requests one check looks at: the newest ``last`` N, and/or those of the last
+    ``duration``. A window holding fewer than ``min_samples`` usable rows is inconclusive, never drift."""
+
+    last: int | None = Field(default=None, gt=0)
+    duration: str | None = Field(default=None, pattern=DURATION_PATTERN)
+    min_samples: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _default_last(self):
+        if self.last is None and self.duration is None:
+            self.last = 1000
+        return self
+
+
+class GroundTruth(_Strict):
+    """Labels that arrive after the predictions, joined to the prediction log.
+
+    ``join: request_id`` matches the label file's ``request_id`` column with the logged request ids;
+    ``join: entity`` matches on ``entity_keys`` and the nearest logged prediction within ``tolerance``
+    of the label's ``timestamp_field``. ``max_decay``: the drop of a metric below the deployed
+    version's validation value that counts as decay (default: 0.05 on the version's primary metric).
+    """
+
+    path: str  # relative to the project directory: parquet, csv or jsonl
+    format: Literal["parquet", "csv", "jsonl"] | None = None
+    label: str
+    join: Literal["request_id", "entity"] = "request_id"
+    request_id: str = "request_id"
+    entity_keys: list[str] | None = Field(default=None, min_length=1)
+    timestamp_field: str | None = None
+    tolerance: str = Field(default="1h", pattern=DURATION_PATTERN)
+    lookback: str = Field(default="30d", pattern=DURATION_PATTERN)  # how far back predictions are joined
+    last: int = Field(default=1000, gt=0)  # the newest N labelled predictions are evaluated
+    min_samples: int = Field(default=100, ge=1)
+    metrics: list[str] = Field(default_factory=list)  # default: the version's recorded metrics
+    slices: list[str] = Field(default_factory=list)  # label-file columns, logged features or entity keys
+    max_decay: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _entity_join(self):
+        if self.join == "entity" and not (self.entity_keys and self.timestamp_field):
+            raise ValueError("join: entity needs entity_keys and timestamp_field")
+        return self
+
+
+class AlertSpec(_Strict):
+    """Where `alert` goes besides the log line and the exit code: an optional webhook (JSON POST)."""
+
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
+    webhook_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding the URL
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
 class Monitor(SpecBase):
     kind: Literal["Monitor"]
     deployment: str
     detector: BackendBlock
-    features: list[str] | None = None
-    predictions: bool = True
-    window: dict[str, Any] | None = None
-    schedule: str | None = None
-    ground_truth: dict[str, Any] | None = None
-    on_drift: list[Literal["alert", "retrain", "rollback"]] = Field(default_factory=list)
+    features: list[str] | None = Field(default=None, min_length=1)  # default: every feature of the version
+    predictions: bool = True  # also watch the prediction distribution
+    window: MonitorWindow = Field(default_factory=MonitorWindow)
+    schedule: str | None = Field(default=None, pattern=DURATION_PATTERN)  # `ml monitor watch` interval
+    ground_truth: GroundTruth | None = None
+    on_drift: list[MonitorAction] = Field(default_factory=list)
+    on_decay: list[MonitorAction] | None = None  # default: the same as on_drift
+    alert: AlertSpec | None = None
+    cooldown: str = Field(default="6h", pattern=DURATION_PATTERN)  # retrain/rollback at most once per cooldown
     backend_field: ClassVar[str] = "detector"
+
+    @field_validator("on_drift", "on_decay")
+    @classmethod
+    def _unique(cls, value):
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("each action may be listed once")
+        if value is not None and "retrain" in value and "rollback" in value:
+            raise ValueError("retrain and rollback contradict each other: choose one")
+        return value
 
     def references(self) -> list[tuple[str, str]]:
         return [("deployment", f"deployment.{self.deployment}")]
 
 
+# --- batch scoring ------------------------------------------------------------------------------------------
+
+_BATCH_ALIASES = ("candidate", "production", "previous")
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_SQL_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$"
+
+
+class BatchInput(_Strict):
+    """The rows to score: a Source (by name) or a parquet/CSV file. ``features``: ``lookup`` joins the
+    model version's features point-in-time (as of ``timestamp_field``, by the entity keys) through the
+    same path its training used; ``raw``: the feature columns are in the file; ``auto``: raw when every
+    feature column is present, else lookup."""
+
+    source: str | None = Field(default=None, pattern=NAME_PATTERN)
+    path: str | None = None  # relative to the project directory
+    format: Literal["parquet", "csv"] | None = None  # inferred from the file suffix
+    timestamp_field: str | None = None  # default: the source's timestamp_field
+    features: Literal["auto", "lookup", "raw"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_input(self):
+        if bool(self.source) == bool(self.path):
+            raise ValueError("name exactly one of source (a Source spec) or path (a parquet or CSV file)")
+        return self
+
+
+class BatchPostgres(_Strict):
+    """A PostgreSQL table replaced by every run (in one transaction). The server's URL is read from the
+    environment variable ``url_env`` at apply time — never written into specs or state."""
+
+    url_env: str = Field(pattern=_ENV_NAME)
+    table: str = Field(pattern=_SQL_NAME)  # "scores" or "schema.scores"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_url(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            literal = [name for name in data if str(name).lower() in ("url", "dsn", "password", "connection_string", "uri")]
+            if literal:
+                for name in literal:  # the error echoes its input: never the secret itself
+                    data[name] = "(redacted)"
+                raise ValueError(f"do not write database URLs or passwords into specs ({literal[0]!r}): name the "
+                                 "environment variable that holds the URL in url_env")
+        return data
+
+
+class BatchOutput(_Strict):
+    """Where predictions go: a parquet file (written to a temporary file, then renamed) and optionally a
+    PostgreSQL table. ``columns``: input columns copied next to the predictions (default: every input
+    column that is not a model feature)."""
+
+    path: str  # relative to the project directory
+    columns: list[str] | None = None
+    prediction_column: str = Field(default="prediction", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    postgres: BatchPostgres | None = None
+
+
+class BatchPrediction(SpecBase):
+    kind: Literal["BatchPrediction"]
+    model: str  # "fraud" (its production version), "fraud@candidate" or "fraud:v3"
+    input: BatchInput
+    output: BatchOutput
+    backend: str = "batch"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _model_ref(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*([@:][A-Za-z0-9_.\-]+)?", value):
+            raise ValueError("expected a model name, optionally with @alias or :version")
+        if "@" in value and value.split("@", 1)[1] not in _BATCH_ALIASES:
+            raise ValueError(f"unknown alias {value.split('@', 1)[1]!r} (aliases: {', '.join(_BATCH_ALIASES)})")
+        if ":" in value and not re.fullmatch(r"[vV]?[1-9][0-9]*", value.split(":", 1)[1]):
+            raise ValueError("a pinned version looks like fraud:v3")
+        return value
+
+    @property
+    def model_name(self) -> str:
+        return re.split(r"[@:]", self.model)[0]
+
+    def references(self) -> list[tuple[str, str]]:
+        refs = [("model", "model." + self.model_name)]
+        if self.input.source:
+            refs.append(("input.source", f"source.{self.input.source}"))
+        return refs
+
+
 KINDS: dict[str, type[SpecBase]] = {
     cls.__name__: cls
-    for cls in (FeatureStore, Entity, Source, FeatureView, FeatureService, Model, Deployment, Monitor)
+    for cls in (FeatureStore, Entity, Source, FeatureView, FeatureService, Model, Deployment, Monitor,
+                BatchPrediction)
 }
 # Keys of the composed tree, e.g. `ml plan models.fraud.trainer.params.num_leaves=63`.
 PLURALS: dict[str, str] = {
@@ -329,4 +628,5 @@ PLURALS: dict[str, str] = {
     "Model": "models",
     "Deployment": "deployments",
     "Monitor": "monitors",
+    "BatchPrediction": "batch_predictions",
 }

@@ -112,10 +112,17 @@ def _map_errors(exc: ValidationError, prefix, inner: tuple[str, ...], locations:
             hint = did_you_mean(loc[-1], _known_fields(model, loc[:-1]))
         elif err["type"] == "missing":
             message = "required field is missing"
-        elif "input" in err and err["type"] not in ("missing",):
+        elif "input" in err and not _is_sensitive(path):
             message = f"{message} (got {err['input']!r})"
         out.append(SpecError(message, location=locations.find(prefix + path), field=field, hint=hint))
     return out
+
+
+def _is_sensitive(path: tuple[str, ...]) -> bool:
+    """Never echo a value that may be a secret back into an error message."""
+    from ..graph import SENSITIVE_KEY
+
+    return any(SENSITIVE_KEY.search(part) for part in path)
 
 
 def _known_fields(model, parent: tuple[str, ...]) -> list[str]:

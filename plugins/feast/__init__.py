@@ -12,6 +12,7 @@ Modules, one job each:
   codegen      definitions -> the repository's generated Python module
   repo         the Feast repository: feature_store.yaml, lock, generated files, FeatureStore cache
   contracts    data contracts checked with pandera before anything changes in Feast
+  csvdata      CSV sources: read typed by their contract, checked, kept as the parquet copy Feast reads
   fingerprint  cheap content keys of source data (stat cache, parquet footers)
   materialize  loading a view into the online store
   training     point-in-time training frames (get_historical_features)

@@ -51,7 +51,9 @@ def _source(d) -> str:
     if d["created_timestamp_column"]:
         args.append(("created_timestamp_column", repr(d["created_timestamp_column"])))
     args += _meta(d)
-    return f"{_ident('source', d['name'])} = FileSource(\n{_kwargs(args)})\n"
+    origin = f"# the parquet copy of {d['project_path']} (CSV), refreshed by `ml apply`\n" \
+        if d.get("format") == "csv" else ""
+    return f"{origin}{_ident('source', d['name'])} = FileSource(\n{_kwargs(args)})\n"
 
 
 def _field(name: str, dtype: str, description: str) -> str:

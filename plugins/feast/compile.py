@@ -23,6 +23,9 @@ __all__ = [
     "view_def",
     "service_def",
     "feast_path",
+    "source_format",
+    "csv_copy_path",
+    "CSV_COPY_DIR",
 ]
 
 # Our dtype names -> names in feast.types
@@ -36,6 +39,7 @@ FEAST_DTYPES = {
     "timestamp": "UnixTimestamp",
 }
 ENTITY_VALUE_TYPES = {"int64": "INT64", "string": "STRING"}
+CSV_COPY_DIR = "data/ml_sources"  # parquet copies of CSV sources, inside the feature repository
 
 
 def _meta(spec, options) -> dict[str, Any]:
@@ -64,23 +68,28 @@ def feast_path(path: str, project_dir: Path, repo_dir: Path) -> str:
     return Path(os.path.relpath(Path(project_dir) / path, repo_dir)).as_posix()
 
 
-def _format(path: str, declared: str | None, address: str) -> str:
-    fmt = declared or ("csv" if path.lower().endswith(".csv") else "parquet")
-    if fmt != "parquet":
-        raise ProviderError(address, f"path: the feast backend reads parquet files only, not {fmt} ({path})",
-                            hint="convert the file to parquet (pandas: df.to_parquet(...))")
-    return fmt
+def source_format(spec: Source | InlineSource) -> str:
+    """"parquet" or "csv": as declared, else from the file suffix."""
+    return spec.format or ("csv" if spec.path.lower().endswith(".csv") else "parquet")
+
+
+def csv_copy_path(name: str) -> str:
+    """The parquet copy Feast reads for CSV source `name`, relative to the feature repository (csvdata.py)."""
+    return f"{CSV_COPY_DIR}/{name}.parquet"
 
 
 def source_def(spec: Source | InlineSource, name: str, *, project_dir: Path, repo_dir: Path, address: str,
                options=None, description: str | None = None) -> dict[str, Any]:
+    """A FileSource definition. A CSV source points Feast at its parquet copy in the repository's data
+    folder (Feast reads parquet only); `project_path` keeps the file the spec names."""
     meta = _meta(spec, options) if isinstance(spec, Source) else {"description": description or "", "tags": {},
                                                                   "owner": ""}
+    fmt = source_format(spec)
     return {
         "name": name,
-        "path": feast_path(spec.path, project_dir, repo_dir),
+        "path": csv_copy_path(name) if fmt == "csv" else feast_path(spec.path, project_dir, repo_dir),
         "project_path": spec.path,  # as written in the spec, relative to the project directory
-        "format": _format(spec.path, spec.format, address),
+        "format": fmt,
         "timestamp_field": spec.timestamp_field,
         "created_timestamp_column": spec.created_timestamp_field or "",
         **meta,

@@ -1,7 +1,8 @@
 """Data contracts: check a source file against the rules declared next to each column in the specs.
 
 Schema-level rules (file readable, columns present, dtypes, time zones) are checked on the parquet
-schema; row-level rules run on the needed columns only: entity keys (no nulls, no duplicate
+schema (or on the arrow table of a CSV source, already read and typed by csvdata.py); row-level rules
+run on the needed columns only, read once: entity keys (no nulls, no duplicate
 key+timestamp rows), timestamps (no nulls, not in the future), column checks compiled to a pandera
 schema validated lazily (every failure collected: column, rule, failing rows, examples), and dataset
 rules (min_rows, max_age of the newest timestamp). Every failure names the spec field that declares it.
@@ -66,6 +67,8 @@ class Report:
 
         if self.timestamps is None or not len(self.timestamps):
             return 0
+        if start <= self.min_ts and end > self.max_ts:  # the whole file (timestamps are never null here)
+            return len(self.timestamps)
         unit = np.datetime_data(self.timestamps.dtype)[0]
 
         def point(moment: datetime):
@@ -114,20 +117,23 @@ def _dtype_failure(rule: ColumnRule, arrow_type) -> Failure | None:
     return None
 
 
-def _read_schema(path: Path, contract: Contract):
+def _open(path: Path, contract: Contract):
+    """(the opened parquet file or folder data set, its schema, failures): opened once, read once."""
     import pyarrow.parquet as pq
 
     if not path.exists():
-        return None, [Failure(contract.path_field, "file exists", detail=f"{path} does not exist")]
+        return None, None, [Failure(contract.path_field, "file exists", detail=f"{path} does not exist")]
     try:
         if path.is_dir():
             import pyarrow.dataset as ds
 
-            return ds.dataset(path, format="parquet").schema, []
-        return pq.read_schema(path), []
+            dataset = ds.dataset(path, format="parquet")
+            return dataset, dataset.schema, []
+        parquet = pq.ParquetFile(path)
+        return parquet, parquet.schema_arrow, []
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
-        return None, [Failure(contract.path_field, "readable parquet",
-                              detail=f"cannot read {path}: {type(exc).__name__}: {exc}")]
+        return None, None, [Failure(contract.path_field, "readable parquet",
+                                    detail=f"cannot read {path}: {type(exc).__name__}: {exc}")]
 
 
 # --- row-level ---------------------------------------------------------------------------------------
@@ -184,22 +190,50 @@ def _key_failures(df, contract: Contract) -> list[Failure]:
 
 
 def _surely_unique(table, columns: list[str]) -> bool:
-    """No two rows share the integer keys and the timestamp. Mixes the columns into one int64 (equal rows
-    mix to equal numbers): all distinct means surely unique; a repeat means "maybe" (False)."""
+    """No two rows share the integer keys and the timestamp.
+
+    Exact and O(n) when the rows are sorted (by time then keys, or by keys then time, as data files
+    usually are): strictly increasing rows are all distinct. Otherwise the columns are mixed into one
+    int64 (equal rows mix to equal numbers): all distinct means surely unique; a repeat means "maybe"
+    (False), and pandas decides."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
 
-    mixed = None
+    arrays = []
     for name in columns:
         column = table[name]
         if column.null_count or not (pa.types.is_integer(column.type) or pa.types.is_timestamp(column.type)):
             return False
         values = column.to_numpy()
-        values = values.view("int64") if values.dtype.kind == "M" else values.astype("int64", copy=False)
+        arrays.append(values.view("int64") if values.dtype.kind == "M" else values.astype("int64", copy=False))
+    if len(arrays[0]) < 2:
+        return True
+    timestamp_first = [arrays[-1]] + arrays[:-1]  # `columns` ends with the timestamp
+    if _strictly_increasing(timestamp_first, np) or _strictly_increasing(arrays, np):
+        return True
+    mixed = None
+    for values in arrays:
         with np.errstate(over="ignore"):
             mixed = values.copy() if mixed is None else mixed * np.int64(2_654_435_761) + values
     return not pd.Series(mixed, copy=False).duplicated().any()
+
+
+def _strictly_increasing(arrays, np) -> bool:
+    """Are the rows (tuples across `arrays`) in strictly increasing lexicographic order?"""
+    first = arrays[0]
+    step = first[1:] >= first[:-1]
+    if not step.all():  # the cheap answer for unsorted data
+        return False
+    greater = first[1:] > first[:-1]
+    equal = ~greater
+    for values in arrays[1:]:
+        if not equal.any():
+            break
+        later, earlier = values[1:], values[:-1]
+        greater |= equal & (later > earlier)
+        equal &= later == earlier
+    return bool(greater.all())
 
 
 _RULES = ("ge", "le", "gt", "lt", "between", "isin", "regex")
@@ -298,21 +332,33 @@ def _dataset_failures(report: Report, contract: Contract, now: datetime) -> list
 
 
 def validate(address: str, path: Path, contract: Contract, *, display: str | None = None,
-             now: datetime | None = None) -> Report:
-    """Check `path` against `contract`; raise DataContractError listing every failure, or return a Report."""
+             now: datetime | None = None, table=None, prior: tuple[Failure, ...] | list[Failure] = (),
+             skip: frozenset[str] | set[str] = frozenset(), hint: str | None = None) -> Report:
+    """Check `path` against `contract`; raise DataContractError listing every failure, or return a Report.
+
+    `table`: the data already read into arrow (a CSV source converted by csvdata.py): checked instead of
+    reading `path`. `prior`: failures found while reading it (values that do not parse), reported with
+    the others; `skip`: their columns, not checked again. `hint`: shown under a failure report."""
     now = now or datetime.now(timezone.utc)
     display = display or str(path)
-    schema, failures = _read_schema(Path(path), contract)
-    if schema is None:
-        raise DataContractError(address, display, failures)
+    failures = list(prior)
+    if table is None:
+        opened, schema, problems = _open(Path(path), contract)
+        failures += problems
+        if schema is None:
+            raise DataContractError(address, display, failures, hint=hint)
+    else:
+        opened, schema = None, table.schema
     present = []
     wanted = {rule.name for rule in contract.all_columns()}
     unclaimed = [name for name in schema.names if name not in wanted]  # candidates for a renamed column
     for rule in contract.all_columns():
+        if rule.name in skip:
+            continue
         if rule.name not in schema.names:
-            hint = did_you_mean(rule.name, unclaimed)
+            suggestion = did_you_mean(rule.name, unclaimed)
             failures.append(Failure(rule.field, f"column {rule.name!r} present",
-                                    detail=(hint.rstrip("?") + "? " if hint else "") +
+                                    detail=(suggestion.rstrip("?") + "? " if suggestion else "") +
                                     f"the file has: {', '.join(schema.names)}"))
             continue
         failure = _dtype_failure(rule, schema.field(rule.name).type)
@@ -321,25 +367,29 @@ def validate(address: str, path: Path, contract: Contract, *, display: str | Non
             if failure.rule == "dtype":
                 continue
         present.append(rule.name)
-    table = _read_columns(Path(path), list(dict.fromkeys(present)))
+    columns = list(dict.fromkeys(present))
+    table = table.select(columns) if table is not None else _read_columns(opened, columns)
     report = _report(table, contract)
     failures += _dataset_failures(report, contract, now)
-    if not failures and _surely_passes(table, contract, now):
+    if not failures and _surely_passes(table, contract, now, report):
         return report  # the fast path: every rule holds, decided on arrow columns without pandas
     df = table.to_pandas()
     if report.min_ts is not None:
         failures += _timestamp_failures(df, contract, now)
     failures += _key_failures(df, contract)
-    failures += _column_failures(df, list(contract.columns))
+    failures += _column_failures(df, [rule for rule in contract.columns if rule.name not in skip])
     if failures:
-        raise DataContractError(address, display, failures)
+        raise DataContractError(address, display, failures, hint=hint)
     return report
 
 
-def _read_columns(path: Path, columns: list[str]):
+def _read_columns(opened, columns: list[str]):
+    """Only the needed columns of the file (or folder) opened by `_open`."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, columns=columns)
+    if isinstance(opened, pq.ParquetFile):
+        return opened.read(columns=columns)
+    return opened.to_table(columns=columns)
 
 
 def _report(table, contract: Contract) -> Report:
@@ -369,7 +419,7 @@ def _as_datetime(scalar) -> datetime | None:
 # --- the fast path -----------------------------------------------------------------------------------
 
 
-def _surely_passes(table, contract: Contract, now: datetime) -> bool:
+def _surely_passes(table, contract: Contract, now: datetime, report: Report | None = None) -> bool:
     """True when every row-level rule certainly holds, decided with pyarrow.compute on the arrow columns.
 
     Conservative: whatever it cannot decide (regex rules, NaNs, odd types) answers False, and the full
@@ -384,8 +434,13 @@ def _surely_passes(table, contract: Contract, now: datetime) -> bool:
             return False
     for rule in stamps:
         column = table[rule.name]
-        newest = _as_datetime(pc.max(column)) if len(column) else None
-        if column.null_count or (newest is not None and newest > now + FUTURE_TOLERANCE):
+        if column.null_count:
+            return False
+        if rule is contract.timestamp and report is not None and report.timestamps is not None:
+            newest = report.max_ts  # already computed on this column
+        else:
+            newest = _as_datetime(pc.max(column)) if len(column) else None
+        if newest is not None and newest > now + FUTURE_TOLERANCE:
             return False
     if any(table[k.name].null_count for k in contract.keys):
         return False
@@ -398,9 +453,25 @@ def _surely_passes(table, contract: Contract, now: datetime) -> bool:
         return False
 
 
+def _numpy_extremes(column, pa) -> tuple[Any, Any] | None:
+    """(min, max) of a numeric column without nulls as Python numbers, in one numpy pass each over the
+    arrow buffer (NaN when the column holds a NaN); None when that does not apply."""
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        return None
+    if column.null_count or column.num_chunks != 1 or not len(column):
+        return None
+    values = column.chunk(0).to_numpy(zero_copy_only=False)
+    return values.min().item(), values.max().item()
+
+
 def _column_surely_passes(column, checks: ColumnChecks | None, pa, pc) -> bool:
-    if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
-        return False  # pandera counts NaN as null; let it decide
+    extremes = _numpy_extremes(column, pa)
+    if pa.types.is_floating(column.type):  # pandera counts NaN as null; let it decide
+        if extremes is not None:
+            if extremes[0] != extremes[0] or extremes[1] != extremes[1]:
+                return False
+        elif pc.any(pc.is_nan(column)).as_py():
+            return False
     if column.null_count and not (checks and checks.nullable):
         return False
     if checks is None:
@@ -419,8 +490,10 @@ def _column_surely_passes(column, checks: ColumnChecks | None, pa, pc) -> bool:
     if any(b is not None for b in bounds):
         if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
             return False
-        extremes = pc.min_max(column)
-        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        if extremes is None:
+            found = pc.min_max(column)
+            extremes = found["min"].as_py(), found["max"].as_py()
+        low, high = extremes
         if low is not None and not (
                 (checks.ge is None or low >= checks.ge) and (checks.gt is None or low > checks.gt)
                 and (checks.le is None or high <= checks.le) and (checks.lt is None or high < checks.lt)

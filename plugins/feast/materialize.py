@@ -2,14 +2,21 @@
 
 The same calls `FeatureStore.materialize` makes (provider.materialize_single_feature_view, then
 registry.apply_materialization), minus its printing to stdout: progress goes to a callback instead.
+
+`OFFLINE_READS` serializes the local offline store's dask work within a process (materializations here,
+training retrievals in training.py): dask-expr's cached properties share one lock per property on
+Python < 3.12, and two dask graphs optimized in two threads at once can deadlock on them.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Callable
 
-__all__ = ["materialize_view", "online_store_identity"]
+__all__ = ["materialize_view", "online_store_identity", "OFFLINE_READS"]
+
+OFFLINE_READS = threading.Lock()
 
 
 class _Progress:
@@ -50,10 +57,11 @@ def materialize_view(store, view_name: str, start: datetime, end: datetime,
         return bars[-1]
 
     start, end = utils.make_tzaware(start), utils.make_tzaware(end)
-    store._get_provider().materialize_single_feature_view(
-        config=store.config, feature_view=view, start_date=start, end_date=end,
-        registry=store.registry, project=store.project, tqdm_builder=builder,
-    )
+    with OFFLINE_READS:
+        store._get_provider().materialize_single_feature_view(
+            config=store.config, feature_view=view, start_date=start, end_date=end,
+            registry=store.registry, project=store.project, tqdm_builder=builder,
+        )
     store.registry.apply_materialization(view, store.project, start, end)
     return sum(bar.total for bar in bars)
 

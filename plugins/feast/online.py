@@ -5,11 +5,18 @@ every row whose requested feature views hold nothing for it is listed in ``missi
 in ``not_found``), from the per-value statuses Feast returns — or, for stores that report an unknown
 entity as PRESENT (Redis), from the empty value without an event timestamp. The FeatureStore object is built once per
 repository and reused, so a call costs what `get_online_features` costs.
+
+Views the online store cannot answer for the rows — offline views (``online: false``), or views keyed by
+a join key the rows do not carry (a service mixing customer features with those of the transaction being
+scored, whose values come with the request) — get their features reported as not found, where Feast
+would refuse the whole lookup; the other views are fetched as usual. Which views those are is worked out
+once per feature list, row keys and registry version, so a lookup costs what `get_online_features` costs.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +26,7 @@ __all__ = ["OnlineFeatures", "fetch_online_features", "feature_store", "clear_ca
 _NOT_FOUND = 3  # feast.protos.feast.serving.ServingService_pb2.FieldStatus.NOT_FOUND
 _STORES: dict[Any, Any] = {}  # by the path as given (str or Path) and by the resolved path
 _GUARD = threading.Lock()
+_PLANS: dict[tuple, tuple[Any, Any, Any]] = {}  # (store, features, row keys) -> (registry version, refs, _Partial)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ def clear_cache() -> None:
     """Forget cached FeatureStore objects (after the repository's configuration changed)."""
     with _GUARD:
         _STORES.clear()
+        _PLANS.clear()
 
 
 def _unset(result, i: int) -> bool:
@@ -78,8 +87,13 @@ def fetch_online_features(repo: str | Path | Any, features: Sequence[str] | str,
     `repo`: the Feast repository path, or a FeatureStore.
     """
     store = feature_store(repo)
-    refs: Any = store.get_feature_service(features) if isinstance(features, str) else list(features)
     rows = entity_rows if isinstance(entity_rows, list) else list(entity_rows)
+    if rows:
+        refs, partial = _plan(store, features, rows)
+        if partial is not None:
+            return _fetch_partial(store, partial, rows, full_feature_names)
+    else:
+        refs = _refs(store, features)
     response = store.get_online_features(features=refs, entity_rows=rows, full_feature_names=full_feature_names)
     proto = response.proto
     values = response.to_dict()
@@ -104,4 +118,77 @@ def fetch_online_features(repo: str | Path | Any, features: Sequence[str] | str,
             for i in indexes:
                 counts[i] = counts.get(i, 0) + 1
         missing = [dict(rows[i]) for i in sorted(counts) if counts[i] == feature_count]
+    return OnlineFeatures(features=values, missing=missing, not_found=not_found)
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """A lookup the online store can answer only in part: `servable` refs, out of every (view, feature)."""
+
+    servable: list[str]
+    pairs: list[tuple[str, str]]
+
+
+def _registry_version(store) -> Any:
+    proto = getattr(store.registry, "cached_registry_proto", None)
+    if proto is not None and proto.version_id:
+        return proto.version_id  # a new one on every registry commit
+    return int(time.monotonic() // 30)  # registries without a local cache: work it out again every 30 s
+
+
+def _refs(store, features: Any) -> Any:
+    """What Feast is asked for: the FeatureService of a service name, else the list of "view:feature"."""
+    return store.get_feature_service(features, allow_cache=True) if isinstance(features, str) else list(features)
+
+
+def _plan(store, features: Any, rows: list[Mapping[str, Any]]) -> tuple[Any, _Partial | None]:
+    """(refs, None) when the online store can answer every requested view for these rows (the common
+    case); else (refs, the part it can answer). Worked out once per registry version."""
+    key = (id(store), features if isinstance(features, str) else tuple(features), frozenset(rows[0]))
+    version = _registry_version(store)
+    found = _PLANS.get(key)
+    if found is not None and found[0] == version:
+        return found[1], found[2]
+    refs = _refs(store, features)
+    if isinstance(refs, (list, tuple)):
+        pairs = [tuple(ref.split(":", 1)) for ref in refs]
+    else:
+        pairs = [(p.name, f.name) for p in refs.feature_view_projections for f in p.features]
+    servable = {}
+    for view in dict.fromkeys(view for view, _ in pairs):
+        try:
+            fv = store.get_feature_view(view, allow_registry_cache=True)
+        except Exception:  # not a plain feature view (on demand...): let Feast answer it
+            servable[view] = True
+            continue
+        servable[view] = bool(fv.online) and {c.name for c in fv.entity_columns} <= key[2]
+    partial = None if all(servable.values()) else _Partial(
+        servable=[f"{view}:{feature}" for view, feature in pairs if servable[view]], pairs=pairs)
+    if len(_PLANS) > 1024:
+        _PLANS.clear()
+    _PLANS[key] = (version, refs, partial)
+    return refs, partial
+
+
+def _fetch_partial(store, partial: _Partial, rows: list[Mapping[str, Any]],
+                   full_feature_names: bool) -> OnlineFeatures:
+    """Fetch the servable views; the others' features are not found for every row."""
+    found = fetch_online_features(store, partial.servable, rows, full_feature_names=full_feature_names) \
+        if partial.servable else None
+    count = len(rows)
+    served = set(partial.servable)
+    values: dict[str, list[Any]] = {key: [row[key] for row in rows] for key in rows[0]}
+    not_found: dict[str, list[int]] = {}
+    names = []
+    for view, feature in partial.pairs:
+        name = f"{view}__{feature}" if full_feature_names else feature
+        names.append(name)
+        if f"{view}:{feature}" in served:
+            values[name] = found.features[name]
+            if name in found.not_found:
+                not_found[name] = found.not_found[name]
+        else:
+            values[name] = [None] * count
+            not_found[name] = list(range(count))
+    missing = [dict(rows[i]) for i in range(count) if all(i in not_found.get(n, ()) for n in names)]
     return OnlineFeatures(features=values, missing=missing, not_found=not_found)

@@ -121,6 +121,27 @@ class FeastRepo:
         infra = store._get_provider().plan_infra(store.config, registry.proto())
         registry.update_infra(infra, store.project, commit=True)
 
+    @contextlib.contextmanager
+    def infra_recorded_on_commit(self, store) -> Iterator[None]:
+        """Within: the registry's commit also records the online-store tables, in the same write.
+
+        `FeatureStore.apply` creates the tables and commits the registry without recording them (the
+        `feast apply` CLI records them, so `feast plan` expects them); recording them afterwards would
+        rewrite the whole registry file once more. `feast apply` too writes both in one commit."""
+        registry = store.registry
+        commit = registry.commit
+
+        def commit_with_infra() -> None:
+            infra = store._get_provider().plan_infra(store.config, registry.proto())
+            registry.update_infra(infra, store.project, commit=False)
+            commit()
+
+        registry.commit = commit_with_infra  # this registry object only, under the repository lock
+        try:
+            yield
+        finally:
+            del registry.commit
+
     # -- applied definitions and the generated module ----------------------------------------------------
     @property
     def manifest_file(self) -> Path:

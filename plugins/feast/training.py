@@ -5,6 +5,11 @@ is <= the row's event timestamp and within the view's ttl — so a value stamped
 is never joined to it. Only the columns the join needs are passed (join keys, event time, labels):
 local retrieval is slow and memory hungry on wide entity frames (feast-dev/feast#3003), and a second
 timestamp column (e.g. label_ts) would make Feast's event-time inference ambiguous.
+
+Retrievals are serialized within a process (materialize.OFFLINE_READS): Feast's local offline store
+builds dask-expr graphs whose cached properties share one lock per property on Python < 3.12, and two
+retrievals running in two threads (two models training at once) can each hold one and wait for the
+other forever.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from .materialize import OFFLINE_READS
 from .online import feature_store
 
 __all__ = ["build_training_frame", "join_keys_for"]
@@ -85,9 +91,10 @@ def build_training_frame(repo: str | Path | Any, labels: Any, features: Sequence
         view_keys = [c.name for c in store.get_feature_view(view).entity_columns]
         entity_df = (frame[view_keys + [timestamp_field]].drop_duplicates(ignore_index=True)
                      .rename(columns={timestamp_field: _TS}))
-        job = store.get_historical_features(entity_df=entity_df, features=[f"{view}:{n}" for n in names],
-                                            full_feature_names=full_feature_names)
-        joined = job.to_df().rename(columns={_TS: timestamp_field})
+        with OFFLINE_READS:
+            job = store.get_historical_features(entity_df=entity_df, features=[f"{view}:{n}" for n in names],
+                                                full_feature_names=full_feature_names)
+            joined = job.to_df().rename(columns={_TS: timestamp_field})
         joined[timestamp_field] = joined[timestamp_field].astype("datetime64[ns, UTC]")
         feature_columns = [c for c in joined.columns if c not in view_keys and c != timestamp_field]
         out = out.merge(joined[view_keys + [timestamp_field] + feature_columns], on=view_keys + [timestamp_field],

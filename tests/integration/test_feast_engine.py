@@ -79,7 +79,7 @@ def test_ml_apply_end_to_end(tmp_path):
     """))
     applied = _ml(tmp_path, "apply", "--auto-approve")
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
-    assert "14 added" in applied.stdout
+    assert "17 added" in applied.stdout
     plan = _ml(tmp_path, "plan")
     assert plan.returncode == 0 and "No changes" in plan.stdout, plan.stdout[-2000:]
     assert "No changes to registry" in feast_cli(tmp_path / "feature_repo", "plan")
@@ -109,3 +109,79 @@ def test_specs_of_the_example_project_validate():
     assert redis["featurestore.default"].online_store.type == "redis"
     prod = {v.spec.address: v.spec for v in validate_specs(compose(ROOT / "specs", env="prod"))}
     assert prod["featureview.customer_txn_stats"].ttl == "14d"
+
+
+CSV_SPECS = """\
+kind: Entity
+name: customer
+join_keys: [customer_id]
+---
+kind: Source
+name: spending
+path: data/spending.csv
+timestamp_field: event_ts
+columns:
+  customer_id: {dtype: int64}
+  amount_mean_7d: {dtype: float32, checks: {ge: 0}}
+  txn_count_7d: {dtype: int64, checks: {ge: 1}}
+---
+kind: FeatureView
+name: spending
+entities: [customer]
+source: spending
+ttl: 7d
+features:
+  amount_mean_7d: {dtype: float32}
+  txn_count_7d: {dtype: int64}
+"""
+
+
+def test_csv_source_through_the_engine(tmp_path):
+    """A CSV-backed view: applied, a changed CSV planned as "source data changed", a broken one refused."""
+    import pandas as pd
+
+    from framework.testing.harness import Harness
+    from plugins.feast.online import fetch_online_features
+    from plugins.feast.repo import new_feature_store
+
+    small_project(tmp_path)
+    (tmp_path / "specs" / "features.yaml").write_text(CSV_SPECS)
+    df = pd.read_parquet(tmp_path / "data" / "customer_txn_stats.parquet")
+    csv = tmp_path / "data" / "spending.csv"
+    df.to_csv(csv, index=False)
+    harness = Harness(tmp_path, {"feast": FeastProvider()})
+    try:
+        assert harness.apply().ok
+        assert not harness.plan().has_changes
+
+        changed = df.copy()
+        changed.loc[changed["event_ts"].idxmax(), "txn_count_7d"] = 777
+        changed.to_csv(csv, index=False)
+        plan = harness.plan()
+        reasons = {c.address: c.reasons for c in plan.changes if c.action != "no-op"}
+        assert reasons["source.spending"] == ("source data changed",)
+        assert "upstream source.spending changed (source data changed)" in reasons["featureview.spending"]
+        assert harness.apply().ok and not harness.plan().has_changes
+        newest = changed.loc[changed["event_ts"].idxmax()]
+        served = fetch_online_features(new_feature_store(tmp_path / "feature_repo"), ["spending:txn_count_7d"],
+                                       [{"customer_id": int(newest["customer_id"])}])
+        assert served.features["txn_count_7d"] == [777]
+
+        broken = changed.rename(columns={"amount_mean_7d": "amount_avg_7d"})
+        broken["txn_count_7d"] = broken["txn_count_7d"].astype(str)
+        broken.loc[2, "txn_count_7d"] = "seven"
+        broken.to_csv(csv, index=False)
+        registry = tmp_path / "feature_repo" / "data" / "registry.db"
+        before = registry.read_bytes()
+        report = harness.apply()
+        failed = {o.address: o for o in report.outcomes if o.outcome == "failed"}
+        assert set(failed) == {"source.spending"}
+        assert "columns.txn_count_7d: parses as int64 fails for 1 row, e.g. 'seven' (first on line 4)" \
+            in failed["source.spending"].error
+        error = failed["source.spending"].error
+        assert "columns.amount_mean_7d: column 'amount_mean_7d' present" in error and "amount_avg_7d" in error
+        assert "hint: fix the data, or the rules declared in specs/features.yaml" in error
+        assert {o.address: o.outcome for o in report.outcomes}["featureview.spending"] == "skipped"
+        assert registry.read_bytes() == before and harness.plan().has_changes
+    finally:
+        harness.close()

@@ -152,8 +152,8 @@ def world(tmp_path_factory) -> World:
 def test_apply_registers_every_object(world):
     store = world.store()
     assert sorted(v.name for v in store.list_feature_views()) == ["customer_profile", "customer_txn_stats",
-                                                                   "merchant_stats"]
-    assert {e.name for e in store.list_entities()} >= {"customer", "merchant"}
+                                                                   "merchant_stats", "transaction_features"]
+    assert {e.name for e in store.list_entities()} >= {"customer", "merchant", "transaction"}
     assert [s.name for s in store.list_feature_services()] == ["fraud_detection"]
     assert {d.name for d in store.list_data_sources()} >= {"transactions", "fraud_labels", "customer_txn_stats"}
     outputs = world.records["featureview.customer_txn_stats"].outputs
@@ -198,6 +198,27 @@ def test_missing_entities_through_a_feature_service(world):
     assert result.missing == [{"customer_id": 424242, "merchant_id": 777}]
     assert result.not_found["age"] == [1, 2] and result.not_found["fraud_rate_30d"] == [2]
     assert not result.complete
+
+
+def test_views_the_online_store_cannot_answer_are_reported_not_found(world):
+    """fraud_detection mixes customer/merchant features with those of the transaction being scored (an
+    offline view keyed by transaction_id, whose values come with the request): a lookup by customer and
+    merchant still answers, reporting the transaction's features as not found."""
+    from plugins.feast.online import fetch_online_features
+
+    with pytest.raises(KeyError, match="Missing join key"):  # what Feast itself does
+        world.store().get_online_features(world.store().get_feature_service("fraud_detection"),
+                                          [{"customer_id": 1000, "merchant_id": 50000}])
+    result = fetch_online_features(world.store(), "fraud_detection", [{"customer_id": 1000, "merchant_id": 50000},
+                                                                      {"customer_id": 424242, "merchant_id": 777}])
+    assert result.features["customer_id"] == [1000, 424242] and result.features["age"][0] is not None
+    assert result.features["hour_of_day"] == [None, None] and result.not_found["hour_of_day"] == [0, 1]
+    assert result.missing == [{"customer_id": 424242, "merchant_id": 777}]
+    assert world.records["featureview.transaction_features"].outputs["online"] is False
+    keyed = fetch_online_features(world.store(), ["transaction_features:amount", "customer_profile:age"],
+                                  [{"customer_id": 1000, "transaction_id": 1}])  # keyed, but not online
+    assert keyed.features["amount"] == [None] and keyed.not_found == {"amount": [0]}
+    assert keyed.features["age"][0] is not None and keyed.missing == []
 
 
 def test_update_is_reflected_in_registry_and_generated_module(world):
@@ -490,6 +511,209 @@ def test_training_frame_from_the_feature_service_keeps_every_label(world):
     assert frame["customer_id"].tolist() == labels["customer_id"].tolist()
     assert {"amount_mean_7d", "fraud_rate_30d", "account_age_days"} <= set(frame.columns)
     assert frame["amount_mean_7d"].notna().mean() > 0.5
+
+
+def test_training_frames_built_in_parallel_threads_do_not_deadlock(world, monkeypatch):
+    """Two models training at once build their frames in two threads: Feast's dask retrievals are
+    serialized (dask-expr's shared cached-property locks can deadlock two concurrent graph builds)."""
+    import threading
+
+    import pandas as pd
+
+    from plugins.feast import materialize
+    from plugins.feast.training import build_training_frame
+
+    store = world.store()
+    real = store.get_historical_features
+    held = []
+    monkeypatch.setattr(store, "get_historical_features",
+                        lambda *a, **k: held.append(materialize.OFFLINE_READS.locked()) or real(*a, **k))
+    labels = pd.read_parquet(world.root / "data" / "fraud_labels.parquet")
+    frames, errors = {}, []
+
+    def build(name, rows):
+        try:
+            frames[name] = build_training_frame(store, rows, "fraud_detection")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build, args=(i, labels.iloc[i::2].reset_index(drop=True)), daemon=True)
+               for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert not any(t.is_alive() for t in threads), "training frame retrievals deadlocked"
+    assert not errors and len(frames[0]) + len(frames[1]) == len(labels)
+    assert held and all(held)
+    assert frames[0]["amount"].notna().all()  # the transaction's own features join to its label
+
+
+# --- CSV sources -------------------------------------------------------------------------------------------
+
+CSV_SOURCE = {
+    "kind": "Source", "name": "stats_csv", "path": "data/stats.csv", "timestamp_field": "event_ts",
+    "columns": {"customer_id": {"dtype": "int64"},
+                "amount_mean_7d": {"dtype": "float32", "checks": {"ge": 0}},
+                "txn_count_7d": {"dtype": "int64", "checks": {"ge": 1}}},
+}
+CSV_VIEW = {
+    "kind": "FeatureView", "name": "stats_csv", "entities": ["customer"], "source": "stats_csv", "ttl": "7d",
+    "features": {"amount_mean_7d": {"dtype": "float32"}, "txn_count_7d": {"dtype": "int64"}},
+}
+
+
+def _csv_frame(world):
+    import pandas as pd
+
+    return pd.read_parquet(world.root / "data" / "customer_txn_stats.parquet")  # event_ts written with +00:00
+
+
+def _fingerprint(world, address: str, spec: dict) -> dict:
+    kind, _, name = address.partition(".")
+    resource = Resource(address=address, kind=spec["kind"], name=name, backend="feast", spec=spec)
+    return dict(world.provider.fingerprint(FingerprintRequest(resource, world.root)))
+
+
+@pytest.fixture
+def csv_view(world):
+    """A CSV-backed Source and FeatureView applied to the world; removed afterwards."""
+    df = _csv_frame(world)
+    df.to_csv(world.root / "data" / "stats.csv", index=False)
+    world.apply("source.stats_csv", copy.deepcopy(CSV_SOURCE), kind="Source")
+    world.apply("featureview.stats_csv", copy.deepcopy(CSV_VIEW), kind="FeatureView")
+    yield df
+    for address in ("featureview.stats_csv", "source.stats_csv"):
+        if address in world.records:
+            world.delete(address)
+    (world.root / "data" / "stats.csv").unlink(missing_ok=True)
+
+
+def test_csv_source_applies_materializes_and_serves(world, csv_view):
+    from plugins.feast.online import fetch_online_features
+
+    df = csv_view
+    source = world.records["source.stats_csv"].outputs
+    assert source["format"] == "csv" and source["path"] == "data/ml_sources/stats_csv.parquet"
+    assert source["rows"] == len(df)
+    copy_file = world.repo / "data" / "ml_sources" / "stats_csv.parquet"
+    assert copy_file.is_file()
+    store = world.store()
+    assert store.get_data_source("stats_csv").path == "data/ml_sources/stats_csv.parquet"
+    view = world.records["featureview.stats_csv"].outputs
+    assert view["rows_materialized"] == len(df) and view["entities_written"] > 0
+
+    latest = df.sort_values("event_ts").groupby("customer_id").tail(1).set_index("customer_id")
+    ids = [int(i) for i in latest.index[:4]]
+    served = fetch_online_features(world.store(), ["stats_csv:amount_mean_7d", "stats_csv:txn_count_7d"],
+                                   [{"customer_id": i} for i in ids])
+    assert served.features["txn_count_7d"] == [int(latest.loc[i, "txn_count_7d"]) for i in ids]
+    assert served.features["amount_mean_7d"] == pytest.approx([float(latest.loc[i, "amount_mean_7d"]) for i in ids])
+    assert world.read("source.stats_csv").drift == {} and world.read("featureview.stats_csv").drift == {}
+    generated = (world.repo / "ml_generated.py").read_text()
+    assert "# the parquet copy of data/stats.csv (CSV)" in generated
+    plan = feast_cli(world.repo, "plan")
+    assert "No changes to registry" in plan and "No changes to infrastructure" in plan
+
+    copy_file.unlink()  # the copy Feast reads is gone: drift, and applying again restores it
+    assert world.read("source.stats_csv").drift == {"data_copy": ("present", "missing")}
+    world.apply("source.stats_csv", copy.deepcopy(CSV_SOURCE), kind="Source")
+    assert copy_file.is_file() and world.read("source.stats_csv").drift == {}
+
+
+def test_changed_csv_is_source_data_changed_and_reloaded(world, csv_view, monkeypatch):
+    from plugins.feast import csvdata
+    from plugins.feast import fingerprint as fp
+    from plugins.feast.online import fetch_online_features
+
+    first = _fingerprint(world, "source.stats_csv", CSV_SOURCE)
+    assert first["source_data"] == world.records["source.stats_csv"].outputs["source_data"]
+    calls = []
+    real = fp.content_key
+    monkeypatch.setattr(fp, "content_key", lambda *a: calls.append(a[0]) or real(*a))
+    assert _fingerprint(world, "source.stats_csv", CSV_SOURCE) == first and calls == []  # stat cache: not read
+    reads = []
+    real_read = csvdata.read_csv
+    monkeypatch.setattr(csvdata, "read_csv", lambda *a: reads.append(a[0]) or real_read(*a))
+    world.apply("source.stats_csv", copy.deepcopy(CSV_SOURCE), kind="Source")
+    assert reads == []  # unchanged CSV: the parquet copy is current, the CSV is not converted again
+
+    df = csv_view.copy()
+    row = df[df["customer_id"] == 1000]["event_ts"].idxmax()
+    df.loc[row, "txn_count_7d"] = 4321  # a corrected row, older than the last load
+    df.to_csv(world.root / "data" / "stats.csv", index=False)
+    changed = _fingerprint(world, "source.stats_csv", CSV_SOURCE)
+    assert changed["source_data"] != first["source_data"]
+    world.apply("source.stats_csv", copy.deepcopy(CSV_SOURCE), kind="Source")
+    assert len(reads) == 1
+    result = world.apply("featureview.stats_csv", copy.deepcopy(CSV_VIEW), kind="FeatureView")
+    assert result.outputs["materialization"] == "full"
+    assert result.outputs["materialization_reason"] == "source data changed"
+    served = fetch_online_features(world.store(), ["stats_csv:txn_count_7d"], [{"customer_id": 1000}])
+    assert served.features["txn_count_7d"] == [4321]
+
+
+def test_malformed_csv_names_spec_and_column_and_changes_nothing(world, csv_view):
+    from plugins.feast.online import fetch_online_features
+
+    df = csv_view.drop(columns=["txn_count_7d"])
+    df["amount_mean_7d"] = df["amount_mean_7d"].astype(str)
+    df.loc[5, "amount_mean_7d"] = "12,5"
+    df.to_csv(world.root / "data" / "stats.csv", index=False)
+    copy_file = world.repo / "data" / "ml_sources" / "stats_csv.parquet"
+    registry, online = world.repo / "data" / "registry.db", world.repo / "data" / "online_store.db"
+    before = (digest(registry), digest(online), digest(copy_file), digest(world.repo / "ml_generated.py"))
+    served = fetch_online_features(world.store(), ["stats_csv:txn_count_7d"], [{"customer_id": 1000}]).features
+    with pytest.raises(DataContractError) as info:
+        world.apply("source.stats_csv", copy.deepcopy(CSV_SOURCE), kind="Source")
+    message = str(info.value)
+    assert message.startswith("source.stats_csv: data contract failed for data/stats.csv (2 problems); "
+                              "nothing was changed in Feast")
+    assert "columns.amount_mean_7d: parses as float32 fails for 1 row, e.g. '12,5' (first on line 7)" in message
+    assert "columns.txn_count_7d: column 'txn_count_7d' present (did you mean 'txn_count_1d'?" in message
+    assert (digest(registry), digest(online), digest(copy_file), digest(world.repo / "ml_generated.py")) == before
+    assert fetch_online_features(world.store(), ["stats_csv:txn_count_7d"], [{"customer_id": 1000}]).features == served
+
+    naive = csv_view.copy()
+    naive["event_ts"] = naive["event_ts"].dt.tz_localize(None)
+    naive.to_csv(world.root / "data" / "stats.csv", index=False)
+    with pytest.raises(DataContractError, match=r"timestamp_field: timezone-aware timestamps fails for \d+ rows"):
+        world.apply("source.stats_csv", copy.deepcopy(CSV_SOURCE), kind="Source")
+    assert digest(copy_file) == before[2]
+
+
+def test_undeclared_csv_column_types_are_inferred_and_the_error_says_so(world, csv_view):
+    spec = copy.deepcopy(CSV_VIEW)
+    spec["features"] = {"txn_count_1d": {"dtype": "float64"}}  # whole numbers in the CSV: inferred as int64
+    with pytest.raises(DataContractError) as info:
+        world.apply("featureview.stats_csv_wide", spec, kind="FeatureView")
+    message = str(info.value)
+    assert "features.txn_count_1d: dtype (expected float64, file has int64)" in message
+    assert "declare it under columns of source.stats_csv" in message
+    assert "stats_csv_wide" not in [v.name for v in world.store().list_feature_views()]
+
+
+def test_inline_csv_source_of_a_view(world):
+    from plugins.feast.online import fetch_online_features
+
+    df = _csv_frame(world)
+    df.to_csv(world.root / "data" / "inline.csv", index=False)
+    spec = copy.deepcopy(CSV_VIEW)
+    spec["source"] = {"path": "data/inline.csv", "timestamp_field": "event_ts"}
+    copy_file = world.repo / "data" / "ml_sources" / "inline_csv__source.parquet"
+    try:
+        result = world.apply("featureview.inline_csv", spec, kind="FeatureView")
+        assert result.outputs["source_path"] == "data/ml_sources/inline_csv__source.parquet" and copy_file.is_file()
+        import pyarrow.parquet as pq
+
+        assert str(pq.read_schema(copy_file).field("amount_mean_7d").type) == "float"  # typed by the view
+        served = fetch_online_features(world.store(), ["inline_csv:txn_count_7d"], [{"customer_id": 1000}])
+        assert served.features["txn_count_7d"][0] is not None
+    finally:
+        if "featureview.inline_csv" in world.records:
+            world.delete("featureview.inline_csv")
+    assert not copy_file.exists()
+    assert "inline_csv__source" not in [d.name for d in world.store().list_data_sources()]
 
 
 # --- Redis online store -----------------------------------------------------------------------------------

@@ -294,3 +294,19 @@ def test_missing_reference_names_file_line_and_suggestion(tmp_path, provider):
     assert "specs/all.yaml:15: source: refers to source.txn, which no spec defines" in message
     assert "did you mean 'txns'" in message
     h.close()
+
+
+def test_validation_errors_never_echo_sensitive_values(tmp_path, provider):
+    text = SPECS.replace("api_key: hunter2", "api_key: [hunter2]")
+    h = Harness(write_project(tmp_path, text), {"memory": provider})
+    from pydantic import BaseModel, ConfigDict
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        api_key: str | None = None
+
+    h.registry.register("memory", InMemoryProvider(config_model=Settings))
+    with pytest.raises(SpecErrors) as info:
+        h.plan()
+    assert "trainer.api_key" in str(info.value) and "hunter2" not in str(info.value)
+    h.close()

@@ -98,10 +98,18 @@ def test_view_definition_carries_keys_ttl_and_repo_relative_path(tmp_path):
     assert [f[0] for f in v["schema"][1:]] == ["amount", "count"]
 
 
-def test_csv_sources_are_refused_with_the_address(tmp_path):
+def test_csv_sources_point_feast_at_their_parquet_copy(tmp_path):
     source = Source.model_validate({"kind": "Source", "name": "raw", "path": "data/raw.csv", "timestamp_field": "ts"})
-    with pytest.raises(ProviderError, match=r"source\.raw: path: the feast backend reads parquet files only"):
-        comp.source_def(source, "raw", project_dir=tmp_path, repo_dir=tmp_path, address="source.raw")
+    d = comp.source_def(source, "raw", project_dir=tmp_path, repo_dir=tmp_path / "feature_repo", address="source.raw")
+    assert d["format"] == "csv" and d["project_path"] == "data/raw.csv"
+    assert d["path"] == "data/ml_sources/raw.parquet"  # relative to the feature repository, where Feast reads
+    declared = Source.model_validate({"kind": "Source", "name": "raw", "path": "data/raw.txt", "format": "csv",
+                                      "timestamp_field": "ts"})
+    assert comp.source_def(declared, "raw", project_dir=tmp_path, repo_dir=tmp_path,
+                           address="source.raw")["format"] == "csv"
+    module = render_module({"sources": {"raw": d}})
+    ast.parse(module)
+    assert "# the parquet copy of data/raw.csv (CSV)" in module and "path='data/ml_sources/raw.parquet'" in module
 
 
 def test_service_resolves_star_features_and_nested_services(tmp_path):
@@ -343,6 +351,124 @@ def test_dataset_rules(tmp_path):
     message = _failure(tmp_path, _frame(), min_rows=1000, max_age="1d")
     assert "checks.min_rows: at least 1000 rows (the file has 200)" in message
     assert "checks.max_age: newest row at most 1d old" in message
+
+
+def test_uniqueness_is_exact_on_sorted_and_unsorted_rows(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+
+    from plugins.feast.contracts import _surely_unique
+
+    keys = np.array([1, 2, 1, 2, 3], dtype="int64")
+    stamps = np.array([10, 10, 20, 20, 20], dtype="datetime64[us]")
+    table = pa.table({"k": keys, "ts": pa.array(stamps, pa.timestamp("us", tz="UTC"))})
+    assert _surely_unique(table, ["k", "ts"])  # sorted by time, then key
+    assert _surely_unique(table.take([0, 2, 1, 3, 4]), ["k", "ts"])  # sorted by key, then time
+    assert _surely_unique(table.take([4, 0, 3, 1, 2]), ["k", "ts"])  # unsorted: the hash check
+    duplicated = table.take([0, 1, 1, 2, 3])  # sorted, but one row twice
+    assert not _surely_unique(duplicated, ["k", "ts"])
+    assert not _surely_unique(duplicated.take([4, 1, 0, 2, 3]), ["k", "ts"])
+
+
+def test_duplicates_in_sorted_data_are_reported(tmp_path):
+    import pandas as pd
+
+    df = _frame()
+    df = pd.concat([df.iloc[:11], df.iloc[[10]], df.iloc[11:]], ignore_index=True)  # still sorted by time
+    assert "entities.0: one row per customer_id + event_ts fails for 2 rows" in _failure(tmp_path, df)
+
+
+# --- CSV sources -----------------------------------------------------------------------------------------
+
+
+def _csv_contract():
+    from framework.spec.kinds import ColumnChecks
+    from plugins.feast.contracts import ColumnRule, Contract
+
+    return Contract(
+        path_field="path",
+        timestamp=ColumnRule("event_ts", "timestamp_field", role="timestamp"),
+        columns=(
+            ColumnRule("customer_id", "columns.customer_id", "int64"),
+            ColumnRule("amount", "columns.amount", "float32", ColumnChecks(ge=0)),
+            ColumnRule("flag", "columns.flag", "bool"),
+            ColumnRule("country", "columns.country", "string", ColumnChecks(regex="[A-Z]{2}")),
+        ),
+    )
+
+
+CSV_GOOD = """customer_id,event_ts,amount,flag,country,note
+1,2025-01-01T10:00:00Z,1.5,true,US,a
+2,2025-01-01 12:00:00+02:00,2,0,GB,
+3,2025-01-02T00:00:00.250+00:00,3.25,False,DE,c
+"""
+
+
+def test_csv_is_typed_by_the_contract_and_timestamps_become_utc(tmp_path):
+    import pyarrow as pa
+
+    from plugins.feast.csvdata import read_csv
+
+    path = tmp_path / "s.csv"
+    path.write_text(CSV_GOOD)
+    table, failures, failed = read_csv(path, _csv_contract())
+    assert failures == [] and failed == set()
+    types = {f.name: f.type for f in table.schema}
+    assert types["customer_id"] == pa.int64() and types["amount"] == pa.float32() and types["flag"] == pa.bool_()
+    assert types["event_ts"] == pa.timestamp("ns", tz="UTC") and types["note"] == pa.string()  # undeclared: inferred
+    stamps = [t.isoformat() for t in table["event_ts"].to_pylist()]
+    assert stamps == ["2025-01-01T10:00:00+00:00", "2025-01-01T10:00:00+00:00", "2025-01-02T00:00:00.250000+00:00"]
+    assert table["note"].to_pylist() == ["a", None, "c"]
+
+
+def test_malformed_csv_reports_every_column_and_line(tmp_path):
+    from plugins.feast.csvdata import read_csv
+    from plugins.feast.contracts import validate
+    from plugins.feast.errors import DataContractError
+
+    path = tmp_path / "s.csv"
+    path.write_text("customer_id,event_ts,amount,flag\n"
+                    "1,2025-01-01T10:00:00Z,1.5,true\n"
+                    "x2,2025-01-01 12:00:00,abc,maybe\n"
+                    "3,2025-01-02,-1,1\n")
+    contract = _csv_contract()
+    table, failures, failed = read_csv(path, contract)
+    assert failed == {"customer_id", "event_ts", "amount", "flag"}
+    with pytest.raises(DataContractError) as info:
+        validate("source.s", path, contract, display="data/s.csv", table=table, prior=failures, skip=failed)
+    message = str(info.value)
+    assert message.startswith("source.s: data contract failed for data/s.csv (5 problems)")
+    assert "columns.customer_id: parses as int64 fails for 1 row, e.g. 'x2' (first on line 3)" in message
+    assert "timestamp_field: timezone-aware timestamps fails for 2 rows, e.g. '2025-01-01 12:00:00', '2025-01-02'" \
+        in message
+    assert "columns.amount: parses as float32 fails for 1 row, e.g. 'abc' (first on line 3)" in message
+    assert "columns.flag: parses as bool fails for 1 row, e.g. 'maybe'" in message
+    assert "columns.country: column 'country' present" in message  # missing, listed with the file's columns
+    assert "the file has: customer_id, event_ts, amount, flag" in message
+
+
+def test_csv_copy_is_written_only_for_good_data_and_reused_while_unchanged(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from plugins.feast import csvdata
+    from plugins.feast.errors import DataContractError
+
+    csv, copy = tmp_path / "s.csv", tmp_path / "repo" / "data" / "ml_sources" / "s.parquet"
+    csv.write_text(CSV_GOOD)
+    contract = _csv_contract()
+    report = csvdata.refresh_copy("source.s", csv, copy, contract, "key-1", display="data/s.csv")
+    assert report.rows == 3 and csvdata.is_current(copy, "key-1", contract)
+    assert pq.read_table(copy)["amount"].to_pylist() == [1.5, 2.0, 3.25]
+
+    monkeypatch.setattr(csvdata, "read_csv", lambda *a: pytest.fail("an unchanged CSV was read again"))
+    assert csvdata.refresh_copy("source.s", csv, copy, contract, "key-1", display="data/s.csv").rows == 3
+    monkeypatch.undo()
+
+    before = copy.read_bytes()
+    csv.write_text(CSV_GOOD.replace("3.25", "-3"))
+    with pytest.raises(DataContractError, match=r"columns\.amount\.checks\.ge: >= 0 fails for 1 row"):
+        csvdata.refresh_copy("source.s", csv, copy, contract, "key-2", display="data/s.csv")
+    assert copy.read_bytes() == before and not csvdata.is_current(copy, "key-2", contract)
 
 
 # --- misc ------------------------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""Source: a parquet file registered as a Feast FileSource, checked against its column contracts."""
+"""Source: a parquet or CSV file registered as a Feast FileSource, checked against its column contracts.
+
+A CSV source is converted (typed by its declared columns) to a parquet copy in the feature repository's
+data folder when its content changes, and the FileSource points at the copy (csvdata.py)."""
 
 from __future__ import annotations
 
 from framework.contract import ApplyResult, ReadResult
 
 from .. import compile as comp
-from ..contracts import ColumnRule, Contract, validate
-from .base import Handler, iso, not_found
+from ..contracts import ColumnRule, Contract
+from .base import Handler, check_data, contract_hint, iso, not_found, remove_csv_copy
 
 __all__ = ["SourceHandler"]
 
@@ -29,7 +32,7 @@ class SourceHandler(Handler):
     def fingerprint(self, backend, resource):
         spec = backend.spec(self.kind, resource.name, resource.spec)
         comp.source_def(spec, spec.name, project_dir=backend.project_dir, repo_dir=backend.repo.dir,
-                        address=resource.address)  # raises early for unsupported formats
+                        address=resource.address)
         return {"source_data": backend.fingerprints.key(backend.data_path(spec.path))}
 
     def apply(self, backend, request, ctx):
@@ -40,17 +43,18 @@ class SourceHandler(Handler):
         definition = comp.source_def(spec, spec.name, project_dir=backend.project_dir, repo_dir=backend.repo.dir,
                                      address=resource.address, options=backend.options(self.kind, spec,
                                                                                        resource.config))
-        ctx.progress("checking the data contract")
-        path = backend.data_path(spec.path)
-        report = validate(resource.address, path, _source_contract(spec), display=spec.path)
+        ctx.progress("checking the data contract" if definition["format"] != "csv" else
+                     "checking the data contract (CSV, kept as a parquet copy for Feast)")
+        report = check_data(backend, resource.address, definition, _source_contract(spec), owns_copy=True,
+                            hint=contract_hint(resource))
         with backend.feast(resource.address, "apply the data source") as store:
             store.apply([build_source(definition)])
             self._remember(backend, spec.name, definition)
             project = store.project
         return ApplyResult(outputs={
-            "feast_name": spec.name, "project": project, "path": definition["path"], "rows": report.rows,
-            "min_timestamp": iso(report.min_ts), "max_timestamp": iso(report.max_ts),
-            "source_data": backend.fingerprints.key(path),
+            "feast_name": spec.name, "project": project, "path": definition["path"], "format": definition["format"],
+            "rows": report.rows, "min_timestamp": iso(report.min_ts), "max_timestamp": iso(report.max_ts),
+            "source_data": backend.fingerprints.key(backend.data_path(spec.path)),
         })
 
     def delete(self, backend, recorded, ctx):
@@ -62,6 +66,13 @@ class SourceHandler(Handler):
                 if not not_found(exc):
                     raise
             self._remember(backend, name, None)
+            remove_csv_copy(backend, self._definition(backend, name, recorded.spec))
+
+    @staticmethod
+    def _definition(backend, name, data):
+        spec = backend.spec("Source", name, data)
+        return comp.source_def(spec, name, project_dir=backend.project_dir, repo_dir=backend.repo.dir,
+                               address=f"source.{name}")
 
     def read(self, backend, recorded):
         from ..objects import describe_source
@@ -75,7 +86,11 @@ class SourceHandler(Handler):
                 if not_found(exc):
                     return ReadResult(exists=False)
                 raise
-        expected = {"path": comp.feast_path(spec.path, backend.project_dir, backend.repo.dir),
-                    "timestamp_field": spec.timestamp_field,
+        definition = self._definition(backend, name, recorded.spec)
+        expected = {"path": definition["path"], "timestamp_field": spec.timestamp_field,
                     "created_timestamp_column": spec.created_timestamp_field or ""}
-        return ReadResult(exists=True, outputs=recorded.outputs, drift=self._drift(expected, describe_source(source)))
+        actual = describe_source(source)
+        if definition["format"] == "csv":  # the parquet copy Feast reads must still be there
+            expected["data_copy"] = "present"
+            actual["data_copy"] = "present" if (backend.repo.dir / definition["path"]).is_file() else "missing"
+        return ReadResult(exists=True, outputs=recorded.outputs, drift=self._drift(expected, actual))

@@ -8,9 +8,9 @@ from typing import Any
 from framework.contract import ApplyResult, ReadResult
 
 from .. import compile as comp
-from ..contracts import ColumnRule, Contract, validate
+from ..contracts import ColumnRule, Contract
 from ..materialize import online_store_identity
-from .base import Handler, digest, iso, not_found, now
+from .base import Handler, check_data, contract_hint, digest, iso, not_found, now, remove_csv_copy
 
 __all__ = ["FeatureViewHandler"]
 
@@ -82,12 +82,12 @@ class FeatureViewHandler(Handler):
 
         ctx.progress("checking the data contract")
         path = backend.data_path(source["project_path"])
-        report = validate(resource.address, path, self._contract(spec, source, entities, inline),
-                          display=source["project_path"])
+        report = check_data(backend, resource.address, source, self._contract(spec, source, entities, inline),
+                            owns_copy=inline, hint=contract_hint(resource))
 
         with backend.feast(resource.address, "apply the feature view") as store:
-            store.apply([build_view(definition, entities, source)])
-            backend.repo.record_infra(refresh=False)
+            with backend.repo.infra_recorded_on_commit(store):  # so `feast plan` is clean, in one registry write
+                store.apply([build_view(definition, entities, source)])
             self._remember(backend, spec.name, definition)
             outputs: dict[str, Any] = {
                 "feast_name": spec.name, "project": store.project, "online": spec.online, "rows": report.rows,
@@ -162,6 +162,11 @@ class FeatureViewHandler(Handler):
                         raise
             backend.repo.record_infra()
             self._remember(backend, name, None)
+            if inline:
+                spec = backend.spec(self.kind, name, recorded.spec)
+                remove_csv_copy(backend, comp.source_def(spec.source, comp.inline_source_name(name),
+                                                         project_dir=backend.project_dir, repo_dir=backend.repo.dir,
+                                                         address=recorded.address))
 
     def read(self, backend, recorded):
         from ..objects import describe_view

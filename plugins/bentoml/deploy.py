@@ -1,0 +1,434 @@
+"""One apply of a Deployment on the bentoml backend (see plugins/bentoml/provider.py for the steps):
+the service process made to match the spec, then the resolved model version rolled out through
+framework/rollout.py with :class:`ServiceRolloutIO` — control.json for traffic, the prediction log for
+analysis data, the engine's checkpoints for progress."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from framework.contract import ApplyContext, ApplyRequest, ApplyResult
+from framework.errors import MLError
+
+from .config import NO_RESTART
+from .revisions import MAX_REVISIONS, feature_refs, next_revision, now, rewrite_service, version_ref
+
+__all__ = ["DeploymentApply", "ServiceRolloutIO", "RolloutFailed"]
+
+
+class RolloutFailed(MLError):
+    """The rollout was rolled back (or paused): stable keeps serving."""
+
+
+class DeploymentApply:
+    """One apply of one deployment (see the module docstring for the steps)."""
+
+    def __init__(self, provider, request: ApplyRequest, ctx: ApplyContext):
+        self.provider = provider
+        self.request = request
+        self.ctx = ctx
+        self.resource = request.resource
+        self.spec = provider._spec(request.resource.spec)
+        self.settings = provider._settings(request.resource.spec, request.resource.config)
+        self.name = self.spec.name
+        self.project_dir = Path(ctx.project_dir)
+        self.folder = provider._folder(self.project_dir, self.name)
+        self.prior = dict(request.prior.outputs or {}) if request.prior is not None else {}
+        self.outputs: dict[str, Any] = {k: v for k, v in self.prior.items()}
+        self.outputs.setdefault("revisions", [])
+
+    # -- configuration ---------------------------------------------------------------------------------------
+    def _entity_dtypes(self, target) -> dict[str, str]:
+        """Join key -> dtype for input.entity_keys; checks they cover what the model's features need (or
+        that those features may be sent raw). Fills ``self.feature_views`` (view -> join keys)."""
+        keys = list(self.spec.input.entity_keys)
+        self.feature_views: dict[str, list[str]] = {}
+        if not keys:
+            return {}
+        dtypes = {k: "int64" for k in keys}
+        from framework.project import Project
+
+        store = Project.load(self.project_dir).open_state()
+        try:
+            records = {r.address: r for r in store.list_resources()}
+        finally:
+            store.close()
+        join_of = {}
+        for record in records.values():
+            if record.kind == "Entity":
+                join = (record.spec.get("join_keys") or [record.spec.get("name")])[0]
+                join_of[record.spec.get("name")] = join
+                if join in dtypes:
+                    dtypes[join] = str(record.spec.get("dtype") or "int64")
+        for record in records.values():
+            if record.kind == "FeatureView":
+                self.feature_views[record.spec["name"]] = [join_of.get(e, e) for e in record.spec.get("entities") or []]
+        needed: list[str] = []
+        for ref in feature_refs(target.bentoml_tag):
+            for join in self.feature_views.get(ref.partition(":")[0], []):
+                if join not in needed:
+                    needed.append(join)
+        missing = [k for k in needed if k not in dtypes]
+        if missing and not self.spec.input.raw_features:
+            raise MLError(f"{target.ref}'s features are keyed by {', '.join(needed)}, but input.entity_keys lists "
+                          f"{', '.join(keys)}", hint=f"add {', '.join(missing)} to input.entity_keys")
+        if missing:
+            self.ctx.progress(f"note: features keyed by {', '.join(missing)} are not fetched: requests send them "
+                              "in features")
+        return dtypes
+
+    def _feast_repo(self) -> str | None:
+        if not self.spec.input.entity_keys:
+            return None
+        from framework.project import Project
+
+        project = Project.load(self.project_dir)
+        repo = self.project_dir / str((project.backends.get("feast") or {}).get("repo", "feature_repo"))
+        if not (repo / "feature_store.yaml").is_file():
+            raise MLError(f"input.entity_keys needs the Feast repository, but {repo / 'feature_store.yaml'} is missing",
+                          hint="apply the feature specs first, or send raw features (input.raw_features)")
+        return str(repo.resolve())
+
+    def _feature_lookup(self) -> str:
+        if self.settings.feature_lookup != "auto" or not self.spec.input.entity_keys:
+            return self.settings.feature_lookup
+        try:
+            import yaml
+
+            repo = Path(self._feast_repo())
+            store = (yaml.safe_load((repo / "feature_store.yaml").read_text(encoding="utf-8")) or {}).get("online_store")
+        except (OSError, ValueError, TypeError):
+            return "thread"
+        kind = store.get("type") if isinstance(store, dict) else store
+        return "inline" if kind in (None, "sqlite") else "thread"
+
+    def _auth(self) -> dict[str, Any] | None:
+        auth = self.spec.auth
+        if auth is None:
+            return None
+        import os
+
+        found = 0
+        if auth.api_keys_env:
+            found += len([k for k in (os.environ.get(auth.api_keys_env) or "").split(",") if k.strip()])
+        path = None
+        if auth.api_keys_file:
+            path = (self.project_dir / auth.api_keys_file).resolve()
+            if path.is_file():
+                found += len([line for line in path.read_text(encoding="utf-8").splitlines()
+                              if line.strip() and not line.lstrip().startswith("#")])
+        if not found:
+            where = " or ".join(filter(None, [auth.api_keys_env and f"${auth.api_keys_env}",
+                                              auth.api_keys_file and str(path)]))
+            raise MLError(f"auth: no API key found in {where}: the service would refuse every request",
+                          hint="set the environment variable (comma-separated keys) or write the keys file, then apply")
+        return {"env": auth.api_keys_env, "file": str(path) if path else None, "header": auth.header}
+
+    def _config(self, target) -> dict[str, Any]:
+        from framework.prediction_log import log_dir
+
+        rate = self.spec.rate_limit.model_dump() if self.spec.rate_limit else None
+        batching = self.settings.batching.model_dump() if self.settings.batching else None
+        return {"deployment": self.name, "project_dir": str(self.project_dir.resolve()),
+                "service_dir": str(self.folder.resolve()), "route": "/predict",
+                "input": {"entity_keys": self._entity_dtypes(target), "raw_features": bool(self.spec.input.raw_features),
+                          "on_unknown_entity": self.spec.input.on_unknown_entity},
+                "feast_repo": self._feast_repo(), "auth": self._auth(), "rate_limit": rate,
+                "max_request_bytes": self.settings.max_request_bytes, "batching": batching,
+                "workers": self.settings.workers, "fast_path": self.settings.fast_path,
+                "feature_lookup": self._feature_lookup(),
+                "log_predictions": self.settings.log_predictions,
+                "log_dir": str(log_dir(self.project_dir, self.name).resolve())}
+
+    @staticmethod
+    def _config_hash(config: Mapping[str, Any], settings) -> str:
+        from .codegen import RUNTIME_VERSION
+
+        baked = {k: v for k, v in settings.model_dump(mode="json").items() if k not in NO_RESTART}
+        text = json.dumps({"config": config, "settings": baked, "runtime": RUNTIME_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # -- the steps --------------------------------------------------------------------------------------------
+    def _resolve(self):
+        from framework.registry import ModelRegistry
+
+        from plugins.training.artifacts import model_exists
+
+        version = ModelRegistry.for_project(self.project_dir).resolve(self.spec.model)
+        if version.status != "accepted":
+            raise MLError(f"{self.spec.model} resolves to {version.ref}, which is {version.status}",
+                          hint="deploy an accepted version (ml models list)")
+        if not version.bentoml_tag or not model_exists(version.bentoml_tag):
+            raise MLError(f"{version.ref} has no artifact in the BentoML model store ({version.bentoml_tag})",
+                          hint="retrain it with ml apply")
+        return version
+
+    def _checkpoint(self) -> None:
+        self.ctx.checkpoint(self.outputs)
+
+    def _revision(self, target: Mapping[str, Any], strategy: str, outcome: str, detail: str = "") -> int:
+        revisions = list(self.outputs.get("revisions") or [])
+        number = next_revision(revisions)
+        revisions.append({"revision": number, **{k: target[k] for k in ("version", "tag", "ref") if k in target},
+                          "strategy": strategy, "outcome": outcome, "at": now(), "detail": detail})
+        self.outputs["revisions"] = revisions[-MAX_REVISIONS:]
+        return number
+
+    def _set_revision_outcome(self, number: int, outcome: str, detail: str) -> None:
+        for revision in self.outputs.get("revisions") or []:
+            if revision.get("revision") == number:
+                revision.update(outcome=outcome, detail=detail, at=now())
+
+    def _serving(self, stable: Mapping[str, Any], revision: int | None = None) -> None:
+        stable = {k: stable[k] for k in ("version", "tag", "ref") if k in stable}
+        self.outputs.update(stable=stable, model=self.spec.model_name, model_version=stable["version"],
+                            stable_version=stable["version"], versions=[stable["version"]])
+        if revision is not None:
+            self.outputs["revision"] = revision
+        self.outputs.pop("candidate_version", None)
+
+    def _start(self, stable: Mapping[str, Any], config: Mapping[str, Any], config_hash: str) -> None:
+        from .codegen import class_name, write_service_files
+        from .control import traffic, write_control
+        from .process import start_server
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_service_files(self.folder, deployment=self.name, settings=self.settings.model_dump(), config=config,
+                            stable_tag=stable["tag"])
+        generation = write_control(self.folder, traffic(stable))
+        server = start_server(self.folder, class_name(self.name), host=self.settings.host, port=self.settings.port,
+                              workers=self.settings.workers, generation=generation,
+                              timeout=self.settings.startup_timeout_s, progress=self.ctx.progress)
+        self.outputs.update(url=server.url, host=server.host, port=server.port, pid=server.pid,
+                            service_dir=str(self.folder), config_hash=config_hash, workers=self.settings.workers)
+
+    def _ensure_running(self, target) -> str:
+        """Start, restore or restart the service as needed. Returns what happened (for the message)."""
+        from .process import is_ready, is_running, stop_server
+
+        config = self._config(target)
+        config_hash = self._config_hash(config, self.settings)
+        pid = self.prior.get("pid")
+        running = is_running(pid, self.folder) and bool(self.prior.get("url")) and is_ready(self.prior["url"])
+        stable = self.prior.get("stable")
+        from plugins.training.artifacts import model_exists
+
+        if not running:
+            if stable and not model_exists(stable.get("tag")):
+                stable = None  # what served is gone from the store: start on the target instead
+            if pid:
+                stop_server(pid, self.folder)  # a half-dead server (not ready): clear it first
+            first = stable or version_ref(target)
+            self._start(first, config, config_hash)
+            if stable is None:
+                number = self._revision(first, "initial", "deployed", "first deployment")
+                self._serving(first, number)
+                return f"started on {self.outputs['url']} serving {first['version']}"
+            number = self._revision(first, "restore", "restored", "the service was not running: restarted")
+            self._serving(first, number)
+            self.outputs["rollout"] = None if not self.prior.get("rollout") else self.prior["rollout"]
+            return f"restarted on {self.outputs['url']} (it was not running), serving {first['version']}"
+        if config_hash != self.prior.get("config_hash"):
+            old_pid, old_port = pid, self.prior.get("port")
+            if old_port == self.settings.port:
+                self.ctx.progress(f"restarting the service (pid {old_pid}) with new settings")
+                stop_server(old_pid, self.folder)
+                self._start(stable, config, config_hash)
+            else:
+                self.ctx.progress(f"starting the service on port {self.settings.port}, then stopping port {old_port}")
+                self._start(stable, config, config_hash)
+                stop_server(old_pid, self.folder)
+            self._serving(stable)
+            return f"restarted with new settings on {self.outputs['url']}"
+        self._serving(stable)
+        return "running"
+
+    def run(self) -> ApplyResult:
+        target = self._resolve()
+        wanted = version_ref(target)
+        what = self._ensure_running(target)
+        self._checkpoint()
+        message = [what]
+        stable = self.outputs["stable"]
+        pending = self.outputs.get("rollout")
+        if pending and pending.get("phase") in ("running", "paused", "interrupted"):
+            if pending.get("candidate", {}).get("tag") == wanted["tag"] and stable.get("tag") == pending["stable"].get("tag"):
+                return self._finish(self._roll_out(wanted, resume=pending), message)
+            self._drop_rollout(pending, f"superseded: the model now resolves to {wanted['version']}")
+        self.outputs["rollout"] = None
+        if wanted["tag"] == stable.get("tag"):
+            self.outputs["skip"] = []
+            message.append(f"{stable['version']} serving (revision {self.outputs.get('revision')})")
+            return self._finish(None, message)
+        if wanted["version"] in (self.outputs.get("skip") or []):
+            message.append(f"{wanted['version']} is not rolled out again: it was rolled back "
+                           f"(see ml history deployment/{self.name}); {stable['version']} keeps serving")
+            return self._finish(None, message)
+        return self._finish(self._roll_out(wanted), message)
+
+    def _finish(self, note: str | None, message: list[str]) -> ApplyResult:
+        if note:
+            message.append(note)
+        self.outputs.pop("rollout", None)
+        if self.settings.build:
+            self._build(message)
+        else:
+            self.outputs.pop("bento_tag", None)
+        return ApplyResult(outputs=self.outputs, message="; ".join(message))
+
+    def _build(self, message: list[str]) -> None:
+        """A Bento of what serves now, rebuilt only when the service's files changed."""
+        from .process import build_bento
+
+        digest = hashlib.sha256()
+        for name in ("service.py", "config.json"):
+            digest.update((self.folder / name).read_bytes())
+        digest.update(json.dumps(self.outputs["stable"], sort_keys=True).encode())
+        source = digest.hexdigest()[:16]
+        if self.outputs.get("bento_tag") and self.outputs.get("bento_source") == source:
+            return
+        self.ctx.progress("building the Bento (bentoml build)")
+        self.outputs.update(bento_tag=build_bento(self.folder), bento_source=source)
+        message.append(f"built Bento {self.outputs['bento_tag']}")
+
+    def _drop_rollout(self, pending: Mapping[str, Any], why: str) -> None:
+        from .control import traffic, wait_for_generation, write_control
+
+        stable = self.outputs["stable"]
+        generation = write_control(self.folder, traffic(stable))
+        wait_for_generation(self.folder, generation, self.settings.workers, timeout=30, server_pid=self.outputs["pid"])
+        number = pending.get("revision")
+        if number:
+            self._set_revision_outcome(number, "abandoned", why)
+        self.outputs["last_rollout"] = {"version": pending.get("candidate", {}).get("version"), "outcome": "abandoned",
+                                        "reason": why, "at": now()}
+        self.outputs["rollout"] = None
+        self.ctx.progress(f"dropped the unfinished rollout of {pending.get('candidate', {}).get('version')}: {why}")
+
+    def _roll_out(self, wanted: Mapping[str, Any], resume: Mapping[str, Any] | None = None) -> str:
+        from framework.rollout import RolloutState, run_rollout
+
+        rollout = self.spec.rollout
+        stable = dict(self.outputs["stable"])
+        if resume is not None:
+            state = RolloutState.from_dict(resume)
+            number = int(resume.get("revision") or self._revision(wanted, rollout.strategy, "in_progress"))
+            self.ctx.progress(f"resuming the {state.strategy} rollout of {wanted['version']} at step {state.step + 1}")
+        else:
+            state = RolloutState.new(rollout.strategy, stable, wanted)
+            number = self._revision(wanted, rollout.strategy, "in_progress", f"from {stable['version']}")
+        state_dict_extra = {"revision": number}
+        io = ServiceRolloutIO(self, state_dict_extra)
+        self.outputs["candidate_version"] = wanted["version"]
+        self.outputs["versions"] = [stable["version"], wanted["version"]]
+        try:
+            result = run_rollout(state, rollout, io)
+        except BaseException:  # Ctrl-C / a crash: stable takes all traffic back, the step resumes next apply
+            state.phase = "interrupted"
+            try:
+                io.rollback(state)
+            except Exception:
+                pass  # the checkpoint below still says where the rollout stopped
+            io.checkpoint(state)
+            raise
+        final = result.state
+        summary = {"version": wanted["version"], "from": stable["version"], "strategy": final.strategy,
+                   "outcome": final.phase, "reason": final.reason, "at": now(), "revision": number,
+                   "steps": final.results[-6:]}
+        self.outputs["last_rollout"] = summary
+        self.outputs["rollout"] = None
+        if final.phase == "promoted":
+            self._set_revision_outcome(number, "promoted", f"{final.strategy} from {stable['version']}: passed")
+            self._serving(wanted, number)
+            self.outputs["skip"] = []
+            rewrite_service(self.folder, self.resource.spec, wanted["tag"])
+            return f"{wanted['version']} promoted ({final.strategy}, revision {number})"
+        self._serving(stable)
+        self.outputs["candidate_version"] = None
+        self.outputs.pop("candidate_version", None)
+        if final.phase == "paused":
+            self.outputs["rollout"] = dict(final.to_dict(), revision=number)
+            self.outputs["candidate_version"] = wanted["version"]
+            self.outputs["versions"] = [stable["version"], wanted["version"]]
+            self._set_revision_outcome(number, "paused", final.reason)
+            self._checkpoint()
+            raise RolloutFailed(f"rollout of {wanted['version']} paused: {final.reason}",
+                                hint="run `ml apply` to resume it, or `ml rollback deployment/"
+                                     f"{self.name}` to abort it")
+        self._set_revision_outcome(number, "rolled_back", final.reason)
+        self.outputs["skip"] = sorted(set(self.outputs.get("skip") or []) | {wanted["version"]})
+        self._checkpoint()
+        raise RolloutFailed(f"rollout of {wanted['version']} rolled back: {final.reason}; {stable['version']} "
+                            "keeps serving",
+                            hint=f"details: ml history deployment/{self.name}; the version is not retried until "
+                                 "the model resolves to another one")
+
+
+class ServiceRolloutIO:
+    """framework.rollout.RolloutIO on a running service: control.json for traffic, the prediction log for
+    analysis data, the engine's checkpoint for progress."""
+
+    def __init__(self, apply: "DeploymentApply", extra: Mapping[str, Any]):
+        from .analysis import LogCursor
+
+        self.apply = apply
+        self.extra = dict(extra)
+        self.cursor = LogCursor(apply.project_dir, apply.name, started_after=time.time() - 5)
+        self.mirrored = False
+
+    def _alive(self) -> bool:
+        from .process import is_running
+
+        return is_running(self.apply.outputs["pid"], self.apply.folder)
+
+    def _write(self, document, state) -> int:
+        from .control import wait_for_generation, write_control
+
+        generation = write_control(self.apply.folder, document)
+        wait_for_generation(self.apply.folder, generation, self.apply.settings.workers, timeout=60,
+                            server_pid=self.apply.outputs["pid"], alive=self._alive)
+        return generation
+
+    def set_traffic(self, state, step) -> int:
+        from .control import traffic
+
+        self.mirrored = step.mode == "mirror"
+        document = traffic(state.stable, state.candidate, mode=step.mode, weight=step.weight, rollout=state.id,
+                           step=step.label, warmup=step.warmup)
+        return self._write(document, state)
+
+    def collect(self, state, marker, since):
+        if not self._alive():  # the next apply restores the service and resumes this step
+            raise MLError(f"the service (pid {self.apply.outputs['pid']}) stopped during the rollout")
+        return self.cursor.collect(marker, since, mirrored=self.mirrored)
+
+    def warm_up(self, state, requests: int) -> None:
+        """Nothing to do here: every worker predicts `warmup` recent requests with the candidate when it
+        loads it, and reports a failure as a load error (plugins/bentoml/runtime.py)."""
+
+    def rollback(self, state) -> None:
+        from .control import traffic
+
+        self._write(traffic(state.stable), state)
+
+    def promote(self, state) -> None:
+        from .control import traffic
+
+        self._write(traffic(state.candidate), state)
+
+    def checkpoint(self, state) -> None:
+        self.apply.outputs["rollout"] = None if state.finished else dict(state.to_dict(), **self.extra)
+        self.apply._checkpoint()
+
+    def progress(self, message: str) -> None:
+        self.apply.ctx.progress(message)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def now(self) -> float:
+        return time.time()

@@ -1,0 +1,109 @@
+"""The ASGI side of a deployment's service: :class:`Gateway`, a middleware in front of BentoML's app that
+guards the prediction route (401/429/413) and, with ``fast_path``, answers ``POST /predict`` itself —
+skipping BentoML's generic request parsing, still inside BentoML's metrics, tracing and timeout
+middleware; and :func:`api_predict`, the body of the generated ``@bentoml.api`` method (the route used
+with ``fast_path: false``). ``/livez``, ``/readyz``, ``/metrics`` and ``/docs.json`` stay BentoML's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping
+
+from .runtime import RequestError, _dumps, current
+
+__all__ = ["Gateway", "api_predict"]
+
+_JSON = [(b"content-type", b"application/json")]
+
+
+async def _respond(send, status: int, body: dict, headers: list | None = None) -> None:
+    data = _dumps(body)
+    await send({"type": "http.response.start", "status": status,
+                "headers": _JSON + [(b"content-length", str(len(data)).encode())] + (headers or [])})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError("client disconnected")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"payload is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class Gateway:
+    """ASGI middleware in front of the BentoML app: guards the prediction route (401/429/413) and, with
+    ``fast_path``, answers ``POST <route>`` itself. Everything else goes to BentoML untouched."""
+
+    def __init__(self, app, config: Mapping[str, Any]):
+        self.app = app
+        self.route = str(config.get("route") or "/predict")
+        self.fast = bool(config.get("fast_path", True))
+        self.status_path = "/ml/status"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if path == self.route and scope["method"] == "POST":
+            runtime = current()
+            if runtime is None:
+                return await _respond(send, 503, {"error": "the service is starting"})
+            headers = dict(scope["headers"])
+            try:
+                runtime.guard(headers, scope.get("client"))
+                body = await _read_body(receive, runtime.max_bytes)
+                if not self.fast:  # BentoML's own API route, given the body read (and size-checked) here
+                    return await self.app(scope, _replay(body), send)
+                rid = headers.get(b"x-request-id")
+                answer = await runtime.handle(runtime.parse(body), rid.decode("latin-1") if rid else None)
+            except RequestError as exc:
+                return await _respond(send, exc.status, exc.body, exc.headers)
+            except ConnectionResetError:
+                return None
+            return await _respond(send, 200, answer)
+        if path == self.status_path and scope["method"] == "GET":
+            runtime = current()
+            return await _respond(send, 200 if runtime else 503, runtime.status() if runtime else {"ready": False})
+        return await self.app(scope, receive, send)
+
+
+def _replay(body: bytes):
+    """A receive() that hands the app a body already read."""
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)  # nothing more will come: the app only waits for a disconnect
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def api_predict(payload: Mapping[str, Any]):
+    """The BentoML API method's body (``fast_path: false``): the same handling, as a Starlette response."""
+    from starlette.responses import Response
+
+    runtime = current()
+    try:
+        if runtime is None:
+            raise RequestError(503, "the service is starting")
+        body = await runtime.handle({k: v for k, v in payload.items() if v is not None})
+        status, headers = 200, []
+    except RequestError as exc:
+        body, status, headers = exc.body, exc.status, exc.headers
+    return Response(_dumps(body), status_code=status, media_type="application/json",
+                    headers={k.decode(): v.decode() for k, v in headers})

@@ -1,0 +1,338 @@
+"""The `bentoml serve` process of a deployment, on loopback: start (and wait until ready), check, stop.
+
+The server runs in its own session (process group), detached from `ml`: it outlives the command that
+started it. Its pid is recorded in state and in ``server.pid``; its output goes to ``server.log`` in the
+service folder. A start that does not reach ready (every worker acknowledged the control file and
+``/readyz`` answers 200) within the timeout is killed: nothing is left half-started.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from framework.errors import MLError
+
+from .control import wait_for_generation
+
+__all__ = ["ServerError", "PortInUse", "Server", "start_server", "stop_server", "is_running", "is_ready",
+           "port_free", "who_listens", "log_tail", "url_for", "build_bento"]
+
+
+class ServerError(MLError):
+    """The service process could not be started or stopped."""
+
+
+class PortInUse(ServerError):
+    pass
+
+
+@dataclass(frozen=True)
+class Server:
+    pid: int
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return url_for(self.host, self.port)
+
+
+def url_for(host: str, port: int) -> str:
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def who_listens(port: int) -> str | None:
+    """'pid 1234 (python)' of the process listening on `port`, when /proc tells (Linux), else None."""
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                parts = line.split()
+                if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(parts[9])
+        if not inodes:
+            return None
+        for pid_dir in Path("/proc").iterdir():
+            if not pid_dir.name.isdigit():
+                continue
+            try:
+                for fd in (pid_dir / "fd").iterdir():
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        name = (pid_dir / "comm").read_text().strip()
+                        return f"pid {pid_dir.name} ({name})"
+            except OSError:
+                continue
+    except OSError:
+        return None
+    return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def is_running(pid: int | None, folder: Path | None = None) -> bool:
+    """The process exists, is not a zombie, and (when /proc tells) is the server of this folder."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return False
+    except (OSError, IndexError):
+        pass
+    if folder is not None and Path("/proc").is_dir():
+        line = _cmdline(int(pid))
+        return bool(line) and "bentoml" in line and str(folder) in line
+    return True
+
+
+def is_ready(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def log_tail(folder: Path, lines: int = 15) -> str:
+    try:
+        text = (Path(folder) / "server.log").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    useful = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(useful[-lines:])
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    from plugins.training.artifacts import bentoml_home
+
+    env["BENTOML_HOME"] = str(bentoml_home())
+    root = str(Path(__file__).resolve().parents[2])  # the checkout whose `plugins` package ml runs
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def start_server(folder: Path, class_name: str, *, host: str, port: int, workers: int, generation: int,
+                 timeout: float, progress=None) -> Server:
+    """Start `bentoml serve` for the service in `folder`; return once every worker is ready."""
+    folder = Path(folder)
+    if not port_free(host, port):
+        holder = who_listens(port)
+        raise PortInUse(f"port {port} on {host} is already in use" + (f" by {holder}" if holder else ""),
+                        hint="stop what listens there, or choose another serving.port")
+    log = open(folder / "server.log", "ab")
+    command = [sys.executable, "-m", "bentoml", "serve", f"service:{class_name}", "--host", host, "--port", str(port),
+               "--working-dir", str(folder)]
+    try:
+        process = subprocess.Popen(command, cwd=folder, env=_environment(), stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        log.close()
+    (folder / "server.pid").write_text(str(process.pid))
+    server = Server(process.pid, host, port)
+    try:
+        if progress:
+            progress(f"started bentoml serve (pid {process.pid}) on {server.url}; waiting for /readyz")
+        wait_for_generation(folder, generation, workers, timeout=timeout, alive=lambda: process.poll() is None,
+                            server_pid=process.pid)
+        deadline = time.monotonic() + max(5.0, timeout / 4)
+        while not is_ready(server.url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServerError("the service did not answer /readyz")
+            time.sleep(0.05)
+    except BaseException as exc:
+        stop_server(process.pid, folder, timeout=10)  # the server and any worker it started
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        (folder / "server.pid").unlink(missing_ok=True)
+        if isinstance(exc, MLError):
+            tail = log_tail(folder)
+            if "Address already in use" in tail:
+                raise PortInUse(f"port {port} on {host} is already in use") from None
+            raise ServerError(f"the service did not start: {exc.message}" + (f"\n{tail}" if tail else ""),
+                              hint=f"full log: {folder / 'server.log'}") from None
+        raise
+    return server
+
+
+def _kill_group(pid: int, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (started by this process)
+    except ChildProcessError:
+        pass
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cwd(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+
+
+def _worker_pids(folder: Path, server_pid: int) -> set[int]:
+    """The workers of a server: named by their acknowledgement files, and its children now. BentoML
+    (circus) starts each worker in a session of its own, so signalling the server's group misses them."""
+    pids: set[int] = set()
+    for path in (Path(folder) / "status").glob(f"{server_pid}-*.json"):
+        try:
+            pids.add(int(path.stem.split("-", 1)[1]))
+        except ValueError:
+            continue
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == server_pid:
+                pids.add(int(entry.name))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _terminate(pids: set[int], timeout: float) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+            break
+        time.sleep(0.05)
+
+
+def stop_server(pid: int | None, folder: Path | None = None, *, timeout: float = 15.0) -> bool:
+    """Stop the server and its workers: SIGTERM (BentoML stops its workers gracefully), then SIGKILL after
+    `timeout`; workers that outlived their server (it was killed) are stopped too. True if anything of it
+    was running. Already gone is fine."""
+    folder_text = str(Path(folder).resolve()) if folder is not None else None
+    workers = _worker_pids(Path(folder), int(pid)) if (folder is not None and pid) else set()
+    running = bool(pid) and is_running(pid, folder)
+    if running:
+        pid = int(pid)
+        _kill_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _group_alive(pid):
+            if time.monotonic() > deadline:
+                _kill_group(pid, signal.SIGKILL)
+                time.sleep(0.2)
+                _group_alive(pid)
+                break
+            time.sleep(0.05)
+    leftover = {w for w in workers if _alive(w) and _cwd(w) == folder_text}
+    if leftover:
+        _terminate(leftover, min(timeout, 10.0))
+    if folder is not None:
+        pid_file = Path(folder) / "server.pid"
+        if pid_file.is_file() and pid_file.read_text().strip() == str(pid):
+            pid_file.unlink(missing_ok=True)
+        for status in (Path(folder) / "status").glob(f"{pid}-*.json"):
+            status.unlink(missing_ok=True)
+    return running or bool(leftover)
+
+
+def build_bento(folder: Path, *, timeout: float = 300.0) -> str:
+    """`bentoml build` of the service folder (copied out of `.ml/`: BentoML refuses hidden paths);
+    returns the Bento tag. The Bento runs where `ml`'s packages are installed (it imports them)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ml-bento-") as tmp:
+        source = Path(tmp) / Path(folder).name
+        shutil.copytree(folder, source, ignore=shutil.ignore_patterns("status", "server.*", "*.tmp"))
+        proc = subprocess.run([sys.executable, "-m", "bentoml", "build", str(source), "--output", "tag"],
+                              capture_output=True, text=True, env=_environment(), cwd=source, timeout=timeout)
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+        raise ServerError("bentoml build failed: " + (lines[-1] if lines else f"exit status {proc.returncode}"))
+    found = [line for line in proc.stdout.splitlines() if line.startswith("__tag__:")]
+    if not found:
+        raise ServerError(f"bentoml build printed no tag: {proc.stdout[-200:]}")
+    return found[-1].split(":", 1)[1].strip()

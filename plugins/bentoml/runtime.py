@@ -1,0 +1,629 @@
+"""What runs inside a deployment's `bentoml serve` workers (imported by the generated service.py).
+
+Per worker, one :class:`Runtime`:
+
+* loads the model versions named in ``control.json`` from the BentoML model store (stable, and a
+  candidate during a rollout) and routes each request: stable only, a random ``weight``% to the
+  candidate (canary), a sticky ``split``% per entity key (a/b), or stable answering while the candidate
+  predicts a mirrored copy (shadow, blue/green preview). A candidate that fails answers with stable's
+  prediction instead (its error is logged and counts against it in the analysis);
+* watches ``control.json`` from a background thread: `ml` rewrites it (atomically) to change weights or
+  versions, the worker loads what is new off the request path, swaps its routing table in one assignment
+  and acknowledges in ``status/<pid>.json`` — weights change without a restart and without failing a
+  request;
+* validates requests (422 naming each field), fetches online features for entity keys
+  (plugins/feast/online.py; unknown entity: 404, or missing features with ``on_unknown_entity: missing``),
+  predicts (optionally through BentoML's adaptive batching dispatcher), and logs every request to the
+  prediction log without blocking (framework/prediction_log.py);
+* checks API keys (401) and the rate limit (429) for the gateway (plugins/bentoml/gateway.py: the ASGI
+  middleware that serves ``POST /predict``; the guards themselves are in plugins/bentoml/guards.py).
+
+Metrics: ``ml_predictions_total{deployment, model_version, variant, status}``,
+``ml_prediction_latency_seconds{deployment, model_version, variant}`` and
+``ml_rejected_requests_total{deployment, reason}`` next to BentoML's, on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+import zlib
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["load_config", "start", "current", "Runtime", "Route", "RequestError"]
+
+logger = logging.getLogger("ml.serving")
+_RUNTIME: "Runtime | None" = None
+_POLL_S = 0.1
+
+
+def load_config(service_file: str | Path) -> dict[str, Any]:
+    return json.loads((Path(service_file).parent / "config.json").read_text(encoding="utf-8"))
+
+
+def current() -> "Runtime | None":
+    return _RUNTIME
+
+
+def start(config: Mapping[str, Any]) -> "Runtime":
+    """Build this worker's runtime (called from the service's __init__, once per worker)."""
+    global _RUNTIME
+    runtime = Runtime(config)
+    runtime.start()
+    _RUNTIME = runtime
+    return runtime
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+class RequestError(Exception):
+    """A request the service answers with a 4xx/5xx and a JSON body."""
+
+    def __init__(self, status: int, error: str, detail: Any = None, headers: list | None = None):
+        super().__init__(error)
+        self.status = status
+        self.body = {"error": error, **({"detail": detail} if detail is not None else {})}
+        self.headers = headers or []
+
+
+# --- routing table ------------------------------------------------------------------------------------
+
+
+class Route:
+    """One immutable snapshot of what serves: swapped whole when control.json changes."""
+
+    __slots__ = ("generation", "rollout", "step", "mode", "weight", "stable", "candidate", "candidate_error")
+
+    def __init__(self, generation, rollout, step, mode, weight, stable, candidate, candidate_error=None):
+        self.generation = generation
+        self.rollout = rollout
+        self.step = step
+        self.mode = mode  # single | weight | split | mirror
+        self.weight = weight
+        self.stable = stable
+        self.candidate = candidate
+        self.candidate_error = candidate_error
+
+    def pick(self, entity_keys: Mapping[str, Any] | None, request_id: str):
+        """(answering model, variant, mirrored model or None)."""
+        candidate = self.candidate
+        if candidate is None or self.mode == "single":
+            return self.stable, "stable", None
+        if self.mode == "mirror":
+            return self.stable, "stable", candidate
+        if self.mode == "split":
+            key = json.dumps(entity_keys, sort_keys=True) if entity_keys else request_id
+            chosen = zlib.crc32(key.encode()) % 10_000 < self.weight * 100
+        else:
+            chosen = random.random() * 100 < self.weight
+        return (candidate, "candidate", None) if chosen else (self.stable, "stable", None)
+
+
+# --- the runtime -------------------------------------------------------------------------------------------
+
+
+class Runtime:
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = dict(config)
+        self.deployment = str(config["deployment"])
+        self.service_dir = Path(config["service_dir"])
+        self.control_path = self.service_dir / "control.json"
+        self.status_dir = self.service_dir / "status"
+        inp = config.get("input") or {}
+        self.entity_keys: dict[str, str] = dict(inp.get("entity_keys") or {})
+        self.raw_features = bool(inp.get("raw_features", True))
+        self.on_unknown_entity = inp.get("on_unknown_entity") or "reject"
+        self.feast_repo = config.get("feast_repo")
+        self.lookup_inline = config.get("feature_lookup") == "inline"
+        self.feature_views: dict[str, list[str] | None] = {}  # view -> join keys, read from Feast when needed
+        self._splits: dict[str, tuple[list[str], list[str]]] = {}
+        self.max_bytes = int(config.get("max_request_bytes") or 65_536)
+        from .guards import ApiKeys, RateLimiter
+
+        self.keys = ApiKeys(config["auth"]) if config.get("auth") else None
+        self.limiter = RateLimiter(config["rate_limit"], config.get("workers") or 1) if config.get("rate_limit") else None
+        self.batching = config.get("batching") if (config.get("batching") or {}).get("enabled") else None
+        self.route: Route | None = None
+        self.ready = False
+        self._models: dict[str, Any] = {}
+        self._dispatchers: dict[str, Any] = {}
+        self._control_stamp: tuple | None = None
+        self._stop = threading.Event()
+        self._writer = None
+        self._metrics = _Metrics(self.deployment, enabled=False)  # real ones from start(), in the worker
+        self._recent: collections.deque = collections.deque(maxlen=32)  # feature values, for warm-ups
+        self.served = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.status_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.get("log_predictions", True):
+            from framework.prediction_log import PredictionLogWriter
+
+            self._writer = PredictionLogWriter(Path(self.config["log_dir"]))
+        self._metrics = _Metrics(self.deployment)
+        if self.entity_keys and self.feast_repo:
+            from plugins.feast.online import feature_store
+
+            feature_store(self.feast_repo)  # build Feast's FeatureStore now, not on the first request
+        control = self._read_control()
+        if control is None:
+            raise RuntimeError(f"{self.control_path} is missing: the service was not set up by `ml apply`")
+        self._apply_control(control, initial=True)
+        self.ready = True
+        threading.Thread(target=self._watch, name="ml-control", daemon=True).start()
+        # Everything loaded so far (BentoML, pydantic, OpenTelemetry, the models) lives as long as the
+        # worker: keep it out of the cyclic GC, whose full collections over it paused requests for tens
+        # of milliseconds (the p99 at one connection).
+        gc.collect()
+        gc.freeze()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.close()
+        try:
+            (self.status_dir / f"{os.getppid()}-{os.getpid()}.json").unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    # -- control ------------------------------------------------------------------------------------------
+    def _read_control(self) -> dict | None:
+        try:
+            stat = self.control_path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if stamp == self._control_stamp:
+            return None
+        try:
+            data = json.loads(self.control_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # mid-write by a foreign tool: try again on the next poll
+        self._control_stamp = stamp
+        return data
+
+    def _load(self, ref: Mapping[str, Any]):
+        tag = ref["tag"]
+        model = self._models.get(tag)
+        if model is None:
+            from .predictor import load_serving_model
+
+            model = load_serving_model(_model_folder(tag), tag)
+            model.version = ref.get("version") or model.version
+            self._models[tag] = model
+        return model
+
+    def _apply_control(self, control: Mapping[str, Any], initial: bool = False) -> None:
+        generation = int(control.get("generation", 0))
+        if self.route is not None and generation == self.route.generation:
+            return
+        errors: dict[str, str] = {}
+        try:
+            stable = self._load(control["stable"])
+        except Exception as exc:
+            if initial:
+                raise RuntimeError(f"cannot load the stable model {control['stable'].get('tag')}: {exc}") from exc
+            errors[control["stable"]["tag"]] = f"{type(exc).__name__}: {exc}"
+            self._write_status(generation, errors)
+            return
+        candidate, candidate_error = None, None
+        if control.get("candidate"):
+            try:
+                candidate = self._load(control["candidate"])
+                self._warm_up(candidate, int(control.get("warmup") or 0))
+            except Exception as exc:  # stable keeps serving; ml reads the error and stops the rollout
+                candidate, candidate_error = None, f"{type(exc).__name__}: {exc}"
+                errors[control["candidate"]["tag"]] = candidate_error
+        if self.entity_keys:  # which features are fetched and which come raw: decided off the request path
+            for model in (stable, candidate):
+                if model is not None:
+                    self._split(model)
+        self.route = Route(generation, control.get("rollout"), control.get("step"), control.get("mode") or "single",
+                           float(control.get("weight") or 0.0), stable, candidate, candidate_error)
+        keep = {stable.tag} | ({candidate.tag} if candidate else set())
+        for tag in [t for t in self._models if t not in keep]:
+            self._models.pop(tag, None)
+            batcher = self._dispatchers.pop(tag, None)
+            if batcher is not None:  # its queued requests are predicted one by one, none fails
+                batcher.loop.call_soon_threadsafe(batcher.dispatcher.shutdown)
+        self._write_status(generation, errors)
+
+    def _warm_up(self, model, count: int) -> None:
+        """Predict with a newly loaded version before it takes traffic: recent requests (or one row of
+        missing values); a failure or a non-finite answer keeps it out of traffic."""
+        rows = list(self._recent) or [{}]
+        for i in range(max(1, count)):
+            answer = model.predict(rows[i % len(rows)])
+            values = answer if isinstance(answer, list) else [answer]
+            if not all(isinstance(v, float) and v == v and abs(v) != float("inf") for v in values):
+                raise ValueError(f"warm-up prediction is not a finite number: {answer!r}")
+
+    def _write_status(self, generation: int, errors: Mapping[str, str]) -> None:
+        route = self.route
+        data = {"pid": os.getpid(), "ppid": os.getppid(), "generation": generation, "errors": dict(errors), "at": time.time(),
+                "serving_generation": route.generation if route else None,
+                "loaded": sorted(self._models), "ready": self.ready or route is not None}
+        path = self.status_dir / f"{os.getppid()}-{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _watch(self) -> None:
+        beats = 0
+        while not self._stop.wait(_POLL_S):
+            try:
+                control = self._read_control()
+                if control is not None:
+                    self._apply_control(control)
+                beats += 1
+                if self.keys is not None and beats % 10 == 0:
+                    self.keys.reload_file()
+            except Exception:  # never let the watcher die: the next poll tries again
+                logger.exception("ml: applying control.json failed")
+
+    # -- guards (headers only: before the body is read) ---------------------------------------------------
+    def guard(self, headers: Mapping[bytes, bytes], client: Any) -> None:
+        key_digest = None
+        if self.keys is not None:
+            key_digest = self.keys.check(headers)
+            if key_digest is None:
+                self._metrics.rejected("unauthorized")
+                missing = self.keys.header not in headers and b"authorization" not in headers
+                raise RequestError(401, "missing API key" if missing else "invalid API key",
+                                   f"send it in the {self.keys.header.decode()} header (or Authorization: Bearer)",
+                                   headers=[(b"www-authenticate", b"ApiKey")])
+        if self.limiter is not None:
+            per = self.limiter.per
+            key = key_digest if per == "api_key" else (client[0] if per == "client" and client else None)
+            wait = self.limiter.allow(key)
+            if wait > 0:
+                self._metrics.rejected("rate_limited")
+                retry = max(1, int(wait + 0.999))
+                raise RequestError(429, "rate limit exceeded", f"retry after {retry}s",
+                                   headers=[(b"retry-after", str(retry).encode())])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                raise RequestError(400, "invalid Content-Length header") from None
+            if size > self.max_bytes:
+                self._metrics.rejected("too_large")
+                raise RequestError(413, f"payload of {size} bytes is over the limit of {self.max_bytes} bytes")
+
+    # -- requests -----------------------------------------------------------------------------------------
+    def parse(self, body: bytes) -> dict:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._metrics.rejected("malformed_json")
+            raise RequestError(400, "malformed JSON", str(exc)) from None
+        if not isinstance(payload, dict):
+            self._metrics.rejected("invalid")
+            raise RequestError(422, "invalid request", [{"loc": [], "msg": "the body must be a JSON object"}])
+        return payload
+
+    def validate(self, payload: Mapping[str, Any], route: Route) -> tuple[dict | None, dict, str | None]:
+        """(entity keys or None, raw feature values, request id) — or a 422 listing every problem."""
+        errors: list[dict[str, Any]] = []
+        allowed = {"entity_keys", "features", "request_id"}
+        for name in payload:
+            if name not in allowed:
+                errors.append({"loc": [name], "msg": f"unknown field (expected {', '.join(sorted(allowed))})"})
+        request_id = payload.get("request_id")
+        if request_id is not None and not isinstance(request_id, (str, int)):
+            errors.append({"loc": ["request_id"], "msg": "expected text"})
+        keys = payload.get("entity_keys")
+        features = payload.get("features")
+        if keys is not None:
+            if not self.entity_keys:
+                errors.append({"loc": ["entity_keys"], "msg": "this deployment takes no entity keys; send features"})
+            elif not isinstance(keys, dict):
+                errors.append({"loc": ["entity_keys"], "msg": "expected an object of join keys"})
+            else:
+                for name, dtype in self.entity_keys.items():
+                    if name not in keys:
+                        errors.append({"loc": ["entity_keys", name], "msg": "field required"})
+                        continue
+                    value = keys[name]
+                    if dtype.startswith("int"):
+                        if isinstance(value, bool) or not isinstance(value, int):
+                            errors.append({"loc": ["entity_keys", name], "msg": "expected an integer"})
+                    elif not isinstance(value, str):
+                        errors.append({"loc": ["entity_keys", name], "msg": "expected text"})
+                for name in keys:
+                    if name not in self.entity_keys:
+                        errors.append({"loc": ["entity_keys", name],
+                                       "msg": f"unknown entity key (expected {', '.join(self.entity_keys)})"})
+        if features is not None:
+            if not self.raw_features:
+                errors.append({"loc": ["features"], "msg": "this deployment does not accept feature values; send entity_keys"})
+            elif not isinstance(features, dict):
+                errors.append({"loc": ["features"], "msg": "expected an object of feature values"})
+            else:
+                kinds = dict(route.stable.kinds)
+                if route.candidate is not None:
+                    kinds = {**route.candidate.kinds, **kinds}
+                for name, value in features.items():
+                    kind = kinds.get(name)
+                    if kind is None:
+                        errors.append({"loc": ["features", name], "msg": "unknown feature"})
+                        continue
+                    problem = kind.accepts(value)
+                    if problem:
+                        errors.append({"loc": ["features", name], "msg": problem})
+        if isinstance(keys, dict) and not errors:
+            given = features if isinstance(features, dict) else {}
+            for name in self._raw_only(route.stable):
+                if name not in given:
+                    errors.append({"loc": ["features", name], "msg": "field required (its feature view is not keyed "
+                                                                     "by the entity keys: send its value)"})
+        if keys is None:
+            if not self.raw_features:
+                errors.append({"loc": ["entity_keys"], "msg": "field required"})
+            elif features is None:
+                need = "entity_keys or features" if self.entity_keys else "features"
+                errors.append({"loc": [need.split(" ")[0]], "msg": f"field required ({need})"})
+            elif isinstance(features, dict):
+                for name in route.stable.features:
+                    if name not in features:
+                        errors.append({"loc": ["features", name], "msg": "field required"})
+        if errors:
+            self._metrics.rejected("invalid")
+            raise RequestError(422, "invalid request", errors)
+        return (keys if isinstance(keys, dict) else None), (features if isinstance(features, dict) else {}), \
+            (str(request_id) if request_id is not None else None)
+
+    def _split(self, model) -> tuple[list[str], list[str]]:
+        """(refs fetched online by the declared entity keys, features that must come in the request): a
+        feature view keyed by anything else (e.g. a transaction id, new at scoring time) is sent raw."""
+        found = self._splits.get(model.tag)
+        if found is None:
+            declared = set(self.entity_keys)
+            fetched, raw = [], []
+            for ref in model.feature_refs:
+                view, _, name = ref.partition(":")
+                keys = self._view_keys(view)
+                if keys is None or set(keys) <= declared:
+                    fetched.append(ref)
+                else:
+                    raw.append(name)
+            found = self._splits[model.tag] = (fetched, raw)
+        return found
+
+    def _view_keys(self, view: str) -> list[str] | None:
+        """A feature view's join keys, from Feast's registry (read once per view), else None."""
+        if view not in self.feature_views:
+            keys = None
+            if self.feast_repo:
+                try:
+                    from plugins.feast.online import feature_store
+
+                    keys = list(feature_store(self.feast_repo).get_feature_view(view).join_keys)
+                except Exception:  # not a Feast view (or the registry is unreadable): fetch as declared
+                    keys = None
+            self.feature_views[view] = keys
+        return self.feature_views[view]
+
+    def _raw_only(self, model) -> list[str]:
+        return self._split(model)[1] if self.entity_keys else []
+
+    async def fetch(self, keys: Mapping[str, Any], route: Route, given: Mapping[str, Any]) -> dict[str, Any]:
+        refs = [r for r in self._split(route.stable)[0] if r.partition(":")[2] not in given]
+        if route.candidate is not None:
+            refs += [r for r in self._split(route.candidate)[0] if r not in refs and r.partition(":")[2] not in given]
+        if not refs:
+            return {}
+        if not self.feast_repo:
+            raise RequestError(503, "no feature store is configured for this deployment")
+        from plugins.feast.online import fetch_online_features
+
+        try:
+            if self.lookup_inline:
+                found = fetch_online_features(self.feast_repo, refs, [dict(keys)])
+            else:
+                found = await asyncio.get_running_loop().run_in_executor(
+                    None, fetch_online_features, self.feast_repo, refs, [dict(keys)])
+        except Exception as exc:
+            logger.exception("ml: online feature lookup failed")
+            raise RequestError(503, "feature store unavailable", f"{type(exc).__name__}: {exc}") from None
+        if found.missing and self.on_unknown_entity == "reject":
+            raise RequestError(404, "unknown entity", {"entity_keys": dict(keys),
+                                                       "msg": "the online store holds no features for these keys"})
+        values = {name: column[0] for name, column in found.features.items() if name not in keys}
+        return values
+
+    async def _predict(self, model, item) -> Any:
+        if self.batching is None:
+            return model.predict_batch([item])[0]
+        dispatcher = self._dispatchers.get(model.tag)
+        if dispatcher is None:
+            dispatcher = self._dispatchers[model.tag] = _Batcher(model, self.batching)
+        return await dispatcher.predict(item)
+
+    async def handle(self, payload: Mapping[str, Any], header_request_id: str | None = None) -> dict:
+        """Answer one validated-on-the-way request: the response body (raises RequestError)."""
+        started = time.perf_counter()
+        route = self.route
+        if route is None:
+            raise RequestError(503, "the service is starting")
+        try:
+            keys, raw, request_id = self.validate(payload, route)
+        except RequestError as exc:
+            rid = payload.get("request_id")
+            self._log(route, None, None, str(rid) if isinstance(rid, (str, int)) else header_request_id or uuid.uuid4().hex,
+                      None, None, None, started, exc.status, error=exc.body["error"])
+            raise
+        request_id = request_id or header_request_id or uuid.uuid4().hex
+        values = dict(raw)
+        status = 200
+        try:
+            if keys is not None:
+                fetched = await self.fetch(keys, route, raw)
+                values = {**fetched, **raw}
+            model, variant, mirror = route.pick(keys, request_id)
+            try:
+                prediction = await self._predict(model, model.encode(values))
+            except Exception as exc:
+                if variant != "candidate":
+                    raise
+                self._log(route, model, "candidate", request_id, keys, values, None, started, 500,
+                          error=f"{type(exc).__name__}: {exc}")
+                model, variant = route.stable, "stable"  # the user still gets an answer: stable's
+                prediction = await self._predict(model, model.encode(values))
+        except RequestError as exc:
+            status = exc.status
+            self._log(route, route.stable, None, request_id, keys, values, None, started, status, error=exc.body["error"])
+            raise
+        except Exception as exc:
+            logger.exception("ml: prediction failed")
+            self._log(route, route.stable, "stable", request_id, keys, values, None, started, 500,
+                      error=f"{type(exc).__name__}: {exc}")
+            raise RequestError(500, "prediction failed", {"request_id": request_id}) from None
+        self._log(route, model, variant, request_id, keys, values, prediction, started, status)
+        self._recent.append(values)
+        if mirror is not None:
+            asyncio.get_running_loop().call_soon(self._shadow, route, mirror, request_id, keys, values, prediction)
+        return {"prediction": prediction, "model": model.model, "model_version": model.version, "variant": variant,
+                "request_id": request_id}
+
+    def _shadow(self, route, model, request_id, keys, values, stable_prediction) -> None:
+        started = time.perf_counter()
+        try:
+            prediction = model.predict_batch([model.encode(values)])[0]
+        except Exception as exc:
+            self._log(route, model, "shadow", request_id, keys, values, None, started, 500,
+                      error=f"{type(exc).__name__}: {exc}")
+            return
+        self._log(route, model, "shadow", request_id, keys, values, prediction, started, 200,
+                  stable_prediction=stable_prediction)
+
+    def _log(self, route, model, variant, request_id, keys, values, prediction, started, status, **extra) -> None:
+        latency = (time.perf_counter() - started) * 1000.0
+        self.served += 1
+        version = model.version if model is not None else None
+        self._metrics.observe(version, variant, status, latency)
+        if self._writer is None:
+            return
+        record = {"request_id": request_id, "ts": _now_iso(), "deployment": self.deployment,
+                  "model": model.model if model is not None else None, "model_version": version,
+                  "variant": variant, "entity_keys": keys or {}, "features": values, "prediction": prediction,
+                  "latency_ms": round(latency, 3), "status": status, "generation": route.generation}
+        if route.rollout:
+            record["rollout"] = route.rollout
+        if extra:
+            record.update(extra)
+        self._writer.write(record)
+
+    def status(self) -> dict:
+        route = self.route
+        return {"deployment": self.deployment, "pid": os.getpid(), "ready": self.ready, "served": self.served,
+                "generation": route.generation if route else None, "mode": route.mode if route else None,
+                "weight": route.weight if route else None,
+                "stable": {"version": route.stable.version, "tag": route.stable.tag} if route else None,
+                "candidate": ({"version": route.candidate.version, "tag": route.candidate.tag}
+                              if route and route.candidate else None),
+                "candidate_error": route.candidate_error if route else None}
+
+
+def _model_folder(tag: str) -> Path:
+    import bentoml
+
+    return Path(bentoml.models.get(tag).path)
+
+
+class _Batcher:
+    """BentoML's adaptive batching dispatcher (CORK) in front of one model version. A request the
+    dispatcher gives up on (over its latency budget) is predicted on its own instead of failing."""
+
+    def __init__(self, model, settings: Mapping[str, Any]):
+        from bentoml._internal.marshal.dispatcher import CorkDispatcher
+
+        self.model = model
+        self.loop = asyncio.get_running_loop()
+
+        def overloaded():
+            raise _GiveUp()
+
+        self.dispatcher = CorkDispatcher(max_latency_in_ms=float(settings.get("max_latency_ms", 5.0)),
+                                         max_batch_size=int(settings.get("max_batch_size", 64)),
+                                         fallback=overloaded, get_batch_size=lambda item: 1)
+
+        async def batch(items):
+            return model.predict_batch(list(items))
+
+        self.call = self.dispatcher(batch)
+
+    async def predict(self, item) -> Any:
+        try:
+            return await self.call(item)
+        except _GiveUp:
+            return self.model.predict_batch([item])[0]
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class _Metrics:
+    """Prometheus counters/histograms through BentoML's metrics client (multiprocess-safe)."""
+
+    def __init__(self, deployment: str, enabled: bool = True):
+        self.deployment = deployment
+        self._children: dict[tuple, tuple] = {}
+        self._rejected: dict[str, Any] = {}
+        self.total = self.latency = self.rejects = None
+        if not enabled:
+            return
+        try:
+            from bentoml._internal.configuration.containers import BentoMLContainer
+
+            client = BentoMLContainer.metrics_client.get()
+            self.total = client.Counter(name="ml_predictions_total", documentation="Predictions answered, by model version",
+                                        labelnames=["deployment", "model_version", "variant", "status"])
+            self.latency = client.Histogram(
+                name="ml_prediction_latency_seconds", documentation="Time to answer a prediction request",
+                labelnames=["deployment", "model_version", "variant"],
+                buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf")))
+            self.rejects = client.Counter(name="ml_rejected_requests_total", documentation="Requests refused before predicting",
+                                          labelnames=["deployment", "reason"])
+        except Exception:  # metrics are never worth failing a request for
+            logger.exception("ml: metrics unavailable")
+            self.total = self.latency = self.rejects = None
+
+    def observe(self, version, variant, status, latency_ms) -> None:
+        if self.total is None:
+            return
+        key = (version, variant, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.total.labels(self.deployment, version or "-", variant or "-", str(status)),
+                self.latency.labels(self.deployment, version or "-", variant or "-"))
+        children[0].inc()
+        children[1].observe(latency_ms / 1000.0)
+
+    def rejected(self, reason: str) -> None:
+        if self.rejects is None:
+            return
+        child = self._rejected.get(reason)
+        if child is None:
+            child = self._rejected[reason] = self.rejects.labels(self.deployment, reason)
+        child.inc()

@@ -1,0 +1,227 @@
+"""The reference a monitor compares traffic with: the training frame of the deployed model version.
+
+The frame is rebuilt the way the trainer built it (:mod:`plugins.training.data`: the same recorded specs,
+the same point-in-time join, the same route), from the version's lineage. When the data files changed
+since the version was trained (their content keys differ from the lineage), the reference is rebuilt from
+the data as it is now and a note says so. A reference larger than ``max_rows`` is sampled (seeded) — for
+the parquet route before the join, so the full frame never has to fit in memory — and the sample size is
+recorded and reported. ``path`` replaces the training frame with a file of the user's choosing.
+
+Predictions on the reference (for prediction drift) come from the version's own artifact
+(:func:`plugins.training.predictor.load_predictor`); without an artifact, prediction drift is off and a
+note says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from framework.errors import MLError, did_you_mean
+
+__all__ = ["Reference", "ReferenceError", "load_reference", "served_versions", "version_features"]
+
+
+class ReferenceError(MLError):
+    """The reference data of a model version cannot be built."""
+
+
+@dataclass
+class Reference:
+    frame: Any  # pandas.DataFrame with the feature columns
+    features: list[str]
+    task: str
+    categorical: list[str] = field(default_factory=list)
+    predictions: Any = None  # numpy array: numbers (binary, regression) or class ids (multiclass)
+    prediction_kind: str = "numeric"
+    rows: int = 0
+    total: int = 0
+    sampled: bool = False
+    source: str = "training"
+    notes: list[str] = field(default_factory=list)
+
+    def info(self) -> dict[str, Any]:
+        return {"rows": self.rows, "total": self.total, "sampled": self.sampled, "source": self.source,
+                "notes": list(self.notes)}
+
+
+def _artifact_schema(version) -> dict | None:
+    if not version.bentoml_tag:
+        return None
+    from plugins.training.artifacts import artifact_dir
+
+    path = artifact_dir(version.bentoml_tag) / "ml_model.json"
+    if not path.is_file():
+        return None
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def version_features(version, model_spec) -> tuple[list[str], list[str]]:
+    """(feature columns, categorical columns) of a version: from its artifact, else its model spec."""
+    schema = _artifact_schema(version)
+    if schema is not None:
+        return list(schema.get("features") or []), list((schema.get("categorical") or {}).keys())
+    trainer = (version.lineage or {}).get("trainer") or {}
+    return [], list(trainer.get("categorical") or [])
+
+
+def served_versions(deployment_record, registry) -> list:
+    """The model versions a deployment serves: its recorded outputs' versions (stable, candidate), else its
+    model reference resolved in the registry (``fraud`` -> production, ``fraud@candidate``, ``fraud:v3``)."""
+    from framework.registry import RegistryError, parse_version
+
+    spec = dict(deployment_record.spec)
+    ref = str(spec.get("model", ""))
+    model = ref.replace("@", ":").split(":", 1)[0]
+    outputs = dict(deployment_record.outputs or {})
+    labels: list[str] = []
+    values = [outputs.get(k) for k in ("model_version", "version", "stable_version", "candidate_version")]
+    for value in values + list(outputs.get("versions") or []):
+        try:
+            labels.append(f"v{parse_version(value)}")
+        except (RegistryError, TypeError):  # not a version label: ignored
+            continue
+    found = []
+    for label in dict.fromkeys(labels):
+        version = registry.get(model, label)
+        if version is not None:
+            found.append(version)
+    if found:
+        return found
+    try:
+        return [registry.resolve(ref)]
+    except RegistryError as exc:
+        raise ReferenceError(f"deployment {deployment_record.spec.get('name')} serves {ref!r}: {exc.message}",
+                             hint=exc.hint) from exc
+
+
+def _state_lookup(store):
+    def lookup(address: str):
+        record = store.get(address)
+        return (dict(record.spec), record.backend) if record is not None else None
+
+    return lookup
+
+
+def _sample(frame, max_rows: int, seed: int):
+    if len(frame) <= max_rows:
+        return frame, False
+    return frame.sample(n=max_rows, random_state=seed).sort_index(kind="mergesort"), True
+
+
+def _training_frame(project_dir: Path, version, store, max_rows: int, seed: int) -> tuple[Any, int, bool, list[str], dict]:
+    from plugins.training import data as data_mod
+    from plugins.training.fingerprint import DataKeys, combine
+
+    record = store.get(version.address)
+    if record is None:
+        raise ReferenceError(f"{version.address} is not recorded in state: its training data cannot be found",
+                             hint="apply the model first (ml apply), or give detector.reference.path")
+    spec = dict(record.spec)
+    data = data_mod.resolve_inputs(spec, _state_lookup(store))
+    lineage = version.lineage or {}
+    notes = []
+    trained_on = (lineage.get("data") or {}).get("files") or {}
+    now = DataKeys(project_dir).keys(data.files())
+    if trained_on and combine(now) != combine(trained_on):
+        notes.append(f"the training data changed since {version.label} was trained: the reference is rebuilt "
+                     "from the data as it is now")
+    route = (lineage.get("data") or {}).get("route") or "parquet"
+    if route == "parquet":
+        # Sample the labelled rows before the point-in-time join, so a huge frame is never built whole.
+        labels, _ = data_mod._label_frame(data, project_dir, ())
+        total = len(labels)
+        labels, sampled = _sample(labels, max_rows, seed)
+        frame = data_mod._join_parquet(data, labels.reset_index(drop=True), project_dir)
+    else:
+        from framework.project import Project
+
+        settings = Project.load(Path(project_dir)).backends.get("feast") or {}
+        feast_repo = Path(project_dir) / str(settings.get("repo", "feature_repo"))  # as the trainer finds it
+        full = data_mod.load_frame(data, project_dir, route=route, feast_repo=feast_repo).df
+        total = len(full)
+        frame, sampled = _sample(full, max_rows, seed)
+    return frame.reset_index(drop=True), total, sampled, notes, spec
+
+
+def _file_frame(project_dir: Path, path: str, max_rows: int, seed: int):
+    import pandas as pd
+
+    full_path = Path(path) if Path(path).is_absolute() else Path(project_dir) / path
+    if not full_path.exists():
+        raise ReferenceError(f"reference file {path} does not exist")
+    if full_path.suffix == ".csv":
+        frame = pd.read_csv(full_path)
+    elif full_path.suffix in (".jsonl", ".json"):
+        frame = pd.read_json(full_path, lines=full_path.suffix == ".jsonl")
+    else:
+        frame = pd.read_parquet(full_path)
+    total = len(frame)
+    frame, sampled = _sample(frame, max_rows, seed)
+    return frame.reset_index(drop=True), total, sampled
+
+
+def load_reference(project_dir: Path, version, store, *, features: list[str] | None = None, path: str | None = None,
+                   max_rows: int = 50_000, seed: int = 0, predictions: bool = True,
+                   categorical: list[str] | None = None) -> Reference:
+    """The reference of ``version`` (a :class:`framework.registry.ModelVersion`). ``store``: the open state
+    store (recorded specs). ``features``: the monitor's features (default: the version's)."""
+    import numpy as np
+
+    project_dir = Path(project_dir)
+    record = store.get(version.address)
+    model_spec = dict(record.spec) if record is not None else {}
+    task = str(model_spec.get("task") or "binary")
+    artifact_features, artifact_categorical = version_features(version, model_spec)
+    notes: list[str] = []
+    if path:
+        frame, total, sampled = _file_frame(project_dir, path, max_rows, seed)
+        source = path
+    else:
+        frame, total, sampled, notes, _ = _training_frame(project_dir, version, store, max_rows, seed)
+        source = f"training frame of {version.ref}"
+    model_features = artifact_features or [c for c in frame.columns]
+    wanted = list(features) if features else list(model_features)
+    missing = [f for f in wanted if f not in frame.columns]
+    if missing:
+        raise ReferenceError(f"the reference ({source}) has no column {missing[0]!r}",
+                             hint=did_you_mean(missing[0], list(frame.columns)) or
+                             f"its columns: {', '.join(map(str, frame.columns))}")
+    preds, kind = None, "numeric"
+    if predictions:
+        preds, kind, note = _predict(version, frame, artifact_features, task)
+        if note:
+            notes.append(note)
+    if sampled:
+        notes.append(f"the reference has {total:,} rows: a seeded sample of {len(frame):,} is used (reference.max_rows)")
+    return Reference(frame=frame[wanted], features=wanted, task=task,
+                     categorical=sorted(set(artifact_categorical) | set(categorical or [])), predictions=preds,
+                     prediction_kind=kind, rows=len(frame), total=total, sampled=sampled, source=source,
+                     notes=notes)
+
+
+def _predict(version, frame, features: list[str], task: str):
+    """Predictions of the version on the reference rows: (values, kind, note)."""
+    import numpy as np
+
+    if not version.bentoml_tag or not features:
+        return None, "numeric", f"{version.ref} has no model artifact to score the reference: prediction drift is off"
+    from plugins.training.artifacts import model_exists
+
+    if not model_exists(version.bentoml_tag):
+        return None, "numeric", f"the artifact of {version.ref} ({version.bentoml_tag}) is gone: prediction drift is off"
+    from plugins.training.predictor import load_predictor
+
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        return None, "numeric", f"the reference lacks {missing[0]!r}, which {version.ref} needs: prediction drift is off"
+    try:
+        scores = np.asarray(load_predictor(version.bentoml_tag).predict(frame[features]))
+    except Exception as exc:  # the model could not score: drift on features still works
+        return None, "numeric", f"{version.ref} could not score the reference ({type(exc).__name__}: {exc}): prediction drift is off"
+    if scores.ndim == 2:
+        return scores.argmax(axis=1), "categorical", None
+    return scores.astype(np.float64), "numeric", None

@@ -1,0 +1,209 @@
+"""A real `bentoml serve` process per deployment, applied through the engine (Harness, real SQLite state,
+a temporary BentoML model store): health, metrics, OpenAPI, the prediction log, every bad-input case
+answered without stopping the server, API keys and the rate limit, and `ml status|history`.
+
+One module-scoped project serves two deployments: ``open-api`` (no auth) and ``guarded-api`` (API keys
+from an environment variable, a tight rate limit, a small payload limit)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import pytest
+
+from framework.prediction_log import read_predictions
+from framework.testing import run_cli
+from framework.testing.harness import Harness
+from plugins.bentoml import BentoMLProvider
+from plugins.bentoml.process import is_running
+from plugins.bentoml.testing import deployment_spec, free_port, post, raw_payloads, stop_all_servers
+from plugins.lightgbm import LightGBMProvider
+from plugins.training.testing import feature_providers, write_project
+
+pytestmark = pytest.mark.integration
+KEY = "k-test-123"
+GOOD = raw_payloads(1)[0]
+
+
+def providers():
+    return {**feature_providers(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        tmp = tmp_path_factory.mktemp("serving")
+        for name in ("ML_STATE_URL", "ML_DEBUG"):
+            mp.delenv(name, raising=False)
+        mp.setenv("BENTOML_HOME", str(tmp / "bentoml"))
+        mp.setenv("BENTOML_DO_NOT_TRACK", "True")
+        mp.setenv("NO_COLOR", "1")
+        mp.setenv("TEST_ML_API_KEYS", f"{KEY},other-key")
+        root = write_project(tmp / "proj", rows=1500, gates=())
+        (root / "specs" / "deploy.yaml").write_text(
+            deployment_spec("open-api", port=free_port()) + "---\n"
+            + deployment_spec("guarded-api", port=free_port(), serving="max_request_bytes: 300",
+                              extra="auth: {api_keys_env: TEST_ML_API_KEYS}\n"
+                                    "rate_limit: {requests_per_second: 2, burst: 4, per: api_key}\n"))
+        harness = Harness(root, providers())
+        try:
+            report = harness.apply()
+            assert report.ok, report.outcomes
+            yield harness
+        finally:
+            harness.destroy()
+            harness.close()
+            stop_all_servers([root])
+
+
+def outputs(harness, name="open-api"):
+    return harness.store.get(f"deployment.{name}").outputs
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+def test_apply_starts_a_ready_service_and_records_it(served):
+    out = outputs(served)
+    assert out["url"] == f"http://127.0.0.1:{out['port']}" and is_running(out["pid"])
+    assert out["model_version"] == out["stable_version"] == "v1" and out["versions"] == ["v1"]
+    assert out["revision"] == 1 and out["revisions"][0]["outcome"] == "deployed"
+    assert get(out["url"] + "/readyz")[0] == 200 and get(out["url"] + "/livez")[0] == 200
+    assert not served.plan().has_changes  # apply then plan is empty
+    status, body, _ = post(out["url"] + "/predict", GOOD)
+    assert status == 200 and body["model_version"] == "v1" and body["model"] == "fraud"
+    assert 0 <= body["prediction"] <= 1 and body["variant"] == "stable" and body["request_id"]
+
+
+def test_metrics_with_a_version_label_openapi_and_status(served):
+    url = outputs(served)["url"]
+    post(url + "/predict", GOOD)
+    _, metrics = get(url + "/metrics")
+    assert 'ml_predictions_total{deployment="open-api",model_version="v1",status="200",variant="stable"}' in metrics
+    assert "ml_prediction_latency_seconds_bucket" in metrics and "bentoml_" in metrics
+    _, docs = get(url + "/docs.json")
+    spec = json.loads(docs)
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"entity_keys", "features", "request_id"} <= set(body["properties"])
+    status, text = get(url + "/ml/status")
+    assert status == 200 and json.loads(text)["stable"]["version"] == "v1"
+
+
+def test_every_request_is_logged(served):
+    url = outputs(served)["url"]
+    status, body, _ = post(url + "/predict", dict(GOOD, request_id="log-check-1"))
+    assert status == 200
+    post(url + "/predict", {"features": {"amount_mean_7d": "x"}, "request_id": "log-check-2"})
+    deadline = time.monotonic() + 5
+    records = []
+    while time.monotonic() < deadline:
+        records = {r["request_id"]: r for r in read_predictions(served.project.root, "open-api", last=500)}
+        if "log-check-1" in records and "log-check-2" in records:
+            break
+        time.sleep(0.1)
+    ok, bad = records["log-check-1"], records["log-check-2"]
+    assert ok["prediction"] == body["prediction"] and ok["model_version"] == "v1" and ok["variant"] == "stable"
+    assert ok["features"] == GOOD["features"] and ok["status"] == 200 and ok["latency_ms"] > 0
+    assert ok["deployment"] == "open-api" and ok["ts"] and "generation" in ok
+    assert bad["status"] == 422 and bad["error"] == "invalid request"
+
+
+@pytest.mark.parametrize("raw, status, where", [
+    (b'{"features": {"amount_mean_7d": 1', 400, "malformed JSON"),
+    (b"not json at all", 400, "malformed JSON"),
+    (json.dumps({"features": {"amount_mean_7d": "high", "txn_count_7d": 3, "segment": "retail"}}).encode(), 422,
+     ["features", "amount_mean_7d"]),
+    (json.dumps({"features": {"amount_mean_7d": 10.0, "segment": "retail"}}).encode(), 422,
+     ["features", "txn_count_7d"]),
+    (json.dumps({"features": {"amount_mean_7d": 10.0, "txn_count_7d": 3, "segment": 5}}).encode(), 422,
+     ["features", "segment"]),
+    (json.dumps({"feature": {}}).encode(), 422, ["feature"]),
+    (json.dumps([1, 2, 3]).encode(), 422, []),
+    (json.dumps({"entity_keys": {"customer_id": 1}}).encode(), 422, ["entity_keys"]),
+])
+def test_bad_input_is_answered_and_the_server_keeps_serving(served, raw, status, where):
+    url = outputs(served)["url"]
+    got, body, _ = post(url + "/predict", None, raw=raw)
+    assert got == status, body
+    if isinstance(where, str):
+        assert body["error"] == where
+    else:
+        assert any(d["loc"] == where for d in body["detail"]), body
+    assert post(url + "/predict", GOOD)[0] == 200
+
+
+def test_payload_over_the_size_limit_is_413_with_or_without_content_length(served):
+    url = outputs(served, "guarded-api")["url"]
+    big = {"features": dict(GOOD["features"]), "request_id": "x" * 500}
+    status, body, _ = post(url + "/predict", big, headers={"x-api-key": KEY})
+    assert status == 413 and "over the limit of 300 bytes" in body["error"]
+    # chunked upload: no Content-Length, the body is counted as it arrives
+    import http.client
+
+    host, port = url.rpartition(":")[0].partition("//")[2], int(url.rpartition(":")[2])
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    payload = json.dumps(big).encode()
+    conn.request("POST", "/predict", body=iter([payload[:200], payload[200:]]),
+                 headers={"x-api-key": "other-key", "content-type": "application/json"}, encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413 and b"over the limit" in response.read()
+    conn.close()
+
+
+def test_missing_or_wrong_api_key_is_401(served):
+    url = outputs(served, "guarded-api")["url"]
+    status, body, headers = post(url + "/predict", GOOD)
+    assert status == 401 and body["error"] == "missing API key" and headers["www-authenticate"] == "ApiKey"
+    status, body, _ = post(url + "/predict", GOOD, headers={"x-api-key": "wrong"})
+    assert status == 401 and body["error"] == "invalid API key"
+    assert KEY not in json.dumps(served.store.get("deployment.guarded-api").outputs)  # never in state
+    assert KEY not in (served.project.root / ".ml/serving/guarded-api/config.json").read_text()
+    assert post(url + "/predict", GOOD, headers={"authorization": f"Bearer {KEY}"})[0] in (200, 429)
+
+
+def test_over_the_rate_limit_is_429_per_key(served):
+    url = outputs(served, "guarded-api")["url"]
+    statuses = [post(url + "/predict", GOOD, headers={"x-api-key": KEY})[0] for _ in range(8)]
+    assert statuses.count(429) >= 3 and 200 in statuses or statuses.count(429) == 8, statuses
+    status, body, headers = post(url + "/predict", GOOD, headers={"x-api-key": KEY})
+    assert status == 429 and body["error"] == "rate limit exceeded" and int(headers["retry-after"]) >= 1
+    assert post(url + "/predict", GOOD, headers={"x-api-key": "other-key"})[0] == 200  # its own bucket
+
+
+def test_cli_status_and_history(served, monkeypatch):
+    monkeypatch.chdir(served.project.root)
+    result = run_cli(["status"], providers=providers(), cwd=served.project.root)
+    assert result.exit_code == 0, result.output
+    assert "deployment.open-api" in result.output and "healthy" in result.output
+    result = run_cli(["status", "deployment/open-api", "--json"], providers=providers(), cwd=served.project.root)
+    info = json.loads(result.output)["deployment.open-api"]
+    assert info["ready"] and info["stable"] == "v1" and info["workers"] == 1 and info["state"] == "applied"
+    result = run_cli(["history", "deployment/open-api"], providers=providers(), cwd=served.project.root)
+    assert result.exit_code == 0 and "revisions" in result.output and "deployed" in result.output
+    result = run_cli(["status", "deployment/nope"], providers=providers(), cwd=served.project.root)
+    assert result.exit_code == 1 and "not in state" in result.output
+
+
+def test_destroy_stops_the_service_and_keeps_the_prediction_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    root = write_project(tmp_path / "proj", rows=800, gates=())
+    port = free_port()
+    (root / "specs" / "deploy.yaml").write_text(deployment_spec(port=port))
+    harness = Harness(root, providers())
+    try:
+        assert harness.apply().ok
+        out = outputs(harness, "fraud-api")
+        assert post(out["url"] + "/predict", GOOD)[0] == 200
+        assert harness.destroy().ok
+        assert not is_running(out["pid"])
+        from plugins.bentoml.process import port_free
+
+        assert port_free("127.0.0.1", port) and not (root / ".ml/serving/fraud-api").exists()
+        assert (root / ".ml/predictions/fraud-api").is_dir()
+    finally:
+        harness.close()
+        stop_all_servers([root])

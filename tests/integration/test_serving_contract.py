@@ -1,0 +1,30 @@
+"""The provider contract suite (framework.testing.contract) against the bentoml backend, with real
+`bentoml serve` processes: apply then plan is empty, a second apply is a no-op, destroy removes (the
+process is gone: read says so), an interrupted apply loses nothing recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from framework.testing.contract import ProviderContract
+from plugins.bentoml import BentoMLProvider
+from plugins.bentoml.testing import deployment_spec, free_port, stop_all_servers
+from plugins.lightgbm import LightGBMProvider
+from plugins.training.testing import feature_providers, write_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
+
+
+class TestBentoMLProviderContract(ProviderContract):
+    @pytest.fixture
+    def contract_project(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+        monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+        root = write_project(tmp_path / "proj", rows=600, gates=())
+        (root / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port()))
+        yield root
+        stop_all_servers([root])
+
+    @pytest.fixture
+    def contract_providers(self):
+        return {**feature_providers(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()}

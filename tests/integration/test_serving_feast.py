@@ -1,0 +1,209 @@
+"""Serving with online features from Feast: the example project's feature specs and generated data applied
+with the feast backend, a model trained from them, and a deployment whose requests carry entity keys.
+
+Predictions equal the model on the features Feast returns; an unknown entity is a clear 404 (or, with
+``on_unknown_entity: missing``, a prediction with those features missing); keys the model's features
+need but the spec does not declare fail the apply; an a/b split is sticky per entity key."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("plugins.feast.online")
+
+from framework.testing.harness import Harness  # noqa: E402
+from plugins.bentoml import BentoMLProvider  # noqa: E402
+from plugins.bentoml.testing import deployment_spec, free_port, post, stop_all_servers  # noqa: E402
+from plugins.lightgbm import LightGBMProvider  # noqa: E402
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+MODEL = """\
+kind: Model
+name: fraud
+task: binary
+label: {source: fraud_labels, column: is_fraud}
+features: [fraud_detection, "customer_profile:home_country"]
+split: {by: time, valid: 0.25, seed: 7}
+trainer:
+  backend: lightgbm
+  params: {num_leaves: 15, num_boost_round: NROUNDS, min_data_in_leaf: 20}
+"""
+AB = ("{strategy: ab, split: 50, interval: 1s, max_wait: 20s, "
+      "analysis: {min_requests: 30, max_prediction_shift: 0.5}}")
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        tmp = tmp_path_factory.mktemp("feast-serving")
+        mp.setenv("BENTOML_HOME", str(tmp / "bentoml"))
+        mp.setenv("BENTOML_DO_NOT_TRACK", "True")
+        mp.delenv("ML_STATE_URL", raising=False)
+        root = tmp / "example"
+        shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
+        (root / "feature_repo").mkdir(parents=True)
+        shutil.copy(REPO / "feature_repo" / "feature_store.yaml", root / "feature_repo" / "feature_store.yaml")
+        (root / "specs" / "models.yaml").write_text(MODEL.replace("NROUNDS", "40"))
+        (root / "specs" / "deploy.yaml").write_text(deployment_spec(
+            port=free_port(), rollout=AB, extra="input: {entity_keys: [customer_id, merchant_id], raw_features: true}\n"))
+        subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
+                        "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
+        from plugins.feast import FeastProvider
+
+        harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})
+        try:
+            report = harness.apply()
+            assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+            yield harness, root
+        finally:
+            harness.destroy()
+            harness.close()
+            stop_all_servers([root])
+
+
+def known_keys(root, count=40):
+    import pandas as pd
+
+    customers = pd.read_parquet(root / "data" / "customer_profile.parquet")["customer_id"].unique()[:count]
+    merchants = pd.read_parquet(root / "data" / "merchant_stats.parquet")["merchant_id"].unique()
+    return [{"customer_id": int(c), "merchant_id": int(merchants[i % len(merchants)])} for i, c in enumerate(customers)]
+
+
+def transaction(root, i=0):
+    """Facts of a transaction being scored: its view is keyed by transaction_id, so they come raw."""
+    import math
+
+    import pandas as pd
+
+    row = pd.read_parquet(root / "data" / "transaction_features.parquet").iloc[i]
+    out = {}
+    for name in ("amount", "hour_of_day", "merchant_category", "foreign_merchant", "amount_vs_customer_mean"):
+        value = row[name]
+        value = value.item() if hasattr(value, "item") else value
+        out[name] = None if isinstance(value, float) and math.isnan(value) else value
+    return out
+
+
+def request(root, key, i=0):
+    return {"entity_keys": key, "features": transaction(root, i)}
+
+
+def url_of(harness):
+    return harness.store.get("deployment.fraud-api").outputs["url"]
+
+
+def test_entity_keys_fetch_online_features_and_predict_like_the_model(example):
+    harness, root = example
+    from plugins.feast.online import fetch_online_features
+    from plugins.training.artifacts import artifact_dir
+    from plugins.training.predictor import load_predictor
+
+    keys = known_keys(root, 5)
+    tag = harness.store.get("deployment.fraud-api").outputs["stable"]["tag"]
+    predictor = load_predictor(artifact_dir(tag))
+    import json
+
+    refs = json.loads((artifact_dir(tag) / "ml_model.json").read_text())["feature_refs"]
+    online = [r for r in refs if not r.startswith("transaction_features:")]
+    import pandas as pd
+
+    for i, key in enumerate(keys):
+        status, body, _ = post(url_of(harness) + "/predict", request(root, key, i))
+        assert status == 200, body
+        features = {**fetch_online_features(root / "feature_repo", online, [key]).rows()[0], **transaction(root, i)}
+        frame = pd.DataFrame([features])
+        for column in frame.columns:  # None in a numeric column means missing, as the service treats it
+            if column not in predictor.schema.get("categorical", {}):
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        assert body["prediction"] == pytest.approx(float(predictor.predict(frame)[0]), abs=1e-9)
+    # raw values override fetched ones
+    status, body, _ = post(url_of(harness) + "/predict", {"entity_keys": keys[0],
+                                                          "features": {**transaction(root), "age": 99}})
+    assert status == 200
+    # a feature whose view is keyed by something the request cannot name must be sent: 422 naming it
+    status, body, _ = post(url_of(harness) + "/predict", {"entity_keys": keys[0]})
+    assert status == 422 and {"loc": ["features", "amount"], "msg": body["detail"][0]["msg"]} in body["detail"]
+    assert "not keyed by the entity keys" in body["detail"][0]["msg"]
+    config = json.loads((root / ".ml/serving/fraud-api/config.json").read_text())
+    assert config["feature_lookup"] == "inline"  # auto: the SQLite online store is read on the event loop
+    assert config["input"]["entity_keys"] == {"customer_id": "int64", "merchant_id": "int64"}
+
+
+def test_unknown_entity_is_a_clear_404_never_a_500(example):
+    harness, _ = example
+    status, body, _ = post(url_of(harness) + "/predict", {"entity_keys": {"customer_id": 987654321,
+                                                                          "merchant_id": 987654321},
+                                                          "features": transaction(example[1])})
+    assert status == 404 and body["error"] == "unknown entity"
+    assert body["detail"]["entity_keys"] == {"customer_id": 987654321, "merchant_id": 987654321}
+    status, body, _ = post(url_of(harness) + "/predict", {"entity_keys": {"customer_id": 1}})
+    assert status == 422 and body["detail"][0]["loc"] == ["entity_keys", "merchant_id"]
+
+
+def test_undeclared_join_keys_fail_the_apply(example, tmp_path):
+    harness, root = example
+    spec = (root / "specs" / "deploy.yaml").read_text()
+    try:
+        (root / "specs" / "deploy.yaml").write_text(spec.replace(
+            "input: {entity_keys: [customer_id, merchant_id], raw_features: true}", "input: {entity_keys: [customer_id], raw_features: false}"))
+        report = harness.apply()
+        failed = next(o for o in report.outcomes if o.address == "deployment.fraud-api")
+        assert failed.outcome == "failed" and "keyed by customer_id, merchant_id" in failed.error
+        assert "hint: add merchant_id, transaction_id to input.entity_keys" in failed.error
+        assert post(url_of(harness) + "/predict", request(root, known_keys(root, 1)[0]))[0] == 200  # still serving
+    finally:
+        (root / "specs" / "deploy.yaml").write_text(spec)
+        assert harness.apply().ok
+
+
+def test_ab_split_is_sticky_per_entity_key(example):
+    harness, root = example
+    url = url_of(harness)
+    (root / "specs" / "models.yaml").write_text(MODEL.replace("NROUNDS", "25"))
+    assert harness.apply(targets=["model.fraud"]).ok
+    keys = known_keys(root, 40)
+    facts = transaction(root)
+    seen: dict[int, list[str]] = {}
+    failures = []
+    stop = threading.Event()
+
+    def client(offset):  # each thread owns its keys: one key's requests are never in flight together
+        mine = keys[offset::3]
+        i = 0
+        while not stop.is_set():
+            key = mine[i % len(mine)]
+            i += 1
+            status, body, _ = post(url + "/predict", {"entity_keys": key, "features": facts})
+            if status != 200:
+                failures.append((status, body))
+                continue
+            seen.setdefault(key["customer_id"], []).append(body["model_version"])
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        report = harness.apply()
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert report.ok, [o.error for o in report.outcomes if o.outcome != "succeeded"]
+    assert not failures, failures[:3]
+    # before the split every key got v1, after promotion v2; in between a key never flips back
+    flips = {k: v for k, v in seen.items() if any(a == "v2" and b == "v1" for a, b in zip(v, v[1:]))}
+    assert not flips, flips
+    during = [k for k, v in seen.items() if "v2" in v and "v1" in v]
+    assert during  # some keys moved to v2 during the split, some only at promotion
+    outputs = harness.store.get("deployment.fraud-api").outputs
+    assert outputs["model_version"] == "v2" and outputs["last_rollout"]["steps"][0]["step"] == "a/b 50%"

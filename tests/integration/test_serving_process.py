@@ -1,0 +1,138 @@
+"""Process management of deployments, for real: a port already in use, a service that died and is restored
+by the next plan/apply, a settings change that restarts it (a new port before the old one stops), and a
+model version that fails to load (the rollout stops, stable keeps serving, no request fails)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from framework.testing.harness import Harness
+from plugins.bentoml import BentoMLProvider
+from plugins.bentoml.process import is_running, port_free
+from plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, raw_payloads, stop_all_servers
+from plugins.lightgbm import LightGBMProvider
+from plugins.training.testing import feature_providers, model_spec, write_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
+GOOD = raw_payloads(1)[0]
+
+
+def providers():
+    return {**feature_providers(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    root = write_project(tmp_path / "proj", rows=800, gates=())
+    yield root
+    stop_all_servers([root])
+
+
+@pytest.fixture
+def harness(project):
+    h = Harness(project, providers())
+    yield h
+    try:
+        h.destroy()
+    finally:
+        h.close()
+
+
+def deployment(harness):
+    return harness.store.get("deployment.fraud-api")
+
+
+def test_port_in_use_is_a_clear_error_and_nothing_is_half_started(project, harness):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=port))
+        report = harness.apply()
+        failed = next(o for o in report.outcomes if o.address == "deployment.fraud-api")
+        assert failed.outcome == "failed" and f"port {port} on 127.0.0.1 is already in use" in failed.error
+        assert "by pid" in failed.error  # who holds it, when /proc tells
+        assert deployment(harness) is None  # nothing recorded
+        assert not (project / ".ml/serving/fraud-api/server.pid").exists()
+        assert stop_all_servers([project]) == []  # no server process was left behind
+    assert harness.apply().ok  # the port is free now: the same specs apply
+
+
+def test_a_dead_service_is_noticed_by_refresh_and_restored(project, harness):
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port()))
+    assert harness.apply().ok
+    before = deployment(harness).outputs
+    os.killpg(before["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while is_running(before["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    plan = harness.plan()
+    change = next(c for c in plan.pending() if c.address == "deployment.fraud-api")
+    assert change.action == "create" and "no longer exists" in change.reasons[0]
+    assert [d.address for d in plan.drift] == ["deployment.fraud-api"]
+    assert harness.apply().ok
+    after = deployment(harness).outputs
+    assert after["pid"] != before["pid"] and is_running(after["pid"]) and after["model_version"] == "v1"
+    assert after["revisions"][-1]["outcome"] == "restored"
+    assert post(after["url"] + "/predict", GOOD)[0] == 200
+    assert not harness.plan().has_changes
+
+
+def test_a_new_port_starts_before_the_old_one_stops(project, harness):
+    old_port, new_port = free_port(), free_port()
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=old_port))
+    assert harness.apply().ok
+    old = deployment(harness).outputs
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=new_port))
+    change = next(c for c in harness.plan().pending() if c.address == "deployment.fraud-api")
+    assert change.action == "update" and any("restarts the service (serving.port)" in r for r in change.reasons)
+    with LoadGenerator(old["url"], raw_payloads(50), threads=2) as load:
+        time.sleep(0.3)
+        assert harness.apply().ok
+    new = deployment(harness).outputs
+    assert new["port"] == new_port and post(new["url"] + "/predict", GOOD)[0] == 200
+    assert not is_running(old["pid"]) and port_free("127.0.0.1", old_port)
+    assert load.ok > 0  # the old port served until the new one was ready
+
+
+def test_a_version_that_fails_to_load_stops_the_rollout_and_stable_keeps_serving(project, harness):
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(
+        port=free_port(), rollout="{strategy: canary, steps: [50, 100], interval: 1s, analysis: {min_requests: 5}}"))
+    assert harness.apply().ok
+    url = deployment(harness).outputs["url"]
+    (project / "specs" / "models.yaml").write_text(model_spec(gates=(), params={"num_leaves": 7, "num_boost_round": 20}))
+    assert harness.apply(targets=["model.fraud"]).ok
+    from framework.registry import ModelRegistry
+    from plugins.training.artifacts import artifact_dir
+
+    v2 = ModelRegistry.for_project(project).resolve("fraud")
+    assert v2.label == "v2"
+    (artifact_dir(v2.bentoml_tag) / "saved_model.ubj").write_text("not a model")  # corrupt it in the store
+    with LoadGenerator(url, raw_payloads(50), threads=2) as load:
+        report = harness.apply()
+    outcome = next(o for o in report.outcomes if o.address == "deployment.fraud-api")
+    assert outcome.outcome == "failed" and "rolled back" in outcome.error and "could not load" in outcome.error
+    assert load.failed == 0 and load.ok > 0 and set(load.versions) == {"v1"}, load.errors
+    record = deployment(harness)
+    assert record.outputs["model_version"] == "v1" and record.outputs["revisions"][-1]["outcome"] == "rolled_back"
+    assert post(url + "/predict", GOOD)[1]["model_version"] == "v1"
+    # the next apply does not retry the broken version: it keeps v1 and says so
+    report = harness.apply()
+    assert report.ok and deployment(harness).status == "applied"
+    assert not harness.plan().has_changes
+
+
+def test_build_records_a_bento_of_what_serves(project, harness):
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port(), serving="build: true"))
+    assert harness.apply().ok
+    outputs = deployment(harness).outputs
+    name, _, version = outputs["bento_tag"].partition(":")
+    assert name == "fraud_api" and (project.parent / "bentoml" / "bentos" / name / version / "bento.yaml").is_file()
+    assert not harness.plan().has_changes
