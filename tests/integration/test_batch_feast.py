@@ -81,7 +81,7 @@ def test_the_example_batch_spec_scores_through_feast_like_the_parquet_join(examp
 
         model_spec = dict(harness.store.get("model.fraud").spec)
         data = resolve_inputs(model_spec, lookup)
-        as_labels = transactions[["customer_id", "merchant_id", "event_ts"]].assign(is_fraud=0)
+        as_labels = transactions[["transaction_id", "customer_id", "merchant_id", "event_ts"]].assign(is_fraud=0)
         as_labels.to_parquet(example / "data" / "as_labels.parquet", index=False)
         from dataclasses import replace
 
