@@ -25,13 +25,13 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from .errors import MLError, did_you_mean
+from .state.side_tables import SideTables
 
 __all__ = [
     "ALIASES",
@@ -47,10 +47,6 @@ __all__ = [
 
 ALIASES = ("candidate", "production", "previous")
 ACCEPTED, REJECTED, DELETED = "accepted", "rejected", "deleted"
-_CACHE: dict[str, "ModelRegistry"] = {}
-_CACHE_GUARD = threading.Lock()
-
-
 class RegistryError(MLError):
     """A registry lookup or change that cannot be done (unknown model/version, rejected version...)."""
 
@@ -151,39 +147,17 @@ def _tables(schema: str | None):
     return md, versions, aliases, events
 
 
-class ModelRegistry:
+class ModelRegistry(SideTables):
     """Versions and aliases in the state database at ``url`` (a SQLAlchemy URL as the state store uses)."""
 
-    def __init__(self, url: str):
-        import sqlalchemy as sa
-        from sqlalchemy.engine import make_url
+    error = RegistryError
+    what = "the model registry"
 
-        parsed = make_url(url)
-        self.url = url
-        self._sqlite = parsed.get_backend_name() == "sqlite"
-        schema = parsed.query.get("schema")
-        self._md, self._versions, self._aliases, self._events = _tables(schema if not self._sqlite else None)
-        self._lock = threading.RLock()
-        self._ready = False
-        parsed = parsed.difference_update_query(["schema"])
-        if self._sqlite:
-            from sqlalchemy import event
-
-            from .state.sql import _sqlite_on_begin, _sqlite_on_connect
-
-            self._engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
-            event.listen(self._engine, "connect", _sqlite_on_connect)
-            event.listen(self._engine, "begin", _sqlite_on_begin)
-        else:
-            self._engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
-        self._schema = schema if not self._sqlite else None
+    def _define_tables(self, schema: str | None):
+        md, self._versions, self._aliases, self._events = _tables(schema)
+        return md
 
     # -- opening ----------------------------------------------------------------------------------------
-    @classmethod
-    def for_store(cls, store) -> "ModelRegistry":
-        """The registry living next to an open state store (same database)."""
-        return cls._cached(store.url)
-
     @classmethod
     def for_project(cls, project_dir: Path) -> "ModelRegistry":
         """The registry of the project at ``project_dir`` (its ``ml.yaml`` state URL or ``$ML_STATE_URL``)."""
@@ -195,56 +169,6 @@ class ModelRegistry:
             return cls._cached(store.url)
         finally:
             store.close()
-
-    @classmethod
-    def _cached(cls, url: str) -> "ModelRegistry":
-        with _CACHE_GUARD:
-            found = _CACHE.get(url)
-            if found is None:
-                found = _CACHE[url] = cls(url)
-            return found
-
-    def close(self) -> None:
-        with _CACHE_GUARD:
-            if _CACHE.get(self.url) is self:
-                del _CACHE[self.url]
-        self._engine.dispose()
-
-    # -- plumbing ---------------------------------------------------------------------------------------
-    def _tx(self, write: bool = False):
-        from contextlib import contextmanager
-
-        @contextmanager
-        def tx() -> Iterator[Any]:
-            from sqlalchemy import exc as sa_exc
-
-            self._ensure()
-            try:
-                with self._lock, self._engine.connect() as conn:
-                    conn.execution_options(ml_write=write)
-                    with conn.begin():
-                        yield conn
-            except sa_exc.SQLAlchemyError as exc:
-                raise RegistryError(f"cannot use the model registry: {str(getattr(exc, 'orig', exc)).strip()}") from exc
-
-        return tx()
-
-    def _ensure(self) -> None:
-        if self._ready:
-            return
-        import sqlalchemy as sa
-        from sqlalchemy import exc as sa_exc
-
-        try:
-            with self._lock, self._engine.connect() as conn:
-                conn.execution_options(ml_write=True)
-                with conn.begin():
-                    if self._schema:
-                        conn.execute(sa.schema.CreateSchema(self._schema, if_not_exists=True))
-                    self._md.create_all(conn, checkfirst=True)
-        except sa_exc.SQLAlchemyError as exc:
-            raise RegistryError(f"cannot create the model registry tables: {getattr(exc, 'orig', exc)}") from exc
-        self._ready = True
 
     def _row(self, row, aliases: Mapping[int, list[str]]) -> ModelVersion:
         return ModelVersion(

@@ -18,21 +18,17 @@ Nothing here stores logged rows: every figure is an aggregate.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 from framework.errors import MLError
+from framework.state.side_tables import SideTables
 
 from .results import RunResult
 
 __all__ = ["MonitorStore", "MonitorStoreError"]
-
-_CACHE: dict[str, "MonitorStore"] = {}
-_CACHE_GUARD = threading.Lock()
-
 
 class MonitorStoreError(MLError):
     """The monitor tables cannot be read or written."""
@@ -133,84 +129,27 @@ def _tables(schema: str | None):
     return md, {"runs": runs, "checks": checks, "features": features, "metrics": metrics, "actions": actions}
 
 
-class MonitorStore:
+def _relaxed_sync(dbapi_connection, _record) -> None:
+    """Monitor results are a time series that the next run extends: in WAL mode, ``synchronous=NORMAL``
+    keeps the database consistent after any crash and skips an fsync per run (a power cut may lose the
+    newest runs, never corrupt them). Only this module's connections are affected, not the state's."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+class MonitorStore(SideTables):
     """The monitor tables in the database at ``url`` (a SQLAlchemy URL, as the state store uses)."""
 
-    def __init__(self, url: str):
-        import sqlalchemy as sa
-        from sqlalchemy.engine import make_url
+    error = MonitorStoreError
+    what = "the monitor tables"
+    sqlite_connect_listeners = (_relaxed_sync,)
 
-        parsed = make_url(url)
-        self.url = url
-        self._sqlite = parsed.get_backend_name() == "sqlite"
-        schema = None if self._sqlite else parsed.query.get("schema")
-        self._schema = schema
-        self._md, self.t = _tables(schema)
-        self._lock = threading.RLock()
-        self._ready = False
-        parsed = parsed.difference_update_query(["schema"])
-        if self._sqlite:
-            from sqlalchemy import event
-
-            from framework.state.sql import _sqlite_on_begin, _sqlite_on_connect
-
-            self._engine = sa.create_engine(parsed, connect_args={"check_same_thread": False})
-            event.listen(self._engine, "connect", _sqlite_on_connect)
-            event.listen(self._engine, "connect", _relaxed_sync)
-            event.listen(self._engine, "begin", _sqlite_on_begin)
-        else:
-            self._engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
-
-    @classmethod
-    def for_store(cls, store) -> "MonitorStore":
-        """The monitor tables next to an open state store (same database)."""
-        with _CACHE_GUARD:
-            found = _CACHE.get(store.url)
-            if found is None:
-                found = _CACHE[store.url] = cls(store.url)
-            return found
-
-    def close(self) -> None:
-        with _CACHE_GUARD:
-            if _CACHE.get(self.url) is self:
-                del _CACHE[self.url]
-        self._engine.dispose()
-
-    # -- plumbing ---------------------------------------------------------------------------------------
-    def _ensure(self) -> None:
-        if self._ready:
-            return
-        import sqlalchemy as sa
-        from sqlalchemy import exc as sa_exc
-
-        try:
-            with self._lock, self._engine.connect() as conn:
-                conn.execution_options(ml_write=True)
-                with conn.begin():
-                    if self._schema:
-                        conn.execute(sa.schema.CreateSchema(self._schema, if_not_exists=True))
-                    self._md.create_all(conn, checkfirst=True)
-        except sa_exc.SQLAlchemyError as exc:
-            raise MonitorStoreError(f"cannot create the monitor tables: {getattr(exc, 'orig', exc)}") from exc
-        self._ready = True
-
-    def _tx(self, write: bool = False):
-        from contextlib import contextmanager
-
-        @contextmanager
-        def tx() -> Iterator[Any]:
-            from sqlalchemy import exc as sa_exc
-
-            self._ensure()
-            try:
-                with self._lock, self._engine.connect() as conn:
-                    conn.execution_options(ml_write=write)
-                    with conn.begin():
-                        yield conn
-            except sa_exc.SQLAlchemyError as exc:
-                raise MonitorStoreError(f"cannot use the monitor tables: {str(getattr(exc, 'orig', exc)).strip()}") from exc
-
-        return tx()
+    def _define_tables(self, schema: str | None):
+        md, self.t = _tables(schema)
+        return md
 
     # -- writing ----------------------------------------------------------------------------------------
     def record(self, result: RunResult) -> str:
@@ -349,17 +288,6 @@ class MonitorStore:
             run["metrics"] = [dict(row._mapping)
                               for row in conn.execute(sa.select(m).where(m.c.run_id == run["run_id"]).order_by(m.c.seq))]
         return run
-
-
-def _relaxed_sync(dbapi_connection, _record) -> None:
-    """Monitor results are a time series that the next run extends: in WAL mode, ``synchronous=NORMAL``
-    keeps the database consistent after any crash and skips an fsync per run (a power cut may lose the
-    newest runs, never corrupt them). Only this module's connections are affected, not the state's."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA synchronous = NORMAL")
-    finally:
-        cursor.close()
 
 
 def _decode(row: dict, keys) -> dict:
