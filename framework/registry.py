@@ -329,18 +329,33 @@ class ModelRegistry(SideTables):
             return self._alias_map(conn, model)
 
     def alias(self, model: str, alias: str) -> ModelVersion | None:
-        number = self.aliases(model).get(alias)
-        return self.get(model, number) if number is not None else None
+        import sqlalchemy as sa
+
+        v = self._versions
+        with self._tx() as conn:  # one transaction: monitors resolve the served version on every run
+            names = self._alias_map(conn, model)
+            number = names.get(alias)
+            if number is None:
+                return None
+            row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == number)).first()
+            if row is None:
+                return None
+            aliases: dict[int, list[str]] = {}
+            for name, n in names.items():
+                aliases.setdefault(n, []).append(name)
+            return self._row(row, aliases)
 
     def resolve(self, ref: str) -> ModelVersion:
         """``fraud`` (its production version), ``fraud@candidate``, ``fraud:v3`` -> the version."""
         if "@" in ref:
             model, alias = ref.split("@", 1)
-            self.require_model(model)
+            found = self.alias(model, alias) if alias in ALIASES else None
+            if found is not None:
+                return found
+            self.require_model(model)  # the errors, in the order a person fixes them: model, then alias
             if alias not in ALIASES:
                 raise RegistryError(f"unknown alias {alias!r} in {ref!r}",
                                     hint=did_you_mean(alias, ALIASES) or f"aliases: {', '.join(ALIASES)}")
-            found = self.alias(model, alias)
             if found is None:
                 raise RegistryError(f"{model} has no {alias} version yet",
                                     hint="apply the model (ml apply) or promote a version (ml models promote)")

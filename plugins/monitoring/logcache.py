@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -41,6 +42,8 @@ CACHE_VERSION = 3
 TEXT = ("request_id", "model", "model_version", "variant")
 CATEGORICAL_TEXT = ("model", "model_version", "variant")  # few distinct values: dictionary-encoded
 _GUARD = threading.Lock()
+_OPENED: "OrderedDict[str, _Opened]" = OrderedDict()  # segment cache folder -> its open maps (see _Segment)
+_OPENED_KEPT = 512
 
 
 def cache_dir(project_dir: Path, deployment: str) -> Path:
@@ -351,6 +354,9 @@ def _to_categories(column, length: int) -> "Categories":
 
 
 def _concat_categories(pieces: list["Categories"]) -> "Categories":
+    first = pieces[0] if pieces else None
+    if first is not None and all(p.vocab is first.vocab or np.array_equal(p.vocab, first.vocab) for p in pieces[1:]):
+        return Categories(np.concatenate([p.codes for p in pieces]), first.vocab)  # the usual case: one vocabulary
     vocab = np.unique(np.concatenate([p.vocab for p in pieces])) if pieces else np.zeros(0, dtype=str)
     codes = []
     for piece in pieces:
@@ -405,9 +411,32 @@ def _rows(cols: Mapping[str, np.ndarray]) -> int:
     return len(cols["ts"]) if "ts" in cols else 0
 
 
+class _Opened:
+    """A segment cache's meta.json and its arrays, each memory-mapped on first use."""
+
+    def __init__(self, folder: Path, meta: Mapping[str, Any], stamp: tuple):
+        self.folder, self.meta, self.stamp = folder, meta, stamp
+        self._blocks: dict[str, np.ndarray] = {}
+        self._vocab: dict[str, np.ndarray] = {}
+
+    def block(self, name: str) -> np.ndarray:
+        found = self._blocks.get(name)
+        if found is None:
+            found = self._blocks[name] = np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+        return found
+
+    def vocab(self, name: str) -> np.ndarray:
+        found = self._vocab.get(name)
+        if found is None:
+            found = self._vocab[name] = np.array(self.meta["vocab"][name], dtype=str)
+        return found
+
+
 class _Segment:
     """One segment file and its cached columns: a folder of ``.npy`` files (memory-mapped on read) and a
-    ``meta.json`` saying how many bytes of the segment they hold."""
+    ``meta.json`` saying how many bytes of the segment they hold. The maps of an unchanged cache are
+    kept per process (:data:`_OPENED`): a monitor that runs again (``ml monitor watch``) re-reads only
+    the segment that grew."""
 
     def __init__(self, path: Path, cache: Path | None):
         self.path = path
@@ -422,38 +451,58 @@ class _Segment:
             return None
         return meta if meta.get("version") == CACHE_VERSION else None
 
-    def _unpack(self, meta: Mapping[str, Any], wanted) -> dict[str, Any]:
+    def _opened(self) -> "_Opened | None":
+        """The cache as memory maps: from this process's memo when meta.json is the same file as then."""
+        if self.cache is None:
+            return None
+        try:
+            stat = os.stat(self.cache / "meta.json")
+        except OSError:
+            return None
+        key = str(self.cache)
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        with _GUARD:
+            found = _OPENED.get(key)
+            if found is not None and found.stamp == stamp:
+                _OPENED.move_to_end(key)
+                return found
+        meta = self._cached()
+        if meta is None:
+            return None
+        opened = _Opened(self.cache, meta, stamp)
+        with _GUARD:
+            _OPENED[key] = opened
+            while len(_OPENED) > _OPENED_KEPT:
+                _OPENED.popitem(last=False)
+        return opened
+
+    def _unpack(self, opened: "_Opened", wanted) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        blocks: dict[str, np.ndarray] = {}
-
-        def block(name: str) -> np.ndarray:
-            if name not in blocks:
-                blocks[name] = np.load(self.cache / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            return blocks[name]
-
+        meta = opened.meta
         for name, kind, index in meta["columns"]:
             if not wanted(name):
                 continue
             if kind == "f":
-                out[name] = block("floats")[:, index]
+                out[name] = opened.block("floats")[:, index]
             elif kind == "i":
-                out[name] = block("ints")[:, index]
+                out[name] = opened.block("ints")[:, index]
             elif kind == "c":
-                out[name] = Categories(block("codes")[:, index], np.array(meta["vocab"][name], dtype=str))
+                out[name] = Categories(opened.block("codes")[:, index], opened.vocab(name))
             else:
-                out[name] = np.load(self.cache / f"t{index}.npy", allow_pickle=False)
+                out[name] = opened.block(f"t{index}")
         return out
 
     def load(self, wanted) -> dict[str, Any]:
         """The segment's columns (only those ``wanted(name)`` accepts, when cached and unchanged)."""
         size = self.path.stat().st_size
-        meta = self._cached()
-        if meta is not None:
+        opened = self._opened()
+        if opened is not None:
+            meta = opened.meta
             try:
                 if meta["bytes"] == size or (meta["bytes"] < size and not self._grown_tail(meta["bytes"], size)):
-                    return self._unpack(meta, wanted)
+                    return self._unpack(opened, wanted)
                 if meta["bytes"] < size:
-                    old = self._unpack(meta, lambda name: True)
+                    old = self._unpack(opened, lambda name: True)
                     tail, parsed_to = self._parse(meta["bytes"])
                     cols = _concat([old, tail], [meta["rows"], _rows(tail)])
                     self._save(cols, parsed_to)
@@ -534,6 +583,7 @@ def _prune(cache: Path, segments: Iterable[Path]) -> None:
     for stale in cache.iterdir():
         if not stale.name.startswith(".") and stale.name not in live:
             shutil.rmtree(stale, ignore_errors=True)
+            _OPENED.pop(str(stale), None)
 
 
 def _usable(cols: Mapping[str, np.ndarray], all_rows: bool) -> np.ndarray | None:

@@ -1,15 +1,19 @@
 """The reference a monitor compares traffic with: the training frame of the deployed model version.
 
-The frame is rebuilt the way the trainer built it (:mod:`plugins.training.data`: the same recorded specs,
-the same point-in-time join, the same route), from the version's lineage. When the data files changed
-since the version was trained (their content keys differ from the lineage), the reference is rebuilt from
-the data as it is now and a note says so. A reference larger than ``max_rows`` is sampled (seeded) — for
-the parquet route before the join, so the full frame never has to fit in memory — and the sample size is
-recorded and reported. ``path`` replaces the training frame with a file of the user's choosing.
+Every version trained since references were saved carries its own (:mod:`plugins.training.training_reference`:
+a seeded sample of its training frame, up to 100k rows, with its predictions on those rows), so the
+reference is what the version learned from even when the data files changed since. A reference larger
+than ``max_rows`` is sampled again (seeded), and the sample size is recorded and reported.
 
-Predictions on the reference (for prediction drift) come from the version's own artifact
-(:func:`plugins.training.predictor.load_predictor`); without an artifact, prediction drift is off and a
-note says why.
+A version without a saved reference (trained by an older release) gets its frame rebuilt the way the
+trainer built it (:mod:`plugins.training.data`: the same recorded specs, the same point-in-time join, the
+same route), from the version's lineage, and a note says so; when the data files changed since it was
+trained (their content keys differ from the lineage), the rebuilt reference is the data as it is now,
+and a note says that too. ``path`` replaces the training frame with a file of the user's choosing.
+
+Predictions on the reference (for prediction drift) are the saved ones, or for a rebuilt reference come
+from the version's own artifact (:func:`plugins.training.predictor.load_predictor`); without an
+artifact, prediction drift is off and a note says why.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from framework.errors import MLError, did_you_mean
+
+PREDICTION_COLUMN = "__prediction__"  # as plugins.training.training_reference writes it (not imported: pandas-free)
 
 __all__ = ["Reference", "ReferenceError", "load_reference", "served_versions", "version_features"]
 
@@ -177,13 +183,20 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
     task = str(model_spec.get("task") or "binary")
     artifact_features, artifact_categorical = version_features(version, model_spec)
     notes: list[str] = []
+    saved = None if path else _saved(version, features or artifact_features, max_rows, seed)
     if path:
         frame, total, sampled = _file_frame(project_dir, path, max_rows, seed)
         source = path
+    elif saved is not None:
+        frame, total, sampled, saved_preds, saved_kind, notes = saved
+        source = f"training frame of {version.ref} (saved at training)"
     else:
         frame, total, sampled, notes, _ = _training_frame(project_dir, version, store, max_rows, seed)
+        if version.bentoml_tag:
+            notes.append(f"{version.ref} was trained before references were saved with models: its reference "
+                         "was rebuilt from the data")
         source = f"training frame of {version.ref}"
-    model_features = artifact_features or [c for c in frame.columns]
+    model_features = artifact_features or [c for c in frame.columns if c != PREDICTION_COLUMN]
     wanted = list(features) if features else list(model_features)
     missing = [f for f in wanted if f not in frame.columns]
     if missing:
@@ -191,7 +204,9 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
                              hint=did_you_mean(missing[0], list(frame.columns)) or
                              f"its columns: {', '.join(map(str, frame.columns))}")
     preds, kind = None, "numeric"
-    if predictions:
+    if predictions and saved is not None:
+        preds, kind = saved_preds, saved_kind
+    elif predictions:
         preds, kind, note = _predict(version, frame, artifact_features, task)
         if note:
             notes.append(note)
@@ -201,6 +216,31 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
                      categorical=sorted(set(artifact_categorical) | set(categorical or [])), predictions=preds,
                      prediction_kind=kind, rows=len(frame), total=total, sampled=sampled, source=source,
                      notes=notes)
+
+
+def _saved(version, features: list[str], max_rows: int, seed: int):
+    """The reference saved with the version's artifact (:mod:`plugins.training.training_reference`),
+    sampled to ``max_rows``: (frame, total, sampled, predictions, prediction kind, notes), or None when
+    there is none or it lacks a watched feature (then the training frame is rebuilt)."""
+    if not version.bentoml_tag:
+        return None
+    from plugins.training.artifacts import artifact_dir
+    from plugins.training.training_reference import load_saved_reference
+
+    found = load_saved_reference(artifact_dir(version.bentoml_tag), features or None)
+    if found is None:
+        return None
+    frame, info = found
+    if any(f not in frame.columns for f in features or ()) or PREDICTION_COLUMN not in frame.columns:
+        return None
+    total = int(info.get("total") or len(frame))
+    notes: list[str] = []
+    frame, sampled = _sample(frame, max_rows, seed)
+    sampled = sampled or bool(info.get("sampled"))  # saved as a sample of a larger training frame
+    frame = frame.reset_index(drop=True)
+    preds = frame.pop(PREDICTION_COLUMN).to_numpy()
+    kind = str(info.get("prediction_kind") or ("categorical" if preds.dtype.kind in "iu" else "numeric"))
+    return frame, total, sampled, preds, kind, notes
 
 
 def _predict(version, frame, features: list[str], task: str):

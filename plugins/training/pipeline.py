@@ -245,6 +245,14 @@ def _lineage(run: _Run, inputs: _Inputs, trained, slices) -> dict[str, Any]:
     }
 
 
+def _reference(run: _Run, prepared, trained):
+    """The monitors' reference (:mod:`.training_reference`), scored on the training thread."""
+    from .runner import on_training_thread
+    from .training_reference import build_reference
+
+    return on_training_thread(build_reference, prepared, trained.predict, seed=run.spec.split.seed)
+
+
 def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext, *,
                  sweep: Mapping[str, Any] | None = None):
     """Train one version. Returns the ApplyResult for state; with ``sweep`` (a sweep candidate: its id
@@ -252,7 +260,8 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     the recorded ModelVersion is returned instead."""
     from framework.registry import ACCEPTED, REJECTED
 
-    from .artifacts import delete_models
+    from .artifacts import artifact_dir, delete_models
+    from .training_reference import save_reference
     from .fingerprint import combine
     from .gates import FAILED, evaluate_gates
     from .metrics import compute_metrics
@@ -284,6 +293,7 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
                           f"{run.keep or '; nothing was promoted (no production version yet)'}",
                           hint=f"details: ml models show {spec.name}:v{number}")
 
+    reference, reference_info = _reference(run, prepared, trained)
     ctx.progress(f"saving v{number} to the BentoML model store")
     labels = {"ml.model": spec.name, "ml.version": f"v{number}", "ml.task": spec.task, "ml.backend": provider.name}
     metadata = _jsonable({"ml_version": f"v{number}", "address": request.resource.address, "task": spec.task,
@@ -291,10 +301,12 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
                           "classes": prepared.classes, "metrics": metrics, "label": inputs.data.label_column,
                           "feature_refs": inputs.data.feature_refs})
     tag, size = provider.save_artifact(spec.name, trained, prepared, spec, labels=labels, metadata=metadata)
-    lineage["model_size_bytes"] = size
-    lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
     promote = run.settings.promote == "auto" and sweep is None
     try:
+        reference_info["bytes"] = save_reference(artifact_dir(tag), reference, reference_info)
+        lineage["reference"] = reference_info
+        lineage["model_size_bytes"] = size
+        lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
         version = registry.record_version(status=ACCEPTED, lineage=_jsonable(lineage), version=number,
                                           bentoml_tag=tag, promote=promote, move_aliases=sweep is None, **common)
     except BaseException:

@@ -201,6 +201,32 @@ def test_a_reference_too_large_is_sampled_and_reported(tmp_path):
         made.close()
 
 
+def test_the_reference_is_saved_at_training_and_outlives_changed_data(loop):
+    import pandas as pd
+
+    from plugins.training.artifacts import artifact_dir
+    from plugins.training.training_reference import REFERENCE_FILE
+
+    version = loop.registry.get("fraud", "v1")
+    assert (artifact_dir(version.bentoml_tag) / REFERENCE_FILE).is_file()
+    assert version.lineage["reference"]["rows"] == version.lineage["rows"]["total"] == 2000
+    saved = load_reference(loop.root, version, loop.harness.store)
+    assert saved.source == "training frame of fraud:v1 (saved at training)" and not saved.notes
+    scores = load_predictor(version.bentoml_tag).predict(saved.frame[FEATURES])
+    assert np.allclose(saved.predictions, scores)  # the model's own predictions on those rows
+
+    write_data(loop.root, rows=2400, seed=11)  # the sources are rewritten after training
+    again = load_reference(loop.root, version, loop.harness.store)
+    pd.testing.assert_frame_equal(again.frame, saved.frame)
+    assert again.total == 2000 and not again.notes
+
+    (artifact_dir(version.bentoml_tag) / REFERENCE_FILE).unlink()  # a version from before references were saved
+    rebuilt = load_reference(loop.root, version, loop.harness.store)
+    assert rebuilt.total == 2400 and rebuilt.source == "training frame of fraud:v1"
+    assert any("the training data changed since v1" in n for n in rebuilt.notes)
+    assert any("trained before references were saved" in n for n in rebuilt.notes)
+
+
 # -- ground truth ------------------------------------------------------------------------------------------------------
 
 GT_SPECS = monitor_specs(on_drift="[alert]", extra="""\
