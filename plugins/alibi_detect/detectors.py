@@ -41,6 +41,7 @@ from plugins.monitoring.schema import (
     encode_frame,
     encode_window,
     histogram,
+    histograms,
     prediction_values,
 )
 
@@ -283,8 +284,7 @@ class Bundle:
     def _histograms(self, result: DriftResult, X: np.ndarray, pred_values) -> None:
         rows = slice(None, None, -(-len(X) // HISTOGRAM_ROWS) or 1)  # every k-th row: a view, no copy
         result.histogram_rows = len(range(len(X))[rows])
-        for j, feature in enumerate(self.schema.features):
-            result.histograms[feature.name] = histogram(feature, X[rows, j])
+        result.histograms.update(histograms(self.schema.features, X[rows]))
         if pred_values is not None:
             result.histograms[PREDICTION] = histogram(self.schema.prediction, pred_values[rows])
 

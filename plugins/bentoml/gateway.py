@@ -2,7 +2,8 @@
 guards the prediction route (401/429/413) and, with ``fast_path``, answers ``POST /predict`` itself —
 skipping BentoML's generic request parsing, still inside BentoML's metrics, tracing and timeout
 middleware; and :func:`api_predict`, the body of the generated ``@bentoml.api`` method (the route used
-with ``fast_path: false``). ``/livez``, ``/readyz``, ``/metrics`` and ``/docs.json`` stay BentoML's own.
+with ``fast_path: false``). ``/livez``, ``/readyz`` and ``/docs.json`` stay BentoML's own; ``/metrics`` is
+BentoML's followed by the gauges of the monitors watching the deployment (:mod:`.monitor_gauges`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Mapping
 
+from .monitor_gauges import MonitorGauges, append_gauges
 from .runtime import RequestError, _dumps, current
 
 __all__ = ["Gateway", "api_predict"]
@@ -50,6 +52,7 @@ class Gateway:
         self.route = str(config.get("route") or "/predict")
         self.fast = bool(config.get("fast_path", True))
         self.status_path = "/ml/status"
+        self.gauges = MonitorGauges(config)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -72,10 +75,34 @@ class Gateway:
             except ConnectionResetError:
                 return None
             return await _respond(send, 200, answer)
+        if path == "/metrics" and scope["method"] == "GET":
+            return await self._metrics(scope, receive, send)
         if path == self.status_path and scope["method"] == "GET":
             runtime = current()
             return await _respond(send, 200 if runtime else 503, runtime.status() if runtime else {"ready": False})
         return await self.app(scope, receive, send)
+
+
+    async def _metrics(self, scope, receive, send):
+        """BentoML's ``/metrics`` with the gauges of this deployment's monitors appended."""
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        status = int(start.get("status", 500))
+        if status == 200:
+            body = append_gauges(body, await self.gauges.text())
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": headers + [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .schema import PREDICTION, Schema, encode_window, histogram, prediction_values
+from .schema import PREDICTION, Schema, encode_window, histogram, histograms, prediction_values
 from .svg import line_chart, paired_bars
 
 __all__ = ["build_report", "ReportData"]
@@ -110,7 +110,7 @@ def _current_from_log(project_dir: Path, deployment: str, log_range: str, schema
     for label, schema in schemas.items():
         rows = log.select(versions == label) if log.n else log
         encoded = encode_window(rows, schema)
-        counts = {f.name: histogram(f, encoded.X[:, j]) for j, f in enumerate(schema.features)}
+        counts = histograms(schema.features, encoded.X)
         if schema.prediction is not None:
             counts[PREDICTION] = histogram(schema.prediction, np.asarray(prediction_values(rows, schema.prediction)))
         out[label] = (counts, rows.n)

@@ -21,7 +21,7 @@ import numpy as np
 from .logcache import MISSING, Categories, LogColumns, category_text
 
 __all__ = ["FeatureSchema", "Schema", "Encoded", "PREDICTION", "build_schema", "encode_frame", "encode_window",
-           "histogram"]
+           "histogram", "histograms"]
 
 PREDICTION = "__prediction__"  # the pseudo-feature for prediction drift
 BINS = 20
@@ -114,10 +114,16 @@ def histogram(feature: FeatureSchema, values: np.ndarray) -> list[int]:
         if not bins or not len(ok):
             return [0] * bins
         lo, hi = feature.edges[0], feature.edges[-1]
-        index = np.clip(((ok - lo) * (bins / (hi - lo))).astype(np.int64), 0, bins - 1)
+        index = np.clip((ok - lo) * (bins / (hi - lo)), 0, bins - 1).astype(np.int64)  # ±inf: the end bins
         return np.bincount(index, minlength=bins).astype(int).tolist()
     codes = values.astype(np.int64)
     return np.bincount(codes, minlength=feature.unseen_code + 1)[: feature.unseen_code + 1].astype(int).tolist()
+
+
+def histograms(features: Sequence[FeatureSchema], X: np.ndarray) -> dict[str, list[int]]:
+    """``histogram`` of every column of ``X`` (one per feature, in order). Column by column: on the
+    strided row samples monitors count, that measured faster than one pass over the whole matrix."""
+    return {feature.name: histogram(feature, X[:, j]) for j, feature in enumerate(features)}
 
 
 def _numeric_schema(name: str, values: np.ndarray) -> FeatureSchema:
@@ -242,9 +248,8 @@ def encode_window(window: LogColumns, schema: Schema, *, extra: int = 0) -> Enco
     for j, feature in enumerate(schema.features):
         column = encoded.X[:, j]
         if feature.kind == "numeric" and window.copy_feature(feature.name, column):
-            missing = int(np.isnan(column).sum())  # straight from the log's segments, one copy
-            if missing:
-                encoded.missing[feature.name] = missing
+            if np.isnan(column.sum()):  # straight from the log's segments, one copy; a sum is the cheap NaN test
+                encoded.missing[feature.name] = int(np.isnan(column).sum())
             continue
         column[:] = _encode_column(feature, window.feature(feature.name), window.n, encoded)
     return encoded

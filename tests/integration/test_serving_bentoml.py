@@ -93,6 +93,33 @@ def test_metrics_with_a_version_label_openapi_and_status(served):
     assert status == 200 and json.loads(text)["stable"]["version"] == "v1"
 
 
+def test_metrics_carry_the_gauges_of_the_monitors_watching_the_deployment(served):
+    from plugins.monitoring.results import DRIFT, DriftResult, FeatureResult, RunResult, VersionResult
+    from plugins.monitoring.store import MonitorStore
+
+    url = outputs(served)["url"]
+    post(url + "/predict", GOOD)
+    drift = DriftResult(status=DRIFT, method="tabular", n=500, min_samples=100, threshold=0.01, features=[
+        FeatureResult(name="amount_mean_7d", kind="numeric", test="ks", p_val=1e-9, drift=True, n=500)])
+    mstore = MonitorStore.for_store(served.store)
+    for monitor, deployment in (("open-drift", "open-api"), ("other-drift", "guarded-api")):
+        mstore.record(RunResult(monitor=monitor, deployment=deployment, at="2026-03-01T00:00:00+00:00",
+                                window={"last": 1000}, versions=[VersionResult("fraud", "v1", drift)]))
+    deadline = time.monotonic() + 15  # the service keeps the gauges a few seconds between reads
+    while True:
+        status, metrics = get(url + "/metrics")
+        if "ml_monitor_status" in metrics or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200
+    assert 'ml_monitor_status{monitor="open-drift",deployment="open-api"} 1' in metrics
+    assert 'ml_monitor_feature_p_value{monitor="open-drift",model_version="v1",feature="amount_mean_7d"} 1e-09' in metrics
+    assert 'ml_monitor_window_rows{monitor="open-drift",model_version="v1"} 500' in metrics
+    assert "other-drift" not in metrics  # only the monitors of this deployment
+    assert "bentoml_" in metrics and "ml_predictions_total" in metrics  # BentoML's part is still there
+    assert metrics.count("# TYPE ml_monitor_status gauge") == 1
+
+
 def test_every_request_is_logged(served):
     url = outputs(served)["url"]
     status, body, _ = post(url + "/predict", dict(GOOD, request_id="log-check-1"))

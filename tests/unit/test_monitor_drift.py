@@ -168,6 +168,26 @@ def test_histograms_are_aggregates_in_the_reference_bins(tabular):
     assert sum(result.histograms[PREDICTION]) == 1000
 
 
+def test_histograms_of_a_matrix_count_as_one_column_at_a_time_with_infinities_in_the_end_bins():
+    from plugins.monitoring.schema import FeatureSchema, histogram, histograms
+
+    rng = np.random.default_rng(3)
+    features = [FeatureSchema(name=f"x{j}", kind="numeric", edges=list(np.linspace(-2, 2, 21))) for j in range(3)]
+    features += [FeatureSchema(name="seg", kind="categorical", categories=["a", "b"]),
+                 FeatureSchema(name="never", kind="numeric")]  # no edges: no bins
+    X = rng.normal(0, 2, (3000, 5))
+    X[::7, 1] = np.nan
+    X[:, 3] = rng.integers(0, 4, 3000)
+    X[:3, 0] = [np.inf, -np.inf, 1e300]
+    together = histograms(features, X)
+    assert together == {f.name: histogram(f, X[:, j]) for j, f in enumerate(features)}
+    assert sum(together["x1"]) == 3000 - len(range(0, 3000, 7))  # missing values are not counted
+    assert together["never"] == []
+    low = histogram(features[0], np.array([-np.inf, -5.0]))
+    high = histogram(features[0], np.array([np.inf, 1e300]))
+    assert low[0] == 2 and high[-1] == 2
+
+
 def test_method_ks_tests_numeric_features_only(tmp_path):
     bundle = bundle_for(tmp_path, method="ks")
     assert type(bundle.detector).__name__ == "KSDrift"
