@@ -72,6 +72,10 @@ def _print_result(out, result, verbose: bool) -> None:
                      + (" [red]decay[/red]" if m.decayed else "") for m in overall if m.value is not None]
             out.print(f"    performance on {perf.n} labelled rows: [{_STYLE.get(perf.status, '')}]{perf.status}[/]"
                       + (f" — {', '.join(parts)}" if parts else ""))
+            for m in perf.decayed_slices():
+                baseline = f" (validation {m.baseline:.4f})" if m.baseline is not None else ""
+                out.print(f"      slice {_esc(m.slice)}={_esc(m.segment)}: {m.metric} {m.value:.4f}{baseline} on "
+                          f"{m.n} rows [red]decay[/red]")
             for note in perf.notes:
                 out.print(f"    [yellow]{_esc(note)}[/yellow]")
     for note in result.notes:

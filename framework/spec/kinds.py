@@ -466,6 +466,9 @@ class GroundTruth(_Strict):
     ``join: entity`` matches on ``entity_keys`` and the nearest logged prediction within ``tolerance``
     of the label's ``timestamp_field``. ``max_decay``: the drop of a metric below the deployed
     version's validation value that counts as decay (default: 0.05 on the version's primary metric).
+    ``slice_decay``: ``act`` (default) — a slice segment with at least ``min_samples`` labelled rows whose
+    metric fell more than ``max_decay`` below the version's validation value for that segment is decay
+    and runs ``on_decay``; ``report`` — shown and stored, never acted on.
     """
 
     path: str  # relative to the project directory: parquet, csv or jsonl
@@ -482,6 +485,7 @@ class GroundTruth(_Strict):
     metrics: list[str] = Field(default_factory=list)  # default: the version's recorded metrics
     slices: list[str] = Field(default_factory=list)  # label-file columns, logged features or entity keys
     max_decay: dict[str, float] = Field(default_factory=dict)
+    slice_decay: Literal["act", "report"] = "act"
 
     @model_validator(mode="after")
     def _entity_join(self):

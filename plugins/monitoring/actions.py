@@ -58,9 +58,10 @@ def alert_line(result: RunResult) -> str:
         detail = ",".join(f"{_shown(f.name)}(p={_fmt_p(f.p_val)})" for f in drifted)
         if version.drift.method == "mmd" and version.drift.status == "drift":
             detail = detail or f"multivariate(p={_fmt_p(version.drift.p_val)})"
-        decayed = ",".join(f"{m.metric}={m.value:.4f}<{m.baseline:.4f}" for m in
-                           (version.performance.decayed() if version.performance else []) if m.value is not None
-                           and m.baseline is not None)
+        perf = version.performance
+        metrics = (perf.decayed() + perf.decayed_slices()) if perf else []
+        decayed = ",".join(f"{_metric_name(m)}={m.value:.4f}<{m.baseline:.4f}" for m in metrics
+                           if m.value is not None and m.baseline is not None)
         parts.append(f"version={version.model_version}")
         parts.append(f"rows={version.drift.n}")
         if detail:
@@ -68,6 +69,11 @@ def alert_line(result: RunResult) -> str:
         if decayed:
             parts.append(f"decay={decayed}")
     return " ".join(parts)
+
+
+def _metric_name(metric) -> str:
+    """``auc``, or for a slice segment ``auc[channel=pos]``."""
+    return f"{metric.metric}[{metric.slice}={metric.segment}]" if metric.slice else metric.metric
 
 
 def webhook_payload(result: RunResult) -> dict[str, Any]:
@@ -80,6 +86,9 @@ def webhook_payload(result: RunResult) -> dict[str, Any]:
             "p_values": {f.name: f.p_val for f in v.drift.features if f.p_val is not None},
             "decayed_metrics": {m.metric: {"value": m.value, "baseline": m.baseline}
                                 for m in (v.performance.decayed() if v.performance else [])},
+            "decayed_slices": [{"slice": m.slice, "segment": m.segment, "metric": m.metric, "value": m.value,
+                                "baseline": m.baseline, "rows": m.n}
+                               for m in (v.performance.decayed_slices() if v.performance else [])],
         } for v in result.versions],
     }
 

@@ -8,6 +8,7 @@ own exposition) or for `ml monitor metrics --serve PORT`, a small endpoint of it
 * ``ml_monitor_window_rows{monitor,model_version}``
 * ``ml_monitor_feature_p_value{monitor,model_version,feature}`` and ``ml_monitor_feature_drift{...}``
 * ``ml_monitor_performance{monitor,model_version,metric}`` and ``ml_monitor_performance_baseline{...}``
+* ``ml_monitor_slice_performance{monitor,model_version,metric,slice,segment}`` and ``ml_monitor_slice_decay{...}``
 * ``ml_monitor_last_run_timestamp_seconds{monitor}``
 
 Reads the state database only (no detector, no log): cheap enough for every scrape.
@@ -30,6 +31,8 @@ _HELP = {
     "ml_monitor_feature_drift": "Whether the feature drifted in the latest window (1/0).",
     "ml_monitor_performance": "Latest performance on delayed labels.",
     "ml_monitor_performance_baseline": "The model version's validation value of the metric.",
+    "ml_monitor_slice_performance": "Latest performance on delayed labels per slice segment.",
+    "ml_monitor_slice_decay": "Whether the slice segment's metric decayed in the latest run (1/0).",
     "ml_monitor_last_run_timestamp_seconds": "When the monitor last ran (Unix time).",
 }
 
@@ -68,6 +71,12 @@ def render_gauges(mstore, monitors: Iterable[str] | None = None, *, deployment: 
                 samples["ml_monitor_feature_drift"].append(_line("ml_monitor_feature_drift", labels, feature["drift"]))
         for metric in run["metrics"]:
             if metric["slice"]:
+                if metric["value"] is not None:
+                    labels = {"monitor": monitor, "model_version": metric["model_version"], "metric": metric["metric"],
+                              "slice": metric["slice"], "segment": metric["segment"]}
+                    samples["ml_monitor_slice_performance"].append(
+                        _line("ml_monitor_slice_performance", labels, metric["value"]))
+                    samples["ml_monitor_slice_decay"].append(_line("ml_monitor_slice_decay", labels, metric["decayed"]))
                 continue
             labels = {"monitor": monitor, "model_version": metric["model_version"], "metric": metric["metric"]}
             if metric["value"] is not None:

@@ -69,7 +69,12 @@ class PerformanceResult:
     notes: list[str] = field(default_factory=list)
 
     def decayed(self) -> list[MetricResult]:
+        """The overall metrics that decayed."""
         return [m for m in self.metrics if m.decayed and not m.slice]
+
+    def decayed_slices(self) -> list[MetricResult]:
+        """The slice segments whose metric decayed (acted on unless ``slice_decay: report``)."""
+        return [m for m in self.metrics if m.decayed and m.slice]
 
 
 @dataclass

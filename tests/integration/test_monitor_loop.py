@@ -271,6 +271,51 @@ def test_delayed_labels_reveal_concept_drift(tmp_path):
         made.close()
 
 
+SLICE_SPECS = monitor_specs(on_drift="[alert]", extra="""\
+    ground_truth: {path: data/feedback.parquet, label: label, min_samples: 100, last: 2000, slices: [channel],
+                   max_decay: {auc: 0.3}}
+    on_decay: [alert]
+    """)
+
+
+@pytest.mark.parametrize("mode", ["act", "report"])
+def test_a_decayed_slice_segment_acts_unless_reported(tmp_path, mode):
+    specs = SLICE_SPECS if mode == "act" else SLICE_SPECS.replace("max_decay: {auc: 0.3}}",
+                                                                   "max_decay: {auc: 0.3}, slice_decay: report}")
+    made = make_loop(tmp_path, specs=specs)
+    try:
+        version = made.registry.get("fraud", "v1")
+        assert set(version.lineage["slices"]["channel"]) == {"online", "pos"}  # validation values per segment
+        frame = load_reference(made.root, version, made.harness.store, predictions=False).frame
+        predict = load_predictor(version.bentoml_tag).predict
+        rows = traffic_frame(frame, 1200, seed=21)
+        ids = write_traffic(made.root, "fraud-api", rows, version="v1", predict=predict, features=FEATURES, seed=21)
+        scores = np.asarray(predict(rows[FEATURES]))  # outcomes drawn as the model expects them...
+        true = (np.random.default_rng(21).random(len(rows)) < scores).astype(int)
+        channel = np.where(np.arange(len(rows)) % 4 == 0, "pos", "online")  # a quarter of the traffic
+        labels = np.where(channel == "pos", 1 - true, true)  # in that segment the outcome now runs the other way
+        write_labels(made.root / "data" / "feedback.parquet", ids, labels.tolist(), channel=channel.tolist())
+        result, data = run_json(made, "--no-actions")
+        perf = data[0]["versions"][0]["performance"]
+        overall = [m for m in perf["metrics"] if not m["slice"]]
+        pos = [m for m in perf["metrics"] if (m["slice"], m["segment"], m["metric"]) == ("channel", "pos", "auc")]
+        assert overall and not any(m["decayed"] for m in overall), overall  # the whole still looks fine...
+        assert pos and pos[0]["decayed"] and pos[0]["n"] == 300, pos  # ...one segment does not
+        text = made.ml("monitor", "run")
+        if mode == "act":
+            assert result.exit_code == 3 and perf["status"] == "decay"
+            assert "slice channel=pos: auc" in text.output and "decay" in text.output
+            assert re.search(r"ALERT monitor=fraud-drift .*decay=auc\[channel=pos\]=0\.\d+<0\.\d+", text.output), text.output
+        else:
+            assert result.exit_code == 0 and perf["status"] == "ok", perf
+            assert "reported, not acted on" in text.output and "ALERT" not in text.output
+        gauges = made.ml("monitor", "metrics").stdout
+        assert re.search(r'ml_monitor_slice_decay\{monitor="fraud-drift",model_version="v1",metric="auc",'
+                         r'slice="channel",segment="pos"\} 1', gauges), gauges
+    finally:
+        made.close()
+
+
 # -- actions -----------------------------------------------------------------------------------------------------------
 
 RETRAIN_SPECS = monitor_specs(on_drift="[alert, retrain]")
