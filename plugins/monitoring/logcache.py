@@ -135,6 +135,7 @@ class LogColumns:
     n: int = 0
     segments: int = 0
     dropped_rows: int = 0  # unreadable lines and rows filtered out (errors, shadow)
+    no_nan: frozenset = frozenset()  # numeric columns known to hold no NaN (so encoders skip the test)
 
     def _plain(self, name: str):
         column = self.columns.get(name)
@@ -174,7 +175,7 @@ class LogColumns:
     def select(self, mask_or_index) -> "LogColumns":
         cols = {k: v[mask_or_index] for k, v in self.columns.items()}
         n = len(next(iter(cols.values()))) if cols else 0
-        return LogColumns(cols, n, self.segments, self.dropped_rows)
+        return LogColumns(cols, n, self.segments, self.dropped_rows, self.no_nan)  # rows of clean columns are clean
 
     def tail(self, count: int) -> "LogColumns":
         return self if self.n <= count else self.select(slice(self.n - count, self.n))
@@ -418,11 +419,33 @@ class _Opened:
         self.folder, self.meta, self.stamp = folder, meta, stamp
         self._blocks: dict[str, np.ndarray] = {}
         self._vocab: dict[str, np.ndarray] = {}
+        self._memo: dict[Any, Any] = {}
+
+    def no_nan(self) -> frozenset:
+        """The float columns of this segment without a NaN (counted once per process)."""
+        def count():
+            names = [name for name, kind, _ in self.meta["columns"] if kind == "f"]
+            if not names:
+                return frozenset()
+            holes = np.isnan(self.block("floats")).any(axis=0)
+            indices = {name: index for name, kind, index in self.meta["columns"] if kind == "f"}
+            return frozenset(name for name in names if not holes[indices[name]])
+
+        return self.memo("no_nan", count)
+
+    def memo(self, key, build):
+        """What ``build()`` returns, once per key for this (unchanging) cache: the columns a monitor asks
+        for and its usable-rows mask are the same run after run."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
 
     def block(self, name: str) -> np.ndarray:
         found = self._blocks.get(name)
         if found is None:
-            found = self._blocks[name] = np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            mapped = np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            found = self._blocks[name] = mapped.view(np.ndarray)  # the map stays alive as its base; plain
+            # ndarray slices skip np.memmap's per-slice bookkeeping (a window slices hundreds of times)
         return found
 
     def vocab(self, name: str) -> np.ndarray:
@@ -492,26 +515,30 @@ class _Segment:
                 out[name] = opened.block(f"t{index}")
         return out
 
-    def load(self, wanted) -> dict[str, Any]:
-        """The segment's columns (only those ``wanted(name)`` accepts, when cached and unchanged)."""
+    def load(self, wanted, key=None) -> tuple[dict[str, Any], "_Opened | None"]:
+        """The segment's columns (only those ``wanted(name)`` accepts, when cached and unchanged), and the
+        open cache they came from (None when the segment was parsed now). ``key`` names ``wanted`` for
+        the memo (None: not memoised)."""
         size = self.path.stat().st_size
         opened = self._opened()
         if opened is not None:
             meta = opened.meta
             try:
                 if meta["bytes"] == size or (meta["bytes"] < size and not self._grown_tail(meta["bytes"], size)):
-                    return self._unpack(opened, wanted)
+                    if key is None:
+                        return self._unpack(opened, wanted), opened
+                    return opened.memo(("columns", key), lambda: self._unpack(opened, wanted)), opened
                 if meta["bytes"] < size:
                     old = self._unpack(opened, lambda name: True)
                     tail, parsed_to = self._parse(meta["bytes"])
                     cols = _concat([old, tail], [meta["rows"], _rows(tail)])
                     self._save(cols, parsed_to)
-                    return {k: v for k, v in cols.items() if wanted(k)}
+                    return {k: v for k, v in cols.items() if wanted(k)}, None
             except (OSError, ValueError):  # replaced or pruned by another process while we read: parse
                 pass
         cols, parsed_to = self._parse(0)
         self._save(cols, parsed_to)
-        return {k: v for k, v in cols.items() if wanted(k)}
+        return {k: v for k, v in cols.items() if wanted(k)}, None
 
     def _grown_tail(self, start: int, size: int) -> bool:
         """Whether the bytes after ``start`` hold a complete new line (a partial one is parsed later)."""
@@ -621,22 +648,29 @@ def read_log(project_dir: Path, deployment: str, *, last: int | None = None, sin
             return True
         return name in wanted_names or name[:2] in wanted_names
 
+    key = None if wanted_names is None else tuple(sorted(wanted_names))
+
     segments = _segments(directory)
     with _GUARD:
         if cache is not None and cache.is_dir():
             _prune(cache, segments)
     parts: list[dict[str, np.ndarray]] = []
+    clean: list[frozenset] = []  # per part: float columns without NaN
     dropped, total = 0, 0
     since_s = since_us / 1e6 if since_us is not None else None
     for path in reversed(segments):  # newest first: "last N" stops early
         try:
             if since_s is not None and last is None and path.stat().st_mtime < since_s:
                 break  # every record of an older file was written (so stamped) before `since`
-            cols = _Segment(path, cache).load(wanted)
+            cols, opened = _Segment(path, cache).load(wanted, key)
         except FileNotFoundError:  # dropped by the writer's size cap while we read
             continue
         n = _rows(cols)
-        keep = _usable(cols, all_rows)
+        if opened is not None and not all_rows:
+            keep = opened.memo("usable", lambda: _usable(cols, False))
+        else:
+            keep = _usable(cols, all_rows)
+        clean.append(opened.no_nan() if opened is not None else frozenset())
         if since_us is not None:
             recent = cols["ts"] >= since_us
             keep = recent if keep is None else keep & recent
@@ -649,5 +683,7 @@ def read_log(project_dir: Path, deployment: str, *, last: int | None = None, sin
             break
     parts.reverse()
     merged = _concat(parts, [_rows(p) for p in parts], lazy=True) if parts else {}
-    out = LogColumns(merged, _rows(merged), segments=len(parts), dropped_rows=dropped)
+    no_nan = frozenset.intersection(*clean) if clean else frozenset()
+    out = LogColumns(merged, _rows(merged), segments=len(parts), dropped_rows=dropped,
+                     no_nan=frozenset(name for name in no_nan if all(name in part for part in parts)))
     return out.tail(last) if last is not None else out

@@ -196,10 +196,28 @@ def _codes(feature: FeatureSchema, text: np.ndarray) -> tuple[np.ndarray, dict[s
     return mapping[inverse] if len(uniq) else np.zeros(0), unseen, missing
 
 
+_TABLES: dict[tuple[int, int], tuple[FeatureSchema, np.ndarray, np.ndarray, dict]] = {}  # see _code_table
+_TABLES_KEPT = 256
+
+
+def _code_table(feature: FeatureSchema, vocab: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """(vocabulary index -> feature code, with -1 -> missing last; the unseen values). Log caches hand
+    out the same vocabulary array run after run, so the table is kept per (feature, vocabulary) object."""
+    key = (id(feature), id(vocab))
+    found = _TABLES.get(key)
+    if found is not None and found[0] is feature and found[1] is vocab:  # the ids were not reused
+        return found[2], found[3]
+    mapped, unseen_by_vocab, _ = _codes(feature, vocab.astype(str)) if len(vocab) else (np.zeros(0), {}, 0)
+    table = np.append(mapped, feature.missing_code).astype(np.float64)  # code -1 -> the last entry: missing
+    if len(_TABLES) >= _TABLES_KEPT:
+        _TABLES.clear()
+    _TABLES[key] = (feature, vocab, table, unseen_by_vocab)
+    return table, unseen_by_vocab
+
+
 def _vocab_codes(feature: FeatureSchema, cats: Categories) -> tuple[np.ndarray, dict[str, int], int]:
     """Dictionary-encoded logged values -> the feature's codes (one lookup per distinct value)."""
-    mapped, unseen_by_vocab, _ = _codes(feature, cats.vocab.astype(str)) if len(cats.vocab) else (np.zeros(0), {}, 0)
-    table = np.append(mapped, feature.missing_code).astype(np.float64)  # code -1 -> the last entry: missing
+    table, unseen_by_vocab = _code_table(feature, cats.vocab)
     codes = table[cats.codes]
     if not unseen_by_vocab:
         return codes, {}, int(np.count_nonzero(cats.codes < 0))
@@ -248,7 +266,8 @@ def encode_window(window: LogColumns, schema: Schema, *, extra: int = 0) -> Enco
     for j, feature in enumerate(schema.features):
         column = encoded.X[:, j]
         if feature.kind == "numeric" and window.copy_feature(feature.name, column):
-            if np.isnan(column.sum()):  # straight from the log's segments, one copy; a sum is the cheap NaN test
+            # Straight from the log's segments, one copy; the caches know which columns have no NaN.
+            if "f:" + feature.name not in window.no_nan and np.isnan(column.sum()):
                 encoded.missing[feature.name] = int(np.isnan(column).sum())
             continue
         column[:] = _encode_column(feature, window.feature(feature.name), window.n, encoded)

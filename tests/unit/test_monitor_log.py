@@ -124,3 +124,26 @@ def test_bad_timestamps_and_list_predictions(tmp_path):
     assert (log.get("ts") == NO_TS).all()
     assert log.get("prediction_class").tolist() == [1, -1]
     assert log.get("prediction")[0] == pytest.approx(0.7) and np.isclose(log.get("prediction")[1], 0.01)
+
+
+def test_columns_known_to_hold_no_nan_follow_the_segments_as_they_change(tmp_path):
+    from plugins.monitoring.schema import FeatureSchema, Schema, encode_window
+
+    directory = log_dir(tmp_path, "api")
+    directory.mkdir(parents=True)
+    (directory / "a.jsonl").write_text("".join(
+        json.dumps(record(i, features={"x": float(i), "y": None if i == 3 else 1.0})) + "\n" for i in range(6)))
+    time.sleep(0.01)
+    b = directory / "b.jsonl"
+    b.write_text("".join(json.dumps(record(i, features={"x": float(i), "y": 2.0})) + "\n" for i in range(6, 9)))
+    schema = Schema([FeatureSchema(name="x", kind="numeric"), FeatureSchema(name="y", kind="numeric")])
+    for parsed_now in (True, False):  # parsed (nothing known yet), then from the cache
+        log = read_log(tmp_path, "api", columns=["f:"])
+        assert log.no_nan == (frozenset() if parsed_now else {"f:x"})
+        assert encode_window(log, schema).missing == {"y": 1}
+    assert "f:y" in read_log(tmp_path, "api", last=3, columns=["f:"]).no_nan  # only segment b: clean
+    with open(b, "a") as handle:  # the newest segment grows a row without x
+        handle.write(json.dumps(record(9, features={"y": 2.0})) + "\n")
+    log = read_log(tmp_path, "api", columns=["f:"])
+    assert "f:x" not in log.no_nan
+    assert encode_window(log, schema).missing == {"x": 1, "y": 1}
