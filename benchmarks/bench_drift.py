@@ -20,9 +20,10 @@ Timed in pairs (each pair in a random order), one process:
           `detector.predict`, per-feature results and histograms, and the run stored in the state
           database (1 run, 1 check and 20 feature rows).
 
-Reported: best-of-N and median, the ratio ours / direct on the best runs (target <= 1.1) and the
-median of the pairs' ratios, and the breakdown of one `ours` run. Printed apart, not in the ratio: the same run with a cold log cache (every
-segment parsed from JSON again) and `ml monitor run` as a fresh process (imports included).
+Reported: best-of-N and median of each, the ratio ours / direct as the median of the pairs' ratios
+(target <= 1.1; `--strict` exits 1 when missed) and on the best runs, and the breakdown of one `ours`
+run. Printed apart, not in the ratio: the same run with a cold log cache (every segment parsed from
+JSON again) and `ml monitor run` as a fresh process (imports included).
 """
 
 from __future__ import annotations
@@ -225,12 +226,12 @@ def main() -> int:
                 (direct if which == "direct" else ours).append(timed(fn)[0])
         best_d, best_o = min(direct), min(ours)
         med_d, med_o = statistics.median(direct), statistics.median(ours)
-        ratio = best_o / best_d
         paired = statistics.median(o / d for o, d in zip(ours, direct))
+        ratio = paired  # the verdict: a ratio of two best runs swings with one lucky run on a shared machine
         print(f"\n{'':10}{'best':>10}{'median':>10}")
         print(f"{'direct':10}{best_d:>9.3f}s{med_d:>9.3f}s   alibi-detect TabularDrift.predict(X)")
         print(f"{'ours':10}{best_o:>9.3f}s{med_o:>9.3f}s   run_monitor (ml monitor run's code path)")
-        print(f"ratio ours/direct: {ratio:.3f} on best runs (median of {args.repeat} pairs {paired:.3f}); "
+        print(f"ratio ours/direct: {paired:.3f} (median of {args.repeat} pairs; best runs {best_o / best_d:.3f}); "
               f"target <= {TARGET} -> {'met' if ratio <= TARGET else 'MISSED'}")
         print(f"overhead per run: {(best_o - best_d) * 1000:.1f} ms on best runs")
 

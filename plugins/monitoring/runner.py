@@ -157,16 +157,23 @@ def _check(session: Session, record, spec, result: RunResult, now: datetime) -> 
     window = read_log(session.project.root, spec.deployment, last=spec.window.last,
                       since_us=_since_us(now, spec.window.duration), columns=columns)
     result.window.update(rows=window.n, skipped_rows=window.dropped_rows)
-    stamped = window.get("ts")[window.get("ts") != NO_TS] if window.n else []
-    if len(stamped):
-        result.window.update(start=_iso(int(stamped.min())), end=_iso(int(stamped.max())))
+    if window.n:
+        ts = window.get("ts")
+        first, last = int(ts.min()), int(ts.max())
+        if first == NO_TS and last != NO_TS:  # some rows without a time: the earliest of the others
+            first = int(ts[ts != NO_TS].min())
+        if last != NO_TS:
+            result.window.update(start=_iso(first), end=_iso(last))
     versions = window.categories("model_version") if window.n else None
-    labels = _labels(versions, served, registry, model, result)
+    single = versions is not None and len(versions.vocab) == 1 and int(versions.codes.min()) >= 0
+    labels = _labels(versions, served, registry, model, result, single=single)
     known = {v.label: v for v in served}
     for label in labels:
         version = known.get(label) or registry.get(model, label)
         rows = window
-        if versions is not None:
+        if single:  # every row answered by one version (the usual case): no mask to build
+            rows = window if versions.vocab[0] == label else window.select(slice(0, 0))
+        elif versions is not None:
             found = np.flatnonzero(versions.vocab == label)
             mask = versions.codes == (found[0] if len(found) else -2)
             rows = window if mask.all() else window.select(mask)
@@ -182,12 +189,16 @@ def _check(session: Session, record, spec, result: RunResult, now: datetime) -> 
         result.versions.append(checked)
 
 
-def _labels(versions, served, registry, model: str, result: RunResult) -> list[str]:
-    """The versions to check: every served one, and any other the window holds that the registry knows."""
+def _labels(versions, served, registry, model: str, result: RunResult, *, single: bool = False) -> list[str]:
+    """The versions to check: every served one, and any other the window holds that the registry knows.
+    ``single``: every row of the window names the one version of ``versions.vocab``."""
     labels = [v.label for v in served]
     if versions is None:
         return labels
-    counts = np.bincount(versions.codes + 1, minlength=len(versions.vocab) + 1)  # [no version, vocab...]
+    if single and str(versions.vocab[0]) in labels:
+        return labels
+    counts = (np.array([0, len(versions.codes)]) if single else  # [no version, vocab...]
+              np.bincount(versions.codes + 1, minlength=len(versions.vocab) + 1))
     for index, label in enumerate(versions.vocab.tolist()):
         if not counts[index + 1] or label in labels:
             continue
