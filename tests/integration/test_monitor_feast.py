@@ -1,6 +1,7 @@
 """The example monitor (specs/monitors/fraud-drift.yaml) on the example project's Feast features: the model
-trains through Feast, the monitor rebuilds the version's reference through the same Feast point-in-time
-join, and synthetic traffic drawn from it is checked (no drift), then shifted (drift named)."""
+trains through Feast's point-in-time join and saves its reference (a sample of that frame), the monitor
+builds its detector from it, and synthetic traffic drawn from it is checked (no drift), then shifted
+(drift named)."""
 
 from __future__ import annotations
 
