@@ -29,6 +29,14 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _reference_line(info) -> str:
+    """What was saved for monitors at training time (lineage ``reference``)."""
+    if not info:
+        return "–"
+    sampled = f", a seeded sample of {info.get('total', 0):,}" if info.get("sampled") else ""
+    return f"{info.get('rows', 0):,} training rows with predictions{sampled} ({_size(info.get('bytes'))})"
+
+
 def _size(n: Any) -> str:
     if not isinstance(n, (int, float)):
         return "–"
@@ -350,6 +358,7 @@ def _show(out, v, events) -> None:
                           f"(whole run {_fmt(lineage.get('apply_seconds'), 2)} s)"),
         ("rows", ", ".join(f"{k} {n}" for k, n in (lineage.get("rows") or {}).items()) or "–"),
         ("split", ", ".join(f"{k}: {val}" for k, val in (lineage.get("split") or {}).items()) or "–"),
+        ("monitor reference", _reference_line(lineage.get("reference"))),
         ("label", _esc(f"{(data.get('label') or {}).get('source', '?')}.{(data.get('label') or {}).get('column', '?')}")),
         ("features", _esc(", ".join(lineage.get("feature_refs") or []) or "–")),
         ("params", _esc(", ".join(f"{k}={val}" for k, val in sorted((lineage.get("params") or {}).items())))),
