@@ -5,6 +5,7 @@ the `ml models` commands and the provider contract suite."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -229,6 +230,7 @@ def test_cli_apply_fails_on_gates_and_models_commands_show_the_registry(project)
     assert shown.exit_code == 0 and "auc >= 0.99" in shown.output and "not saved: rejected" in shown.output
     shown = run_cli(["models", "show", "fraud"], cwd=project)
     assert "fraud v3" in shown.output and "Alias history" in shown.output and "Slice: channel" in shown.output
+    assert re.search(r"monitor reference\s+[\d,]+ training rows with predictions \([\d.]+ KB\)", shown.output)
     compared = run_cli(["models", "compare", "fraud:v1", "v3"], cwd=project)
     assert compared.exit_code == 0 and "params.num_leaves" in compared.output and "delta" in compared.output
     as_json = json.loads(run_cli(["models", "compare", "fraud:v1", "fraud:v3", "--json"], cwd=project).output)
