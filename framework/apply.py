@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from graphlib import TopologicalSorter
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from .contract import ApplyContext, ApplyRequest, DeleteRequest, RecordedResource, Resource
 from .errors import MLError, ProviderError
@@ -74,7 +74,8 @@ def _edges(changes: Mapping[str, Change], recorded: Mapping[str, RecordedResourc
 
 class _Walk:
     def __init__(self, plan, resources, store, registry, *, lock_id, run_id, project_dir, parallelism,
-                 keep_going, on_event):
+                 keep_going, on_event, trigger=None):
+        self.trigger = trigger
         self.changes = {c.address: c for c in plan.pending()}
         self.resources = resources
         self.store = store
@@ -98,7 +99,7 @@ class _Walk:
         return ApplyContext(
             address=change.address, project_dir=self.project_dir, upstream=upstream,
             on_progress=lambda address, message, fraction: self.on_event(Event("progress", address, "", message)),
-            on_checkpoint=self._checkpoint,
+            on_checkpoint=self._checkpoint, trigger=self.trigger,
         )
 
     def _checkpoint(self, address: str, outputs: Mapping) -> None:
@@ -242,12 +243,15 @@ def apply_plan(
     parallelism: int | None = None,
     keep_going: bool = False,
     on_event: Callable[[Event], None] | None = None,
+    trigger: Mapping[str, Any] | None = None,
 ) -> ApplyReport:
-    """Apply the plan's pending changes. The caller holds the lock and has checked serial/lineage."""
+    """Apply the plan's pending changes. The caller holds the lock and has checked serial/lineage.
+    ``trigger``: what started the apply when not a person (handed to providers as ``ctx.trigger``)."""
     run_id = store.begin_run(plan.operation, plan_id=plan.plan_id, lock_id=lock_id,
                              details={"env": plan.env, "overrides": list(plan.overrides), "targets": list(plan.targets)})
     walk = _Walk(plan, resources, store, registry, lock_id=lock_id, run_id=run_id, project_dir=project_dir,
-                 parallelism=parallelism or default_parallelism(), keep_going=keep_going, on_event=on_event)
+                 parallelism=parallelism or default_parallelism(), keep_going=keep_going, on_event=on_event,
+                 trigger=trigger)
     status = "failed"
     try:
         report = walk.walk()

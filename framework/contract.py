@@ -168,11 +168,15 @@ class ApplyContext:
         upstream: Mapping[str, RecordedResource] | None = None,
         on_progress: Callable[[str, str, float | None], None] | None = None,
         on_checkpoint: Callable[[str, Mapping[str, Any]], None] | None = None,
+        trigger: Mapping[str, Any] | None = None,
     ):
         self.address = address
         self.project_dir = project_dir
         self.env = env
         self.upstream: Mapping[str, RecordedResource] = upstream or {}
+        # Who started this apply when it was not a person: e.g. {"by": "monitor", "monitor": "fraud-drift",
+        # "action": "retrain"}. None for `ml apply`. Providers may adapt (a rollout after a retrain).
+        self.trigger: Mapping[str, Any] | None = dict(trigger) if trigger else None
         self._on_progress = on_progress
         self._on_checkpoint = on_checkpoint
 

@@ -362,6 +362,9 @@ class DeploymentRateLimit(_Strict):
     per: Literal["global", "api_key", "client"] = "global"
 
 
+AnalysisCheck = Literal["error_rate", "p99", "p99_ratio", "prediction_shift", "agreement"]
+
+
 class RolloutAnalysis(_Strict):
     """Checks of the candidate against stable, per step (Argo Rollouts / Flagger style).
 
@@ -370,7 +373,9 @@ class RolloutAnalysis(_Strict):
     Prediction shift: the two-sample Kolmogorov-Smirnov distance between candidate and stable predictions
     (counted only when also statistically significant). Agreement (shadow, blue_green): the share of
     mirrored requests whose predictions differ by at most ``agreement_tolerance``. ``dry_run``: metrics
-    reported but not enforced."""
+    reported but not enforced. ``retrain_dry_run``: also reported, not enforced, when a monitor's
+    ``retrain`` started the rollout (default: prediction shift — a model retrained after drift or decay is
+    meant to answer differently from the one it replaces; its gates judged it on fresh data)."""
 
     min_requests: int = Field(default=100, ge=1)
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
@@ -379,8 +384,8 @@ class RolloutAnalysis(_Strict):
     max_prediction_shift: float | None = Field(default=0.1, ge=0, le=1)
     min_agreement: float | None = Field(default=0.95, ge=0, le=1)
     agreement_tolerance: float = Field(default=0.05, ge=0)
-    dry_run: list[Literal["error_rate", "p99", "p99_ratio", "prediction_shift", "agreement"]] = Field(
-        default_factory=list)
+    dry_run: list[AnalysisCheck] = Field(default_factory=list)
+    retrain_dry_run: list[AnalysisCheck] = Field(default_factory=lambda: ["prediction_shift"])
 
 
 class DeploymentRollout(_Strict):

@@ -309,10 +309,23 @@ class DeploymentApply:
         self.outputs["rollout"] = None
         self.ctx.progress(f"dropped the unfinished rollout of {pending.get('candidate', {}).get('version')}: {why}")
 
+    def _rollout_settings(self):
+        """The spec's rollout; when a monitor's retrain started this apply, with ``retrain_dry_run`` added
+        to the checks that are reported but not enforced."""
+        rollout = self.spec.rollout
+        trigger = self.ctx.trigger or {}
+        relaxed = sorted(set(rollout.analysis.retrain_dry_run) - set(rollout.analysis.dry_run))
+        if trigger.get("action") != "retrain" or not relaxed:
+            return rollout
+        self.ctx.progress(f"started by monitor.{trigger.get('monitor')}'s retrain: {', '.join(relaxed)} reported, "
+                          "not enforced (rollout.analysis.retrain_dry_run)")
+        analysis = rollout.analysis.model_copy(update={"dry_run": list(rollout.analysis.dry_run) + relaxed})
+        return rollout.model_copy(update={"analysis": analysis})
+
     def _roll_out(self, wanted: Mapping[str, Any], resume: Mapping[str, Any] | None = None) -> str:
         from framework.rollout import RolloutState, run_rollout
 
-        rollout = self.spec.rollout
+        rollout = self._rollout_settings()
         stable = dict(self.outputs["stable"])
         if resume is not None:
             state = RolloutState.from_dict(resume)

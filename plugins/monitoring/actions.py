@@ -157,7 +157,7 @@ def _unreviewed(change) -> str | None:
     return None
 
 
-def _plan_and_apply(project, plugins, targets, lock_operation: str, *, check, env, overrides, echo):
+def _plan_and_apply(project, plugins, targets, lock_operation: str, *, check, env, overrides, echo, trigger=None):
     """Plan ``targets`` under the lock, let ``check(plan)`` veto (returns a skip/refusal outcome), apply."""
     from framework.apply import apply_plan
     from framework.locking import held_lock
@@ -172,7 +172,7 @@ def _plan_and_apply(project, plugins, targets, lock_operation: str, *, check, en
             if veto is not None:
                 return veto, None
             report = apply_plan(plan, resources_for(plan, loaded), store, plugins, lock_id=lock.id,
-                                project_dir=project.root, on_event=_event_printer(echo))
+                                project_dir=project.root, on_event=_event_printer(echo), trigger=trigger)
             return None, report
     finally:
         store.close()
@@ -206,7 +206,8 @@ def retrain(project, plugins, spec, version, *, env=None, overrides=(), echo=pri
 
     try:
         veto, report = _plan_and_apply(project, plugins, targets, "monitor retrain", check=check, env=env,
-                                       overrides=overrides, echo=echo)
+                                       overrides=overrides, echo=echo,
+                                       trigger={"by": "monitor", "monitor": spec.name, "action": "retrain"})
     except MLError as exc:
         return ActionOutcome("retrain", FAILED, str(exc).splitlines()[0])
     if veto is not None:

@@ -20,11 +20,11 @@ from plugins.training.testing import feature_providers, write_data, write_projec
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 
-# A model retrained after drift answers the drifted inputs differently by design, so a prediction-shift
-# check against the stale model would hold back exactly the version the loop wants (measured: KS 0.65);
-# errors and latency still gate the canary.
+# The canary checks errors, p99 and the prediction shift; the shift is reported, not enforced, when the
+# monitor's retrain started the rollout (rollout.analysis.retrain_dry_run): a model retrained after drift
+# answers the drifted inputs differently by design (measured here: KS ~0.65 against the stale model).
 CANARY = ("{strategy: canary, steps: [50, 100], interval: 1s, max_wait: 20s, "
-          "analysis: {min_requests: 30, max_error_rate: 0.01, max_p99_ms: 1000, max_prediction_shift: null}}")
+          "analysis: {min_requests: 30, max_error_rate: 0.01, max_p99_ms: 1000, max_prediction_shift: 0.1}}")
 MONITOR = """\
 kind: Monitor
 name: fraud-drift
@@ -81,6 +81,10 @@ def test_drift_seen_by_the_service_retrains_through_gates_and_a_canary(loop):
     assert re.search(r"action retrain: succeeded trained fraud:v2 \(accepted, aliases: [a-z, ]*production",
                      result.output), result.output
     assert load.failed == 0, load.errors
+    assert "started by monitor.fraud-drift's retrain: prediction_shift reported, not enforced" in result.output
+    # measured, shown, never the reason to stop (a shift this large fails a person's `ml apply`)
+    assert re.search(r"prediction_shift KS [\d.]+ \(max 0\.1[^)]*\) \[(ok|fail \(dry run\))\]", result.output), \
+        result.output
 
     v2 = ModelRegistry.for_project(root).get("fraud", "v2")
     assert {g["gate"]: g["status"] for g in v2.gates} == {"auc >= 0.6": "passed",
