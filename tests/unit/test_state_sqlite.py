@@ -478,3 +478,27 @@ def test_sqlite_uses_wal(store, db_path: Path):
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+def test_switching_a_new_file_to_wal_retries_while_another_process_holds_it():
+    import sqlite3
+
+    from framework.state.sql import _enable_wal
+
+    class Cursor:  # SQLite's immediate "database is locked" (no busy handler) twice, then the switch
+        def __init__(self, failures, message="database is locked"):
+            self.failures, self.message, self.calls = failures, message, 0
+
+        def execute(self, sql):
+            self.calls += 1
+            assert sql == "PRAGMA journal_mode = WAL"
+            if self.calls <= self.failures:
+                raise sqlite3.OperationalError(self.message)
+
+    cursor = Cursor(2)
+    _enable_wal(cursor)
+    assert cursor.calls == 3
+    other = Cursor(1, "disk I/O error")  # anything else is not waited out
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _enable_wal(other)
+    assert other.calls == 1
