@@ -183,7 +183,7 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
     task = str(model_spec.get("task") or "binary")
     artifact_features, artifact_categorical = version_features(version, model_spec)
     notes: list[str] = []
-    saved = None if path else _saved(version, features or artifact_features, max_rows, seed)
+    saved, not_saved = (None, None) if path else _saved(version, features or artifact_features, max_rows, seed)
     if path:
         frame, total, sampled = _file_frame(project_dir, path, max_rows, seed)
         source = path
@@ -192,9 +192,8 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
         source = f"training frame of {version.ref} (saved at training)"
     else:
         frame, total, sampled, notes, _ = _training_frame(project_dir, version, store, max_rows, seed)
-        if version.bentoml_tag:
-            notes.append(f"{version.ref} was trained before references were saved with models: its reference "
-                         "was rebuilt from the data")
+        if not_saved:
+            notes.append(not_saved)
         source = f"training frame of {version.ref}"
     model_features = artifact_features or [c for c in frame.columns if c != PREDICTION_COLUMN]
     wanted = list(features) if features else list(model_features)
@@ -220,19 +219,24 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
 
 def _saved(version, features: list[str], max_rows: int, seed: int):
     """The reference saved with the version's artifact (:mod:`plugins.training.training_reference`),
-    sampled to ``max_rows``: (frame, total, sampled, predictions, prediction kind, notes), or None when
-    there is none or it lacks a watched feature (then the training frame is rebuilt)."""
+    sampled to ``max_rows``: ((frame, total, sampled, predictions, prediction kind, notes), None), or
+    (None, why) when there is none to use (then the training frame is rebuilt and ``why`` noted)."""
     if not version.bentoml_tag:
-        return None
-    from plugins.training.artifacts import artifact_dir
+        return None, None
+    from plugins.training.artifacts import artifact_dir, model_exists
     from plugins.training.training_reference import load_saved_reference
 
     found = load_saved_reference(artifact_dir(version.bentoml_tag), features or None)
+    rebuilt = "its reference was rebuilt from the data"
     if found is None:
-        return None
+        if not model_exists(version.bentoml_tag):
+            return None, None  # the artifact is gone: said where prediction drift is turned off
+        return None, f"{version.ref} was trained before references were saved with models: {rebuilt}"
     frame, info = found
-    if any(f not in frame.columns for f in features or ()) or PREDICTION_COLUMN not in frame.columns:
-        return None
+    lacking = [f for f in features or () if f not in frame.columns]
+    if lacking or PREDICTION_COLUMN not in frame.columns:
+        what = f"no column {lacking[0]!r}" if lacking else "no predictions"
+        return None, f"the reference saved with {version.ref} has {what}: {rebuilt}"
     total = int(info.get("total") or len(frame))
     notes: list[str] = []
     frame, sampled = _sample(frame, max_rows, seed)
@@ -240,7 +244,7 @@ def _saved(version, features: list[str], max_rows: int, seed: int):
     frame = frame.reset_index(drop=True)
     preds = frame.pop(PREDICTION_COLUMN).to_numpy()
     kind = str(info.get("prediction_kind") or ("categorical" if preds.dtype.kind in "iu" else "numeric"))
-    return frame, total, sampled, preds, kind, notes
+    return (frame, total, sampled, preds, kind, notes), None
 
 
 def _predict(version, frame, features: list[str], task: str):

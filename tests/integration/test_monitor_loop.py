@@ -220,6 +220,10 @@ def test_the_reference_is_saved_at_training_and_outlives_changed_data(loop):
     pd.testing.assert_frame_equal(again.frame, saved.frame)
     assert again.total == 2000 and not again.notes
 
+    wider = load_reference(loop.root, version, loop.harness.store, features=FEATURES + ["customer_id"], predictions=False)
+    assert "customer_id" in wider.frame.columns  # a watched column the model does not use: the frame is rebuilt
+    assert any("the reference saved with fraud:v1 has no column 'customer_id'" in n for n in wider.notes), wider.notes
+
     (artifact_dir(version.bentoml_tag) / REFERENCE_FILE).unlink()  # a version from before references were saved
     rebuilt = load_reference(loop.root, version, loop.harness.store)
     assert rebuilt.total == 2400 and rebuilt.source == "training frame of fraud:v1"
