@@ -314,36 +314,30 @@ class ModelRegistry(SideTables):
         import sqlalchemy as sa
 
         number = parse_version(version)
-        v = self._versions
         with self._tx() as conn:
-            row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == number)).first()
-            if row is None:
-                return None
-            aliases: dict[int, list[str]] = {}
-            for alias, n in self._alias_map(conn, model).items():
-                aliases.setdefault(n, []).append(alias)
-            return self._row(row, aliases)
+            return self._version(conn, model, number, self._alias_map(conn, model))
+
+    def _version(self, conn, model: str, number: int, alias_map: Mapping[str, int]) -> ModelVersion | None:
+        import sqlalchemy as sa
+
+        v = self._versions
+        row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == number)).first()
+        if row is None:
+            return None
+        aliases: dict[int, list[str]] = {}
+        for alias, n in alias_map.items():
+            aliases.setdefault(n, []).append(alias)
+        return self._row(row, aliases)
 
     def aliases(self, model: str) -> dict[str, int]:
         with self._tx() as conn:
             return self._alias_map(conn, model)
 
     def alias(self, model: str, alias: str) -> ModelVersion | None:
-        import sqlalchemy as sa
-
-        v = self._versions
         with self._tx() as conn:  # one transaction: monitors resolve the served version on every run
             names = self._alias_map(conn, model)
             number = names.get(alias)
-            if number is None:
-                return None
-            row = conn.execute(sa.select(v).where(v.c.model == model, v.c.version == number)).first()
-            if row is None:
-                return None
-            aliases: dict[int, list[str]] = {}
-            for name, n in names.items():
-                aliases.setdefault(n, []).append(name)
-            return self._row(row, aliases)
+            return self._version(conn, model, number, names) if number is not None else None
 
     def resolve(self, ref: str) -> ModelVersion:
         """``fraud`` (its production version), ``fraud@candidate``, ``fraud:v3`` -> the version."""

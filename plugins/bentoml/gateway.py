@@ -82,7 +82,6 @@ class Gateway:
             return await _respond(send, 200 if runtime else 503, runtime.status() if runtime else {"ready": False})
         return await self.app(scope, receive, send)
 
-
     async def _metrics(self, scope, receive, send):
         """BentoML's ``/metrics`` with the gauges of this deployment's monitors appended."""
         start: dict[str, Any] = {}

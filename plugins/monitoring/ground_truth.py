@@ -195,10 +195,11 @@ def evaluate(log: LogColumns, labels, gt, *, task: str, version) -> PerformanceR
                                            decayed=_decayed(name, values.get(name), baseline.get(name),
                                                             allowed.get(name))))
     result.metrics.extend(_slices(joined, gt, task, names, y, scores, version, allowed))
-    slices_act = getattr(gt, "slice_decay", "act") == "act"
-    result.status = DECAY if result.decayed() or (slices_act and result.decayed_slices()) else OK
-    if result.decayed_slices() and not slices_act:
-        result.notes.append(f"{len(result.decayed_slices())} slice segment(s) decayed: reported, not acted on "
+    slices = result.decayed_slices()
+    acted = slices if gt.slice_decay == "act" else []
+    result.status = DECAY if result.decayed() or acted else OK
+    if slices and not acted:
+        result.notes.append(f"{len(slices)} slice segment(s) decayed: reported, not acted on "
                             "(ground_truth.slice_decay: report)")
     return result
 

@@ -417,19 +417,14 @@ class _Opened:
 
     def __init__(self, folder: Path, meta: Mapping[str, Any], stamp: tuple):
         self.folder, self.meta, self.stamp = folder, meta, stamp
-        self._blocks: dict[str, np.ndarray] = {}
-        self._vocab: dict[str, np.ndarray] = {}
         self._memo: dict[Any, Any] = {}
 
     def no_nan(self) -> frozenset:
         """The float columns of this segment without a NaN (counted once per process)."""
         def count():
-            names = [name for name, kind, _ in self.meta["columns"] if kind == "f"]
-            if not names:
-                return frozenset()
-            holes = np.isnan(self.block("floats")).any(axis=0)
-            indices = {name: index for name, kind, index in self.meta["columns"] if kind == "f"}
-            return frozenset(name for name in names if not holes[indices[name]])
+            floats = [(name, index) for name, kind, index in self.meta["columns"] if kind == "f"]
+            holes = np.isnan(self.block("floats")).any(axis=0) if floats else None
+            return frozenset(name for name, index in floats if not holes[index])
 
         return self.memo("no_nan", count)
 
@@ -441,18 +436,13 @@ class _Opened:
         return self._memo[key]
 
     def block(self, name: str) -> np.ndarray:
-        found = self._blocks.get(name)
-        if found is None:
-            mapped = np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-            found = self._blocks[name] = mapped.view(np.ndarray)  # the map stays alive as its base; plain
-            # ndarray slices skip np.memmap's per-slice bookkeeping (a window slices hundreds of times)
-        return found
+        # The map stays alive as the view's base; plain ndarray slices skip np.memmap's per-slice
+        # bookkeeping (a window slices hundreds of times).
+        return self.memo(("block", name), lambda: np.load(self.folder / f"{name}.npy", mmap_mode="r",
+                                                          allow_pickle=False).view(np.ndarray))
 
     def vocab(self, name: str) -> np.ndarray:
-        found = self._vocab.get(name)
-        if found is None:
-            found = self._vocab[name] = np.array(self.meta["vocab"][name], dtype=str)
-        return found
+        return self.memo(("vocab", name), lambda: np.array(self.meta["vocab"][name], dtype=str))
 
 
 class _Segment:
@@ -683,7 +673,6 @@ def read_log(project_dir: Path, deployment: str, *, last: int | None = None, sin
             break
     parts.reverse()
     merged = _concat(parts, [_rows(p) for p in parts], lazy=True) if parts else {}
-    no_nan = frozenset.intersection(*clean) if clean else frozenset()
-    out = LogColumns(merged, _rows(merged), segments=len(parts), dropped_rows=dropped,
-                     no_nan=frozenset(name for name in no_nan if all(name in part for part in parts)))
+    no_nan = frozenset.intersection(*clean) & merged.keys() if clean else frozenset()  # of the columns read
+    out = LogColumns(merged, _rows(merged), segments=len(parts), dropped_rows=dropped, no_nan=frozenset(no_nan))
     return out.tail(last) if last is not None else out

@@ -24,7 +24,7 @@ from typing import Any
 
 from framework.errors import MLError, did_you_mean
 
-PREDICTION_COLUMN = "__prediction__"  # as plugins.training.training_reference writes it (not imported: pandas-free)
+from plugins.training.training_reference import PREDICTION_COLUMN  # a light module: pandas loads on use
 
 __all__ = ["Reference", "ReferenceError", "load_reference", "served_versions", "version_features"]
 
@@ -188,7 +188,7 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
         frame, total, sampled = _file_frame(project_dir, path, max_rows, seed)
         source = path
     elif saved is not None:
-        frame, total, sampled, saved_preds, saved_kind, notes = saved
+        frame, total, sampled, saved_preds, saved_kind = saved
         source = f"training frame of {version.ref} (saved at training)"
     else:
         frame, total, sampled, notes, _ = _training_frame(project_dir, version, store, max_rows, seed)
@@ -219,7 +219,7 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
 
 def _saved(version, features: list[str], max_rows: int, seed: int):
     """The reference saved with the version's artifact (:mod:`plugins.training.training_reference`),
-    sampled to ``max_rows``: ((frame, total, sampled, predictions, prediction kind, notes), None), or
+    sampled to ``max_rows``: ((frame, total, sampled, predictions, prediction kind), None), or
     (None, why) when there is none to use (then the training frame is rebuilt and ``why`` noted)."""
     if not version.bentoml_tag:
         return None, None
@@ -238,13 +238,12 @@ def _saved(version, features: list[str], max_rows: int, seed: int):
         what = f"no column {lacking[0]!r}" if lacking else "no predictions"
         return None, f"the reference saved with {version.ref} has {what}: {rebuilt}"
     total = int(info.get("total") or len(frame))
-    notes: list[str] = []
     frame, sampled = _sample(frame, max_rows, seed)
     sampled = sampled or bool(info.get("sampled"))  # saved as a sample of a larger training frame
     frame = frame.reset_index(drop=True)
     preds = frame.pop(PREDICTION_COLUMN).to_numpy()
     kind = str(info.get("prediction_kind") or ("categorical" if preds.dtype.kind in "iu" else "numeric"))
-    return (frame, total, sampled, preds, kind, notes), None
+    return (frame, total, sampled, preds, kind), None
 
 
 def _predict(version, frame, features: list[str], task: str):
