@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_cli_startup.py [--runs 15] [--resources 100] [--strict]
 
 Every measurement is a fresh process (wall clock, median and min of --runs, after one warm-up run
-that fills the OS file cache): `python -c pass` (the floor), `python -c "import framework.cli.main"`,
+that fills the OS file cache): `python -c pass` (the floor), `python -c "import ml_framework.cli.main"`,
 `ml --help`, `ml --version` and `ml validate specs` on a generated project of --resources resources
 (benchmarks/generate_project.py, in-memory backend via a local plugin). It prints each figure, its
 ratio to the floor, and, for `ml --help` and `ml validate`, how many modules were imported
@@ -41,7 +41,7 @@ WRAPPER = """\
 import atexit, json, os, sys
 atexit.register(lambda: open(os.environ["ML_BENCH_MODULES"], "w").write(json.dumps(sorted(sys.modules))))
 sys.argv = ["ml"] + sys.argv[1:]
-from framework.cli.main import run
+from ml_framework.cli.main import run
 run()
 """
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         generate(project, args.resources)
         commands = {
             "python -c pass": [PYTHON, "-c", "pass"],
-            "python -c 'import framework.cli.main'": [PYTHON, "-c", "import framework.cli.main"],
+            "python -c 'import ml_framework.cli.main'": [PYTHON, "-c", "import ml_framework.cli.main"],
             "ml --help": [ML, "--help"],
             "ml --version": [ML, "--version"],
             f"ml validate specs ({args.resources} resources)": [ML, "validate", "specs"],

@@ -101,11 +101,11 @@ def population(n: int, features: int, seed: int):
 def setup(root: Path, rows: int, features: int, reference: int, window: int | None = None):
     """The project, applied, with ``rows`` requests in the log (none when 0); the monitor's window is
     ``window`` rows (default ``rows``)."""
-    from framework.registry import ACCEPTED, ModelRegistry
-    from framework.testing import InMemoryProvider
-    from framework.testing.harness import Harness
-    from plugins.alibi_detect import AlibiDetectProvider
-    from plugins.monitoring.testing import write_traffic
+    from ml_framework.plugins.models.registry import ACCEPTED, ModelRegistry
+    from ml_framework.testing import InMemoryProvider
+    from ml_framework.testing.harness import Harness
+    from ml_framework.plugins.alibi_detect import AlibiDetectProvider
+    from ml_framework.plugins.monitoring.testing import write_traffic
 
     (root / "specs").mkdir(parents=True)
     (root / "data").mkdir()
@@ -141,11 +141,11 @@ def breakdown(session, name: str) -> dict[str, float]:
     """One run of the same steps, timed one by one."""
     import numpy as np
 
-    from framework.spec.kinds import Monitor
-    from plugins.monitoring.logcache import read_log
-    from plugins.monitoring.reference import served_versions
-    from plugins.monitoring.results import RunResult, VersionResult
-    from plugins.monitoring.runner import _settings
+    from ml_framework.spec.kinds import Monitor
+    from ml_framework.plugins.monitoring.logcache import read_log
+    from ml_framework.plugins.monitoring.reference import served_versions
+    from ml_framework.plugins.monitoring.results import RunResult, VersionResult
+    from ml_framework.plugins.monitoring.runner import _settings
 
     out = {}
     t = time.perf_counter()
@@ -184,9 +184,9 @@ def main() -> int:
 
     import numpy as np
 
-    from plugins.monitoring.logcache import cache_dir, read_log
-    from plugins.monitoring.runner import Session, run_monitor
-    from plugins.monitoring.schema import encode_window
+    from ml_framework.plugins.monitoring.logcache import cache_dir, read_log
+    from ml_framework.plugins.monitoring.runner import Session, run_monitor
+    from ml_framework.plugins.monitoring.schema import encode_window
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-drift-"))
     try:
@@ -201,8 +201,8 @@ def main() -> int:
         print(f"first run (cold cache, detector loaded): status {first.status}, {first.duration_s:.3f}s")
 
         provider = harness.registry.get("alibi-detect")
-        from framework.registry import ModelRegistry
-        from framework.spec.kinds import Monitor
+        from ml_framework.plugins.models.registry import ModelRegistry
+        from ml_framework.spec.kinds import Monitor
 
         spec = Monitor.model_validate(dict(harness.store.get("monitor.drift").spec))
         version = ModelRegistry.for_store(harness.store).resolve("fraud")

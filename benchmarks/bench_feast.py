@@ -52,16 +52,16 @@ def _project(base: Path, name: str, data: Path) -> Path:
 
 
 def _specs():
-    from framework.spec.compose import compose
-    from framework.spec.validate import validate_specs
+    from ml_framework.spec.compose import compose
+    from ml_framework.spec.validate import validate_specs
 
     return {v.spec.address: (v.spec.kind, v.spec.name, v.spec.model_dump(mode="json"))
             for v in validate_specs(compose(ROOT / "specs"))}
 
 
 def _ours(root: Path, specs) -> tuple[float, dict]:
-    from framework.contract import ApplyContext, ApplyRequest, Resource
-    from plugins.feast import FeastProvider
+    from ml_framework.contract import ApplyContext, ApplyRequest, Resource
+    from ml_framework.plugins.feast import FeastProvider
 
     provider = FeastProvider()
     provider.configure(root, {})
@@ -85,7 +85,7 @@ def _direct(root: Path, start: datetime) -> float:
     from feast.data_format import ParquetFormat
     from feast.types import Float32, Int64
 
-    from plugins.feast.repo import new_feature_store
+    from ml_framework.plugins.feast.repo import new_feature_store
 
     store = new_feature_store(root / "feature_repo")
     customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64)
@@ -135,9 +135,9 @@ def bench_materialize(base: Path, data: Path, rounds: int) -> Path:
 
 def _breakdown(root: Path, specs) -> None:
     """Where our extra time goes: the data contract alone, on the same file."""
-    from framework.spec.kinds import FeatureView
-    from plugins.feast.contracts import validate
-    from plugins.feast.handlers import FeatureViewHandler
+    from ml_framework.spec.kinds import FeatureView
+    from ml_framework.plugins.feast.contracts import validate
+    from ml_framework.plugins.feast.handlers import FeatureViewHandler
 
     spec = FeatureView.model_validate(specs[f"featureview.{VIEW}"][2])
     source = {"name": VIEW, "timestamp_field": "event_ts", "created_timestamp_column": ""}
@@ -154,7 +154,7 @@ def _breakdown(root: Path, specs) -> None:
 def bench_online(repo: Path, calls: int) -> None:
     import pyarrow.parquet as pq
 
-    from plugins.feast.online import feature_store, fetch_online_features
+    from ml_framework.plugins.feast.online import feature_store, fetch_online_features
 
     store = feature_store(repo)  # the same object our helper caches
     ids = pq.read_table(repo.parent / "data" / f"{VIEW}.parquet", columns=["customer_id"])["customer_id"]

@@ -11,7 +11,7 @@ views and models, all on the in-memory backend) and measures, in this one proces
       model_validate of the same files, no locations, no backend phase, no graph;
   (b) plan against an empty state (everything is a create), no refresh, plus rendering it as text;
       side by side with a raw baseline: canonical JSON + sha256 of every validated spec;
-  (c) apply of everything through framework.testing.Harness (SQLite state, InMemoryProvider);
+  (c) apply of everything through ml_framework.testing.Harness (SQLite state, InMemoryProvider);
   (d) plan against the converged state, refresh off and refresh on (every resource read back);
   (e) a second apply right after the converged one: the provider's apply count must not move;
   (f) the real CLI end to end, `ml plan --no-refresh` in a subprocess (median of --cli-repeat runs),
@@ -45,20 +45,20 @@ import yaml  # noqa: E402
 
 from generate_project import generate  # noqa: E402
 
-from framework.graph import build_graph, canonical_json, digest  # noqa: E402
-from framework.operations import load_specs, make_plan  # noqa: E402
-from framework.plan.model import CREATE, NOOP  # noqa: E402
-from framework.plan.render_text import render_text  # noqa: E402
-from framework.spec.compose import compose  # noqa: E402
-from framework.spec.kinds import KINDS  # noqa: E402
-from framework.spec.validate import validate_specs  # noqa: E402
-from framework.testing import InMemoryProvider  # noqa: E402
-from framework.testing.harness import Harness  # noqa: E402
+from ml_framework.graph import build_graph, canonical_json, digest  # noqa: E402
+from ml_framework.operations import load_specs, make_plan  # noqa: E402
+from ml_framework.plan.model import CREATE, NOOP  # noqa: E402
+from ml_framework.plan.render_text import render_text  # noqa: E402
+from ml_framework.spec.compose import compose  # noqa: E402
+from ml_framework.spec.kinds import KINDS  # noqa: E402
+from ml_framework.spec.validate import validate_specs  # noqa: E402
+from ml_framework.testing import InMemoryProvider  # noqa: E402
+from ml_framework.testing.harness import Harness  # noqa: E402
 
 ML = Path(sys.executable).with_name("ml")
 PLAN_TARGETS = {1000: 1.0, 10000: 10.0}  # `ml plan` (no refresh) must finish under these many seconds
 LINEAR_LIMIT = 1.5  # a phase scales linearly if t(kN)/t(N) <= 1.5 k (a quadratic step gives ~k^2)
-CLI_GC_THRESHOLD = (100_000, 50, 100)  # what framework.cli.main.run() sets for the `ml` process
+CLI_GC_THRESHOLD = (100_000, 50, 100)  # what ml_framework.cli.main.run() sets for the `ml` process
 _CLOCK = time.perf_counter
 
 

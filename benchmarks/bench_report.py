@@ -69,10 +69,10 @@ def main() -> int:
 
     import bench_drift
 
-    from framework.prediction_log import log_dir
-    from plugins.monitoring.logcache import cache_dir
-    from plugins.monitoring.report import build_report
-    from plugins.monitoring.runner import Session, run_monitor
+    from ml_framework.plugins.serving.prediction_log import log_dir
+    from ml_framework.plugins.monitoring.logcache import cache_dir
+    from ml_framework.plugins.monitoring.report import build_report
+    from ml_framework.plugins.monitoring.runner import Session, run_monitor
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-report-"))
     try:

@@ -246,7 +246,7 @@ def wait_ready(url: str, timeout: float = 90.0, path: str = "/readyz") -> None:
 
 class Process:
     def __init__(self, command: list[str], cwd: Path, url: str, ready_path: str = "/readyz"):
-        from plugins.bentoml.process import _environment
+        from ml_framework.plugins.bentoml.process import _environment
 
         self.log = open(cwd / "server.log", "ab")
         self.proc = subprocess.Popen(command, cwd=cwd, env=_environment(), stdout=self.log, stderr=subprocess.STDOUT,
@@ -272,7 +272,7 @@ class Process:
 
 
 def deploy(root: Path, harness, name: str, serving: str = "", extra: str = "", rollout: str = "{strategy: recreate}"):
-    from plugins.bentoml.testing import deployment_spec, free_port
+    from ml_framework.plugins.bentoml.testing import deployment_spec, free_port
 
     (root / "specs" / f"deploy-{name}.yaml").write_text(
         deployment_spec(name, port=free_port(), serving=serving, rollout=rollout, extra=extra))
@@ -282,7 +282,7 @@ def deploy(root: Path, harness, name: str, serving: str = "", extra: str = "", r
 
 
 def model_schema(tag: str) -> dict:
-    from plugins.training.artifacts import artifact_dir
+    from ml_framework.plugins.models.artifacts import artifact_dir
 
     schema = json.loads((artifact_dir(tag) / "ml_model.json").read_text())
     return {"features": schema["features"],
@@ -312,7 +312,7 @@ def best_of(runs: list[dict]) -> dict:
 
 
 def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
-    from plugins.bentoml.testing import free_port, raw_payloads
+    from ml_framework.plugins.bentoml.testing import free_port, raw_payloads
 
     bodies = [json.dumps(p) for p in raw_payloads(64, seed=1)]
     schema = model_schema(tag)
@@ -372,7 +372,7 @@ def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
 
 
 def bench_batching(args, work: Path, harness, root: Path) -> None:
-    from plugins.bentoml.testing import raw_payloads
+    from ml_framework.plugins.bentoml.testing import raw_payloads
 
     bodies = [json.dumps(p) for p in raw_payloads(64, seed=2)]
     deploy(root, harness, "nobatch")
@@ -395,10 +395,10 @@ def bench_batching(args, work: Path, harness, root: Path) -> None:
 
 
 def bench_weight_changes(args, harness, root: Path) -> None:
-    from framework.registry import ModelRegistry
-    from plugins.bentoml.control import traffic, wait_for_generation, write_control
-    from plugins.bentoml.testing import LoadGenerator, raw_payloads
-    from plugins.training.testing import model_spec
+    from ml_framework.plugins.models.registry import ModelRegistry
+    from ml_framework.plugins.bentoml.control import traffic, wait_for_generation, write_control
+    from ml_framework.plugins.bentoml.testing import LoadGenerator, raw_payloads
+    from ml_framework.plugins.models.testing import model_spec
 
     (root / "specs" / "models.yaml").write_text(model_spec(gates=(), params={"num_leaves": 7, "num_boost_round": 30}))
     assert harness.apply(targets=["model.fraud"]).ok
@@ -428,10 +428,10 @@ def bench_weight_changes(args, harness, root: Path) -> None:
 
 def bench_feast(args, work: Path) -> None:
     """The example project's features in Feast; one deployment, two kinds of requests."""
-    from framework.testing.harness import Harness
-    from plugins.bentoml import BentoMLProvider
-    from plugins.feast import FeastProvider
-    from plugins.lightgbm import LightGBMProvider
+    from ml_framework.testing.harness import Harness
+    from ml_framework.plugins.bentoml import BentoMLProvider
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.lightgbm import LightGBMProvider
 
     root = work / "feast"
     shutil.copytree(ROOT / "specs" / "features", root / "specs" / "features")
@@ -456,8 +456,8 @@ def bench_feast(args, work: Path) -> None:
                 + "/predict"}
         import pandas as pd
 
-        from plugins.feast.online import fetch_online_features
-        from plugins.training.artifacts import artifact_dir
+        from ml_framework.plugins.feast.online import fetch_online_features
+        from ml_framework.plugins.models.artifacts import artifact_dir
 
         tag = harness.store.get("deployment.feast-thread").outputs["stable"]["tag"]
         refs = json.loads((artifact_dir(tag) / "ml_model.json").read_text())["feature_refs"]
@@ -519,11 +519,11 @@ def main() -> int:
     os.environ.pop("ML_STATE_URL", None)
     print(f"bench_serving: {os.cpu_count()} CPUs, load by {'wrk' if WRK else 'a Python client (install wrk)'}, "
           f"work dir {work}")
-    from framework.testing.harness import Harness
-    from plugins.bentoml import BentoMLProvider
-    from plugins.bentoml.testing import stop_all_servers
-    from plugins.lightgbm import LightGBMProvider
-    from plugins.training.testing import feature_providers, write_project
+    from ml_framework.testing.harness import Harness
+    from ml_framework.plugins.bentoml import BentoMLProvider
+    from ml_framework.plugins.bentoml.testing import stop_all_servers
+    from ml_framework.plugins.lightgbm import LightGBMProvider
+    from ml_framework.plugins.models.testing import feature_providers, write_project
 
     root = write_project(work / "proj", rows=3000, gates=())
     harness = Harness(root, {**feature_providers(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})

@@ -16,7 +16,7 @@ One process, side by side, alternating runs:
 The shared data loading (the point-in-time join of the parquet files and the preprocessing of the
 baseline's inputs) is done once before timing: ours reuses the joined frame from its in-process cache
 (a warm-up apply fills it), the baseline gets ready arrays; both paths run once untimed first.
-The baseline runs on ml's training thread (plugins/training/runner.py), where ml runs its own fits:
+The baseline runs on ml's training thread (plugins/models/runner.py), where ml runs its own fits:
 LightGBM's and PyTorch's OpenMP teams belong to the calling thread, and a second live team in the
 process slows both sides (its idle workers spin), so the baseline uses the same one.
 Reported: best-of-N and median wall time, the ratio ours / plain on the best runs (target <= 1.1; the
@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 TARGET = 1.1
 
-from plugins.training.runner import on_training_thread  # noqa: E402
+from ml_framework.plugins.models.runner import on_training_thread  # noqa: E402
 
 
 def timed(fn):
@@ -55,13 +55,13 @@ def timed(fn):
 
 
 def harness_for(root, backend):
-    from framework.testing.harness import Harness
-    from plugins.training.testing import feature_providers
+    from ml_framework.testing.harness import Harness
+    from ml_framework.plugins.models.testing import feature_providers
 
     if backend == "lightgbm":
-        from plugins.lightgbm import LightGBMProvider as P
+        from ml_framework.plugins.lightgbm import LightGBMProvider as P
     else:
-        from plugins.torch import TorchProvider as P
+        from ml_framework.plugins.torch import TorchProvider as P
     return Harness(root, {**feature_providers(), backend: P()})
 
 
@@ -75,9 +75,9 @@ def ours(harness, overrides):
 
 def prepared_inputs(harness):
     """The same split/encoding the provider uses, done once for the baseline (shared data loading)."""
-    from framework.spec.kinds import Model
-    from plugins.training.data import load_frame, resolve_inputs
-    from plugins.training.prepare import prepare
+    from ml_framework.spec.kinds import Model
+    from ml_framework.plugins.models.data import load_frame, resolve_inputs
+    from ml_framework.plugins.models.prepare import prepare
 
     record = harness.store.get("model.fraud")
 
@@ -96,7 +96,7 @@ def prepared_inputs(harness):
 def plain_lightgbm(params, rounds, early, X_train, y_train, X_valid, y_valid):
     import lightgbm as lgb
 
-    from plugins.training.metrics import compute_metrics
+    from ml_framework.plugins.models.metrics import compute_metrics
 
     train = lgb.Dataset(X_train, label=y_train)
     valid = lgb.Dataset(X_valid, label=y_valid, reference=train)
@@ -109,7 +109,7 @@ def plain_torch(params, X_train, y_train, X_valid, y_valid):
     import torch
     from torch import nn
 
-    from plugins.training.metrics import compute_metrics
+    from ml_framework.plugins.models.metrics import compute_metrics
 
     if params.get("num_threads"):
         torch.set_num_threads(params["num_threads"])
@@ -139,8 +139,8 @@ def plain_torch(params, X_train, y_train, X_valid, y_valid):
 
 
 def bench_lightgbm(root: Path, repeat: int) -> dict:
-    from plugins.lightgbm.config import LightGBMSettings
-    from plugins.lightgbm.train import effective_params
+    from ml_framework.plugins.lightgbm.config import LightGBMSettings
+    from ml_framework.plugins.lightgbm.train import effective_params
 
     harness = harness_for(root, "lightgbm")
     ours(harness, ["models.fraud.trainer.params.verbosity=-1"])  # warm-up: imports, frame cache
@@ -169,7 +169,7 @@ def bench_torch(root: Path, repeat: int) -> dict:
     import numpy as np
     import torch
 
-    from plugins.torch.preprocess import fit_preprocessor, transform
+    from ml_framework.plugins.torch.preprocess import fit_preprocessor, transform
 
     harness = harness_for(root, "torch")
     ours(harness, ["models.fraud.trainer.params.seed=1"])  # warm-up
@@ -213,8 +213,8 @@ def child(backend: str, side: str, root: Path) -> None:
         harness.apply(targets=["featureview.customer_stats", "source.labels"])
         spec, prepared, _ = prepared_inputs_from_specs(harness)
         if backend == "lightgbm":
-            from plugins.lightgbm.config import LightGBMSettings
-            from plugins.lightgbm.train import effective_params
+            from ml_framework.plugins.lightgbm.config import LightGBMSettings
+            from ml_framework.plugins.lightgbm.train import effective_params
 
             params, rounds, early = effective_params(LightGBMSettings.model_validate(spec.trainer.model_extra), spec)
             plain_lightgbm(params, rounds, early, prepared.X_train, prepared.y_train, prepared.X_valid,
@@ -223,7 +223,7 @@ def child(backend: str, side: str, root: Path) -> None:
             import numpy as np
             import torch
 
-            from plugins.torch.preprocess import fit_preprocessor, transform
+            from ml_framework.plugins.torch.preprocess import fit_preprocessor, transform
 
             prep = fit_preprocessor(prepared.X_train, prepared.categorical)
             plain_torch(dict(spec.trainer.model_extra["params"]), torch.as_tensor(transform(prepared.X_train, prep)),
@@ -235,10 +235,10 @@ def child(backend: str, side: str, root: Path) -> None:
 
 
 def prepared_inputs_from_specs(harness):
-    from framework.operations import load_specs
-    from framework.spec.kinds import Model
-    from plugins.training.data import load_frame, resolve_inputs
-    from plugins.training.prepare import prepare
+    from ml_framework.operations import load_specs
+    from ml_framework.spec.kinds import Model
+    from ml_framework.plugins.models.data import load_frame, resolve_inputs
+    from ml_framework.plugins.models.prepare import prepare
 
     loaded = load_specs(harness.project, harness.registry)
     node = loaded.graph.nodes["model.fraud"]
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
         child(backend, side, Path(root))
         return 0
 
-    from plugins.training.testing import write_data, write_project
+    from ml_framework.plugins.models.testing import write_data, write_project
 
     ok = True
     with tempfile.TemporaryDirectory(prefix="ml-bench-training-") as tmp:

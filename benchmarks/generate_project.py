@@ -12,7 +12,7 @@ The project is a realistic mix, in groups of ten resources (one "domain" each):
 
 Every resource uses the `memory` backend (`backend: memory`, `trainer: {backend: memory}`), which the
 generated `ml.yaml` maps to a local plugin module `memplugin.py` exposing
-``provider = framework.testing.InMemoryProvider()``. Files hold about `--per-file` resources each,
+``provider = ml_framework.testing.InMemoryProvider()``. Files hold about `--per-file` resources each,
 several YAML documents per file separated by ``---``. A partial last group keeps only resources whose
 references exist (entities and sources come first), so every N validates.
 
@@ -41,7 +41,7 @@ plugins:
 
 PLUGIN_SOURCE = '''\
 """Local plugin of the generated benchmark project: an in-memory provider for every kind."""
-from framework.testing import InMemoryProvider
+from ml_framework.testing import InMemoryProvider
 
 provider = InMemoryProvider()
 '''

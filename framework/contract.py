@@ -26,9 +26,9 @@ Call order, per resource, in one run:
 
 Any exception raised by a provider is wrapped by the engine with the resource address
 (``model.fraud: ...``) and chained, so providers may simply raise. Raise
-:class:`framework.errors.MLError` subclasses for messages meant for users.
+:class:`ml_framework.errors.MLError` subclasses for messages meant for users.
 
-``framework.testing`` ships an in-memory provider and a contract suite every provider should pass.
+``ml_framework.testing`` ships an in-memory provider and a contract suite every provider should pass.
 """
 
 from __future__ import annotations

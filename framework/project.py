@@ -47,7 +47,7 @@ class Project:
         )
 
     def registry(self):
-        from .plugins import PluginRegistry
+        from .plugin_registry import PluginRegistry
 
         return PluginRegistry(disabled=self.disabled_plugins, project_dir=self.root, backend_settings=self.backends,
                               local=self.local_plugins)

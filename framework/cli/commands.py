@@ -307,7 +307,7 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
         as_json: bool = typer.Option(False, "--json"),
     ):
         """Past runs: who, when, which plan, and each resource's outcome (a deployment: its revisions too)."""
-        from .serving import deployment_address, revisions_table
+        from ml_framework.plugins.serving.cli import deployment_address, revisions_table
 
         if address and address.lower().startswith("deployment/"):
             address = deployment_address(address)
@@ -417,9 +417,9 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
             out.print(f"  created {path}")
         out.print(f"\nNext: cd {directory} && ml validate && ml plan")
 
-    from .models import register_models; register_models(app, project_and_registry, handles_errors, console, fail, split_args)  # noqa: E702
-    from .serving import register_serving; register_serving(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
-    from .monitor import register_monitor; register_monitor(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
+    from ml_framework.plugins.models.cli import register_models; register_models(app, project_and_registry, handles_errors, console, fail, split_args)  # noqa: E702
+    from ml_framework.plugins.serving.cli import register_serving; register_serving(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
+    from ml_framework.plugins.monitoring.cli import register_monitor; register_monitor(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
 
 
 def _esc(text: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from framework.errors import PlanError
-from framework.plan.model import ACTIONS, PLAN_FORMAT_VERSION, Plan
+from ml_framework.errors import PlanError
+from ml_framework.plan.model import ACTIONS, PLAN_FORMAT_VERSION, Plan
 
 __all__ = ["render_json", "load_plan_json"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 import re
 
-from framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
-from framework.plan.render_text import format_duration, format_value, render_summary
+from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
+from ml_framework.plan.render_text import format_duration, format_value, render_summary
 
 __all__ = ["render_markdown", "md_escape", "md_code", "ACTION_EMOJI"]
 

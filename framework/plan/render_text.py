@@ -29,7 +29,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, Plan
+from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, Plan
 
 __all__ = ["render_text", "render_summary", "format_value", "format_duration", "SYMBOLS", "STYLES"]
 

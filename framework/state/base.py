@@ -67,7 +67,7 @@ class RunRecord:
 
 
 class StateStore(Protocol):
-    """Implemented by :class:`framework.state.sql.SqlStateStore` for SQLite and PostgreSQL."""
+    """Implemented by :class:`ml_framework.state.sql.SqlStateStore` for SQLite and PostgreSQL."""
 
     url: str
 

@@ -1,6 +1,6 @@
 """The SQL state store: one SQLAlchemy Core implementation for SQLite and PostgreSQL.
 
-URLs (normally given through :func:`framework.state.open_state`):
+URLs (normally given through :func:`ml_framework.state.open_state`):
 
 * ``sqlite:////absolute/path/state.db`` — WAL journal, a 30 s busy timeout, and every write in a
   ``BEGIN IMMEDIATE`` transaction, so concurrent processes serialise instead of failing.
@@ -11,7 +11,7 @@ Tables (created on first use): ``ml_meta`` (one row: lineage, serial, format_ver
 ``ml_resources``, ``ml_lock`` (at most one row: its primary key ``slot`` is always 1, so only one
 holder can insert it), ``ml_runs`` and ``ml_run_outcomes``. Every timestamp is ISO 8601 UTC.
 
-Every database error is raised as :class:`framework.errors.StateError` naming the store (password
+Every database error is raised as :class:`ml_framework.errors.StateError` naming the store (password
 masked) and chained to the original. A store object may be shared by the threads of one process.
 """
 

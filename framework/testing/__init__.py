@@ -1,6 +1,6 @@
 """Fakes and helpers for testing the engine and plugins — shipped with the library, like httpx's
 MockTransport. `InMemoryProvider` is a complete provider whose "world" is a dict; `ProviderContract`
-(in `framework.testing.contract`) is the test suite every provider should pass.
+(in `ml_framework.testing.contract`) is the test suite every provider should pass.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class InMemoryProvider(BaseProvider):
 
 def registry_with(providers: Mapping[str, Any], *, project_dir: Path | None = None, entry_points: bool = False):
     """A PluginRegistry holding exactly these providers (entry points off unless asked)."""
-    from ..plugins import PluginRegistry
+    from ..plugin_registry import PluginRegistry
 
     registry = PluginRegistry(use_entry_points=entry_points, project_dir=project_dir)
     for name, provider in providers.items():

@@ -1,6 +1,6 @@
 """The provider contract suite, importable by plugin authors (like dvc/testing/remote_tests.py).
 
-    from framework.testing.contract import ProviderContract
+    from ml_framework.testing.contract import ProviderContract
 
     class TestMyProvider(ProviderContract):
         @pytest.fixture

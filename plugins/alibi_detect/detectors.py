@@ -31,9 +31,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from plugins.monitoring.logcache import LogColumns
-from plugins.monitoring.results import DRIFT, INCONCLUSIVE, OK, DriftResult, FeatureResult
-from plugins.monitoring.schema import (
+from ml_framework.plugins.monitoring.logcache import LogColumns
+from ml_framework.plugins.monitoring.results import DRIFT, INCONCLUSIVE, OK, DriftResult, FeatureResult
+from ml_framework.plugins.monitoring.schema import (
     PREDICTION,
     FeatureSchema,
     Schema,
@@ -61,7 +61,7 @@ def _quiet() -> None:
 
 
 def bundle_key(settings: Mapping[str, Any], features: list[str] | None, predictions: bool) -> str:
-    from framework.graph import canonical_json, digest
+    from ml_framework.graph import canonical_json, digest
 
     relevant = {k: settings.get(k) for k in ("method", "p_val", "correction", "categorical", "reference")}
     if settings.get("method") == "mmd":
@@ -175,7 +175,7 @@ def _mmd(X, schema: Schema, pred_column, settings, meta: dict, rng, progress):
 
 def build_bundle(folder: Path, reference, settings, *, model: str, version: str, predictions: bool,
                  progress=None) -> dict[str, Any]:
-    """Build the detector(s) for ``reference`` (a :class:`plugins.monitoring.reference.Reference`) and
+    """Build the detector(s) for ``reference`` (a :class:`ml_framework.plugins.monitoring.reference.Reference`) and
     save them under ``folder`` (written aside, then moved in place). Returns the meta of meta.json."""
     _quiet()
     from alibi_detect.saving import save_detector

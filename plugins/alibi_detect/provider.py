@@ -1,7 +1,7 @@
 """`AlibiDetectProvider`: the Monitor kind on alibi-detect.
 
 Apply builds the drift detectors of every model version the monitored deployment serves, from that
-version's reference data (its training frame, see :mod:`plugins.monitoring.reference`), saves them with
+version's reference data (its training frame, see :mod:`ml_framework.plugins.monitoring.reference`), saves them with
 alibi-detect's ``save_detector`` under ``.ml/monitors/<monitor>/<model>/<version>-<key>/`` and records
 them in state (outputs ``detectors``). A version whose detector already exists with the same settings is
 not built again. Later runs load them with ``load_detector`` (:meth:`AlibiDetectProvider.open_checker`);
@@ -18,8 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from framework.contract import ApplyContext, ApplyRequest, ApplyResult, BaseProvider, DeleteRequest, ReadRequest, ReadResult
-from framework.errors import MLError
+from ml_framework.contract import ApplyContext, ApplyRequest, ApplyResult, BaseProvider, DeleteRequest, ReadRequest, ReadResult
+from ml_framework.errors import MLError
 
 __all__ = ["AlibiDetectProvider", "MonitorError", "monitor_folder"]
 
@@ -82,7 +82,7 @@ class AlibiDetectProvider(BaseProvider):
         meta_file = folder / "meta.json"
         if meta_file.is_file():
             return folder, json.loads(meta_file.read_text(encoding="utf-8")), False
-        from plugins.monitoring.reference import load_reference
+        from ml_framework.plugins.monitoring.reference import load_reference
 
         from .detectors import build_bundle
 
@@ -125,10 +125,10 @@ class AlibiDetectProvider(BaseProvider):
 
     @staticmethod
     def _served_labels(project_dir: Path, spec: Mapping[str, Any]) -> list[str] | None:
-        from framework.project import Project
-        from framework.registry import ModelRegistry
+        from ml_framework.project import Project
+        from ml_framework.plugins.models.registry import ModelRegistry
 
-        from plugins.monitoring.reference import ReferenceError, served_versions
+        from ml_framework.plugins.monitoring.reference import ReferenceError, served_versions
 
         project = Project.load(Path(project_dir))
         store = project.open_state()
@@ -144,11 +144,11 @@ class AlibiDetectProvider(BaseProvider):
             store.close()
 
     def apply(self, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:
-        from framework.project import Project
-        from framework.registry import ModelRegistry
-        from framework.spec.kinds import Monitor
+        from ml_framework.project import Project
+        from ml_framework.plugins.models.registry import ModelRegistry
+        from ml_framework.spec.kinds import Monitor
 
-        from plugins.monitoring.reference import served_versions
+        from ml_framework.plugins.monitoring.reference import served_versions
 
         spec = Monitor.model_validate(dict(request.resource.spec))
         settings = self.settings_of(request.resource.spec, request.resource.config)

@@ -7,7 +7,7 @@
 * :func:`feature_source` — how a chunk becomes the predictor's feature frame:
   ``raw`` takes the feature columns from the file; ``lookup`` joins the features of the model version
   point-in-time (newest value at or before each row's timestamp, within the view's ttl) with the
-  training code's own join (``plugins.training.data``: the parquet ``merge_asof`` route or Feast's
+  training code's own join (``ml_framework.plugins.models.data``: the parquet ``merge_asof`` route or Feast's
   ``get_historical_features``, whichever route the version was trained through) — so batch scores see
   exactly the values training would have seen for the same keys and time: no training/serving skew.
   ``options.route`` may pick the other route (they give the same values; the parquet join is faster).
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from framework.errors import MLError, did_you_mean
+from ml_framework.errors import MLError, did_you_mean
 
 __all__ = ["BatchInputError", "InputFile", "input_file", "file_schema", "read_chunks", "FeatureSource",
            "feature_source", "RAW", "LOOKUP"]
@@ -149,7 +149,7 @@ class FeatureSource:
     features: list[str]  # the predictor's feature columns, in its order
     needed: list[str]  # input columns this reads
     route: str | None = None  # lookup: parquet | feast
-    data: Any = None  # lookup: the DataSpec of the version's features (plugins.training.data)
+    data: Any = None  # lookup: the DataSpec of the version's features (ml_framework.plugins.models.data)
     project_dir: Path | None = None
     feast_repo: Path | None = None
     files: tuple[str, ...] = ()  # data files the lookup reads (for fingerprints)
@@ -160,7 +160,7 @@ class FeatureSource:
         return self._lookup(chunk)
 
     def _lookup(self, chunk):
-        from plugins.training.data import _join_feast, _join_parquet, _utc
+        from ml_framework.plugins.models.data import _join_feast, _join_parquet, _utc
 
         data = self.data
         left = chunk[self.needed].reset_index(drop=True)
@@ -215,7 +215,7 @@ def feature_source(spec, found: InputFile, columns: Sequence[str], predictor, ve
 
 def _lookup_spec(version, lookup, features: list[str]):
     """The DataSpec of the features the version was trained on, resolved from the recorded feature specs."""
-    from plugins.training.data import ModelDataError, resolve_inputs
+    from ml_framework.plugins.models.data import ModelDataError, resolve_inputs
 
     lineage = dict(version.lineage or {})
     refs = list(lineage.get("feature_refs") or [])

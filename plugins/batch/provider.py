@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from framework.contract import (
+from ml_framework.contract import (
     ApplyContext,
     ApplyRequest,
     ApplyResult,
@@ -32,7 +32,7 @@ from framework.contract import (
     ReadRequest,
     ReadResult,
 )
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 __all__ = ["BatchProvider", "MODEL_INPUT", "DATA_INPUT"]
 
@@ -68,7 +68,7 @@ class BatchProvider(BaseProvider):
 
     def feast_repo(self, project_dir: Path) -> Path:
         """The Feast repository a lookup through Feast reads (``backends.feast.repo`` of ml.yaml)."""
-        from framework.project import Project
+        from ml_framework.project import Project
 
         try:
             backends = Project.load(Path(project_dir)).backends
@@ -78,7 +78,7 @@ class BatchProvider(BaseProvider):
 
     # -- fingerprint -------------------------------------------------------------------------------------------
     def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
-        from framework.spec.kinds import BatchPrediction
+        from ml_framework.spec.kinds import BatchPrediction
 
         spec = BatchPrediction.model_validate(dict(request.resource.spec))
         if spec.input.path:
@@ -94,7 +94,7 @@ class BatchProvider(BaseProvider):
         return out
 
     def _resolved(self, ref: str, project_dir: Path) -> str:
-        from framework.registry import ModelRegistry
+        from ml_framework.plugins.models.registry import ModelRegistry
 
         try:
             return ModelRegistry.for_project(project_dir).resolve(ref).ref
@@ -110,7 +110,7 @@ class BatchProvider(BaseProvider):
         return {MODEL_INPUT: f"{applied} → {now}"}
 
     def _data_input(self, prior, project_dir: Path) -> dict[str, str]:
-        from plugins.training.fingerprint import MISSING, DataKeys, combine
+        from ml_framework.plugins.models.fingerprint import MISSING, DataKeys, combine
 
         from .inputs import BatchInputError
 
@@ -131,7 +131,7 @@ class BatchProvider(BaseProvider):
 
     # -- read ------------------------------------------------------------------------------------------------------
     def read(self, request: ReadRequest) -> ReadResult:
-        from plugins.training.fingerprint import DataKeys
+        from ml_framework.plugins.models.fingerprint import DataKeys
 
         outputs = dict(request.recorded.outputs or {})
         written = outputs.get("output_path")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.contract import ApplyContext, ApplyRequest, ApplyResult
-from framework.errors import did_you_mean
+from ml_framework.contract import ApplyContext, ApplyRequest, ApplyResult
+from ml_framework.errors import did_you_mean
 
 from .inputs import BatchInputError
 
@@ -29,9 +29,9 @@ VERSION_COLUMN = "model_version"
 
 def resolve_version(registry, ref: str):
     """The ModelVersion a reference points at, if it can score (accepted, artifact present)."""
-    from framework.registry import ACCEPTED
+    from ml_framework.plugins.models.registry import ACCEPTED
 
-    from plugins.training.artifacts import model_exists
+    from ml_framework.plugins.models.artifacts import model_exists
 
     version = registry.resolve(ref)
     if version.status != ACCEPTED:
@@ -50,7 +50,7 @@ def output_path(spec, project_dir: Path) -> Path:
 
 def _state_lookup(ctx: ApplyContext):
     """Recorded specs by address: the resource's upstream first, then the project's state store."""
-    from framework.project import Project
+    from ml_framework.project import Project
 
     opened: dict[str, Any] = {}
 
@@ -177,11 +177,11 @@ class _Job:
 
 
 def _prepare(provider, request: ApplyRequest, ctx: ApplyContext) -> _Job:
-    from framework.registry import ModelRegistry
-    from framework.spec.kinds import BatchPrediction
+    from ml_framework.plugins.models.registry import ModelRegistry
+    from ml_framework.spec.kinds import BatchPrediction
 
-    from plugins.training.fingerprint import DataKeys
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.models.fingerprint import DataKeys
+    from ml_framework.plugins.models.predictor import load_predictor
 
     from .inputs import feature_source, file_schema, input_file, require_file
 
@@ -234,7 +234,7 @@ def _stream(job: _Job, sinks: list[Any], ctx: ApplyContext) -> tuple[int, int]:
 
 
 def run_batch(provider, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:
-    from plugins.training.fingerprint import DataKeys, combine
+    from ml_framework.plugins.models.fingerprint import DataKeys, combine
 
     started = time.perf_counter()
     job = _prepare(provider, request, ctx)

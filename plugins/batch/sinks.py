@@ -15,7 +15,7 @@ import re
 import uuid
 from pathlib import Path
 
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 __all__ = ["BatchOutputError", "ParquetSink", "PostgresSink", "postgres_url", "drop_table", "table_exists",
            "pg_type"]

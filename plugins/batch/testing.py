@@ -1,7 +1,7 @@
-"""A small project for testing the batch backend (shipped like plugins.training.testing).
+"""A small project for testing the batch backend (shipped like ml_framework.plugins.models.testing).
 
-    from plugins.batch.testing import batch_spec, write_batch, batch_providers
-    root = write_project(tmp_path / "proj", rows=2000)          # plugins.training.testing: data + fraud model
+    from ml_framework.plugins.batch.testing import batch_spec, write_batch, batch_providers
+    root = write_project(tmp_path / "proj", rows=2000)          # ml_framework.plugins.models.testing: data + fraud model
     write_batch(root, batch_spec(output="{path: out/scores.parquet}"))
     harness = Harness(root, batch_providers())
 
@@ -40,8 +40,8 @@ def write_batch(root: Path, text: str) -> None:
 
 def batch_providers() -> dict[str, Any]:
     """The in-memory feature backend, LightGBM and batch."""
-    from plugins.lightgbm import LightGBMProvider
-    from plugins.training.testing import feature_providers
+    from ml_framework.plugins.lightgbm import LightGBMProvider
+    from ml_framework.plugins.models.testing import feature_providers
 
     from .provider import BatchProvider
 

@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from framework.prediction_log import log_dir
-from framework.rollout import Sample
+from ml_framework.plugins.serving.prediction_log import log_dir
+from ml_framework.plugins.serving.rollout import Sample
 
 __all__ = ["LogCursor"]
 

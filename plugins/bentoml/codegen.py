@@ -23,7 +23,7 @@ from typing import Any, Mapping
 __all__ = ["service_dir", "class_name", "bento_service_name", "render_service", "write_service_files",
            "RUNTIME_VERSION"]
 
-RUNTIME_VERSION = "2"  # bump when the generated code or the runtime's contract changes: restarts services
+RUNTIME_VERSION = "3"  # bump when the generated code or the runtime's contract changes: restarts services
 
 
 def service_dir(project_dir: Path, deployment: str) -> Path:
@@ -54,7 +54,7 @@ from typing import Any
 import bentoml
 from pydantic import Field
 
-from plugins.bentoml import gateway as _gateway, runtime as _runtime
+from ml_framework.plugins.bentoml import gateway as _gateway, runtime as _runtime
 
 CONFIG = _runtime.load_config(__file__)
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 __all__ = ["LoadError", "read_control", "write_control", "wait_for_generation", "worker_statuses", "traffic"]
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework.contract import ApplyContext, ApplyRequest, ApplyResult
-from framework.errors import MLError
+from ml_framework.contract import ApplyContext, ApplyRequest, ApplyResult
+from ml_framework.errors import MLError
 
 from .config import NO_RESTART
 from .revisions import MAX_REVISIONS, feature_refs, next_revision, now, rewrite_service, version_ref
@@ -50,7 +50,7 @@ class DeploymentApply:
         if not keys:
             return {}
         dtypes = {k: "int64" for k in keys}
-        from framework.project import Project
+        from ml_framework.project import Project
 
         store = Project.load(self.project_dir).open_state()
         try:
@@ -84,7 +84,7 @@ class DeploymentApply:
     def _feast_repo(self) -> str | None:
         if not self.spec.input.entity_keys:
             return None
-        from framework.project import Project
+        from ml_framework.project import Project
 
         project = Project.load(self.project_dir)
         repo = self.project_dir / str((project.backends.get("feast") or {}).get("repo", "feature_repo"))
@@ -129,7 +129,7 @@ class DeploymentApply:
         return {"env": auth.api_keys_env, "file": str(path) if path else None, "header": auth.header}
 
     def _config(self, target) -> dict[str, Any]:
-        from framework.prediction_log import log_dir
+        from ml_framework.plugins.serving.prediction_log import log_dir
 
         rate = self.spec.rate_limit.model_dump() if self.spec.rate_limit else None
         batching = self.settings.batching.model_dump() if self.settings.batching else None
@@ -154,9 +154,9 @@ class DeploymentApply:
 
     # -- the steps --------------------------------------------------------------------------------------------
     def _resolve(self):
-        from framework.registry import ModelRegistry
+        from ml_framework.plugins.models.registry import ModelRegistry
 
-        from plugins.training.artifacts import model_exists
+        from ml_framework.plugins.models.artifacts import model_exists
 
         version = ModelRegistry.for_project(self.project_dir).resolve(self.spec.model)
         if version.status != "accepted":
@@ -215,7 +215,7 @@ class DeploymentApply:
         pid = self.prior.get("pid")
         running = is_running(pid, self.folder) and bool(self.prior.get("url")) and is_ready(self.prior["url"])
         stable = self.prior.get("stable")
-        from plugins.training.artifacts import model_exists
+        from ml_framework.plugins.models.artifacts import model_exists
 
         if not running:
             if stable and not model_exists(stable.get("tag")):
@@ -323,7 +323,7 @@ class DeploymentApply:
         return rollout.model_copy(update={"analysis": analysis})
 
     def _roll_out(self, wanted: Mapping[str, Any], resume: Mapping[str, Any] | None = None) -> str:
-        from framework.rollout import RolloutState, run_rollout
+        from ml_framework.plugins.serving.rollout import RolloutState, run_rollout
 
         rollout = self._rollout_settings()
         stable = dict(self.outputs["stable"])
@@ -382,7 +382,7 @@ class DeploymentApply:
 
 
 class ServiceRolloutIO:
-    """framework.rollout.RolloutIO on a running service: control.json for traffic, the prediction log for
+    """ml_framework.plugins.serving.rollout.RolloutIO on a running service: control.json for traffic, the prediction log for
     analysis data, the engine's checkpoint for progress."""
 
     def __init__(self, apply: "DeploymentApply", extra: Mapping[str, Any]):

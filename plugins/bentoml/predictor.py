@@ -3,7 +3,7 @@
 A LightGBM version is predicted from a numpy row built directly from the request's values (categories
 mapped to the codes LightGBM was trained with, unknown ones missing), without a pandas DataFrame per
 request: the same numbers the training pipeline's pandas path gives (tests check it), at a fraction of
-the cost. Other flavors (PyTorch) go through ``plugins.training.predictor`` (pandas).
+the cost. Other flavors (PyTorch) go through ``ml_framework.plugins.models.predictor`` (pandas).
 
 Every artifact folder holds ``ml_model.json`` (written by the trainer backends): flavor, task, feature
 columns in order, categories, feature references and the version label.
@@ -148,7 +148,7 @@ def _lightgbm(folder: Path, schema, features, kinds):
 
 
 def _generic(folder: Path):
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.models.predictor import load_predictor
 
     predictor = load_predictor(folder)
     convert = _outputs(predictor.task)

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 from .control import wait_for_generation
 
@@ -144,7 +144,7 @@ def log_tail(folder: Path, lines: int = 15) -> str:
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    from plugins.training.artifacts import bentoml_home
+    from ml_framework.plugins.models.artifacts import bentoml_home
 
     env["BENTOML_HOME"] = str(bentoml_home())
     root = str(Path(__file__).resolve().parents[2])  # the checkout whose `plugins` package ml runs

@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from framework.contract import (
+from ml_framework.contract import (
     ApplyContext,
     ApplyRequest,
     ApplyResult,
@@ -37,7 +37,7 @@ from framework.contract import (
     ReadRequest,
     ReadResult,
 )
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 __all__ = ["BentoMLProvider"]
 
@@ -62,7 +62,7 @@ class BentoMLProvider(BaseProvider):
     # -- helpers -----------------------------------------------------------------------------------------------
     @staticmethod
     def _spec(spec: Mapping[str, Any]):
-        from framework.spec.kinds import Deployment
+        from ml_framework.spec.kinds import Deployment
 
         return Deployment.model_validate(dict(spec))
 
@@ -98,7 +98,7 @@ class BentoMLProvider(BaseProvider):
         drift: dict[str, tuple[Any, Any]] = {}
         serving = (outputs.get("stable") or {}).get("version")
         try:
-            from framework.registry import ModelRegistry
+            from ml_framework.plugins.models.registry import ModelRegistry
 
             wanted = ModelRegistry.for_project(request.project_dir).resolve(str(recorded.spec["model"])).label
         except MLError:
@@ -110,7 +110,7 @@ class BentoMLProvider(BaseProvider):
 
     # -- plan ------------------------------------------------------------------------------------------------------
     def plan(self, request: PlanRequest) -> PlanResult:
-        from framework.rollout import describe
+        from ml_framework.plugins.serving.rollout import describe
 
         from .config import NO_RESTART, RESTART_PATHS
 
@@ -192,7 +192,7 @@ class BentoMLProvider(BaseProvider):
         target = rollback_target(revisions, current, to)
         if not is_running(outputs.get("pid"), folder):
             raise MLError(f"deployment {record.spec['name']} is not running", hint="run `ml apply` to start it")
-        from plugins.training.artifacts import model_exists
+        from ml_framework.plugins.models.artifacts import model_exists
 
         if not model_exists(target["tag"]):
             raise MLError(f"revision {target['revision']} served {target['tag']}, which is no longer in the "

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 __all__ = ["MAX_REVISIONS", "SERVED", "now", "version_ref", "feature_refs", "next_revision", "rollback_target",
            "rewrite_service"]
@@ -29,7 +29,7 @@ def version_ref(version) -> dict[str, Any]:
 
 def feature_refs(tag: str | None) -> list[str]:
     """The feature references a saved version was trained on (its ml_model.json)."""
-    from plugins.training.artifacts import artifact_dir
+    from ml_framework.plugins.models.artifacts import artifact_dir
 
     try:
         return list(json.loads((artifact_dir(tag) / "ml_model.json").read_text(encoding="utf-8")).get("feature_refs") or [])

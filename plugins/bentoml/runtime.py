@@ -154,12 +154,12 @@ class Runtime:
     def start(self) -> None:
         self.status_dir.mkdir(parents=True, exist_ok=True)
         if self.config.get("log_predictions", True):
-            from framework.prediction_log import PredictionLogWriter
+            from ml_framework.plugins.serving.prediction_log import PredictionLogWriter
 
             self._writer = PredictionLogWriter(Path(self.config["log_dir"]))
         self._metrics = _Metrics(self.deployment)
         if self.entity_keys and self.feast_repo:
-            from plugins.feast.online import feature_store
+            from ml_framework.plugins.feast.online import feature_store
 
             feature_store(self.feast_repo)  # build Feast's FeatureStore now, not on the first request
         control = self._read_control()
@@ -414,7 +414,7 @@ class Runtime:
             keys = None
             if self.feast_repo:
                 try:
-                    from plugins.feast.online import feature_store
+                    from ml_framework.plugins.feast.online import feature_store
 
                     keys = list(feature_store(self.feast_repo).get_feature_view(view).join_keys)
                 except Exception:  # not a Feast view (or the registry is unreadable): fetch as declared
@@ -433,7 +433,7 @@ class Runtime:
             return {}
         if not self.feast_repo:
             raise RequestError(503, "no feature store is configured for this deployment")
-        from plugins.feast.online import fetch_online_features
+        from ml_framework.plugins.feast.online import fetch_online_features
 
         try:
             if self.lookup_inline:

@@ -1,6 +1,6 @@
-"""Helpers for testing and benchmarking deployments (shipped like plugins/training/testing.py).
+"""Helpers for testing and benchmarking deployments (shipped like plugins/models/testing.py).
 
-    from plugins.bentoml.testing import deployment_spec, free_port, LoadGenerator, stop_all_servers
+    from ml_framework.plugins.bentoml.testing import deployment_spec, free_port, LoadGenerator, stop_all_servers
     (root / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port(), rollout="{strategy: canary}"))
     with LoadGenerator(url, payloads, threads=4) as load:
         harness.apply()
@@ -40,7 +40,7 @@ def deployment_spec(name: str = "fraud-api", *, model: str = "fraud", port: int 
 
 
 def raw_payloads(count: int = 200, seed: int = 0) -> list[dict[str, Any]]:
-    """Feature payloads for plugins.training.testing's model (amount_mean_7d, txn_count_7d, segment)."""
+    """Feature payloads for ml_framework.plugins.models.testing's model (amount_mean_7d, txn_count_7d, segment)."""
     rng = random.Random(seed)
     return [{"features": {"amount_mean_7d": round(rng.lognormvariate(3, 0.7), 2), "txn_count_7d": rng.randint(1, 14),
                           "segment": rng.choice(["retail", "business", "premium"])}} for _ in range(count)]

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from framework.contract import ApplyContext
-from framework.errors import ProviderError
-from framework.spec.kinds import KINDS
+from ml_framework.contract import ApplyContext
+from ml_framework.errors import ProviderError
+from ml_framework.spec.kinds import KINDS
 
 from .errors import feast_errors
 from .fingerprint import FingerprintCache

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework.errors import ProviderError
-from framework.spec.kinds import Entity, FeatureService, FeatureView, InlineSource, Source, parse_duration
+from ml_framework.errors import ProviderError
+from ml_framework.spec.kinds import Entity, FeatureService, FeatureView, InlineSource, Source, parse_duration
 
 __all__ = [
     "FEAST_DTYPES",
@@ -134,7 +134,7 @@ def service_def(spec: FeatureService, views: Mapping[str, dict], services: Mappi
             projections[view] = None
             return
         if feature not in known:
-            from framework.errors import did_you_mean
+            from ml_framework.errors import did_you_mean
 
             raise ProviderError(address, f"{where}: feature view {view!r} has no feature {feature!r}",
                                 hint=did_you_mean(feature, known) or f"it has: {', '.join(known)}")

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from framework.errors import did_you_mean
-from framework.spec.kinds import ColumnChecks, DatasetChecks, parse_duration
+from ml_framework.errors import did_you_mean
+from ml_framework.spec.kinds import ColumnChecks, DatasetChecks, parse_duration
 
 from .errors import DataContractError, Failure
 

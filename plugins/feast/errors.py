@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from framework.errors import MLError, ProviderError
+from ml_framework.errors import MLError, ProviderError
 
 __all__ = ["Failure", "DataContractError", "FeastBackendError", "feast_errors"]
 

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from framework.contract import (
+from ml_framework.contract import (
     ApplyContext,
     ApplyRequest,
     ApplyResult,
@@ -22,7 +22,7 @@ from framework.contract import (
     ReadRequest,
     ReadResult,
 )
-from framework.errors import PluginError
+from ml_framework.errors import PluginError
 
 __all__ = ["FeastProvider"]
 

@@ -71,7 +71,7 @@ class FeastRepo:
         return self.dir / "feature_store.yaml"
 
     def read_config(self) -> dict[str, Any]:
-        from framework.errors import PluginError
+        from ml_framework.errors import PluginError
 
         try:
             data = yaml.safe_load(self.config_file.read_text())

@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from plugins.training.config import TrainerSettings
+from ml_framework.plugins.models.config import TrainerSettings
 
 from .params import CANONICAL
 

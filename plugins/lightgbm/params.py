@@ -2,7 +2,7 @@
 
 Generated from ``lightgbm.basic._ConfigAliases._get_all_param_aliases()`` (LightGBM's own C API dump),
 so `ml validate` checks trainer params without importing LightGBM (1.5 s). A test compares this table
-with the installed LightGBM; regenerate after an upgrade with ``python -m plugins.lightgbm.params``.
+with the installed LightGBM; regenerate after an upgrade with ``python -m ml_framework.plugins.lightgbm.params``.
 """
 
 from __future__ import annotations

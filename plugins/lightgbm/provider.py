@@ -1,10 +1,10 @@
-"""`LightGBMProvider`: the Model kind on LightGBM (see plugins/training/provider.py for the flow)."""
+"""`LightGBMProvider`: the Model kind on LightGBM (see plugins/models/provider.py for the flow)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from plugins.training.provider import TrainerProvider, Trained
+from ml_framework.plugins.models.provider import TrainerProvider, Trained
 
 __all__ = ["LightGBMProvider"]
 

@@ -7,8 +7,8 @@ import json
 import time
 from typing import Any, Callable
 
-from plugins.training.metrics import DEFAULT_METRICS
-from plugins.training.provider import Trained
+from ml_framework.plugins.models.metrics import DEFAULT_METRICS
+from ml_framework.plugins.models.provider import Trained
 
 __all__ = ["effective_params", "train", "save", "MODEL_FILE", "SCHEMA_FILE"]
 
@@ -88,8 +88,8 @@ def train(prepared, spec, settings, *, progress: Callable[..., None] | None = No
 
 
 def save(name: str, trained: Trained, *, labels, metadata) -> tuple[str, int]:
-    from plugins.training.artifacts import save_model
-    from plugins.training.lineage import library_versions
+    from ml_framework.plugins.models.artifacts import save_model
+    from ml_framework.plugins.models.lineage import library_versions
 
     booster = trained.model
     best = trained.info.get("best_iteration")

@@ -5,7 +5,7 @@
   ``alert.webhook_env``), a JSON POST to that URL. A webhook that fails is reported; the run still
   says drift.
 * ``retrain``: a plan of the model (and the deployment and the monitor that follow it) through the normal
-  engine — :func:`framework.operations.make_plan` and :func:`framework.apply.apply_plan` under the state
+  engine — :func:`ml_framework.operations.make_plan` and :func:`ml_framework.apply.apply_plan` under the state
   lock, exactly as `ml apply --target` — so the new version has to pass its gates, and the deployment then
   rolls it out with its own strategy. Retraining on the data the deployed version already learned from
   would learn the same thing, so the action is skipped (and says so) unless the training data changed.
@@ -13,7 +13,7 @@
   spec edits are applied with it. It refuses, and says why, when the plan would also apply a spec edit,
   or create, replace or delete anything: those are for a person to review with `ml apply`.
 * ``rollback``: the serving backend's own rollback when its provider has one, through
-  :func:`framework.cli.serving.rollback_deployment` (as `ml rollback deployment/NAME`: under the lock,
+  :func:`ml_framework.plugins.serving.cli.rollback_deployment` (as `ml rollback deployment/NAME`: under the lock,
   recorded in state and history: back to the revision that served before); otherwise the model registry's
   ``production`` alias moves back to ``previous`` (as `ml models rollback`) and the deployment is planned
   and applied so its backend serves it.
@@ -31,7 +31,7 @@ import urllib.request
 from datetime import datetime
 from typing import Any, Callable
 
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 from .results import ActionOutcome, RunResult
 from .schema import PREDICTION
@@ -147,7 +147,7 @@ def _event_printer(echo):
 def _unreviewed(change) -> str | None:
     """Why applying ``change`` would go beyond a retrain, or None: anything but an update without spec
     edits (fresh data, an upstream change, a runtime bump) is for a person to review with `ml apply`."""
-    from framework.plan.model import UPDATE
+    from ml_framework.plan.model import UPDATE
 
     if change.action != UPDATE:
         return f"{change.action} not applied yet"
@@ -159,9 +159,9 @@ def _unreviewed(change) -> str | None:
 
 def _plan_and_apply(project, plugins, targets, lock_operation: str, *, check, env, overrides, echo, trigger=None):
     """Plan ``targets`` under the lock, let ``check(plan)`` veto (returns a skip/refusal outcome), apply."""
-    from framework.apply import apply_plan
-    from framework.locking import held_lock
-    from framework.operations import load_specs, make_plan, resources_for
+    from ml_framework.apply import apply_plan
+    from ml_framework.locking import held_lock
+    from ml_framework.operations import load_specs, make_plan, resources_for
 
     loaded = load_specs(project, plugins, env=env, overrides=overrides)
     store = project.open_state()
@@ -180,8 +180,8 @@ def _plan_and_apply(project, plugins, targets, lock_operation: str, *, check, en
 
 def retrain(project, plugins, spec, version, *, env=None, overrides=(), echo=print) -> ActionOutcome:
     """Retrain ``version``'s model with the data as it is now, through plan + apply (see the module doc)."""
-    from framework.plan.model import NOOP
-    from framework.registry import ModelRegistry
+    from ml_framework.plan.model import NOOP
+    from ml_framework.plugins.models.registry import ModelRegistry
 
     model_address = version.address
     targets = [model_address, f"deployment.{spec.deployment}", f"monitor.{spec.name}"]
@@ -225,12 +225,12 @@ def retrain(project, plugins, spec, version, *, env=None, overrides=(), echo=pri
 def rollback(project, plugins, spec, deployment_record, version, *, reason: str, env=None, overrides=(),
              echo=print) -> ActionOutcome:
     """Move the deployment back (see the module doc)."""
-    from framework.locking import held_lock
-    from framework.registry import ModelRegistry, RegistryError
+    from ml_framework.locking import held_lock
+    from ml_framework.plugins.models.registry import ModelRegistry, RegistryError
 
     provider = plugins.get(deployment_record.backend)
     if callable(getattr(provider, "rollback", None)):
-        from framework.cli.serving import rollback_deployment
+        from ml_framework.plugins.serving.cli import rollback_deployment
 
         try:
             outputs = rollback_deployment(project, plugins, deployment_record.address, reason=reason,

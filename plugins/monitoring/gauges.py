@@ -95,8 +95,8 @@ def metrics_text(project_dir: Path, *, deployment: str | None = None) -> str:
     """What a serving backend appends to its ``/metrics``: the gauges of the monitors of ``deployment``
     (all monitors when None) of the project at ``project_dir``. Empty when nothing ran yet; never raises
     for a missing or unreadable store (a scrape must not fail because monitoring is not set up)."""
-    from framework.errors import MLError
-    from framework.project import Project
+    from ml_framework.errors import MLError
+    from ml_framework.project import Project
 
     from .store import MonitorStore
 

@@ -8,7 +8,7 @@ logged prediction (unknown request ids, entities never scored, or older than ``l
 and reported, never an error.
 
 The newest ``last`` labelled predictions are evaluated with the trainer's own metrics
-(:mod:`plugins.training.metrics`) and compared with the version's validation metrics from the registry:
+(:mod:`ml_framework.plugins.models.metrics`) and compared with the version's validation metrics from the registry:
 a metric that fell more than its allowed drop (``max_decay``, default 0.05 on the version's primary
 metric) is decay. Slices (label-file columns, logged features or entity keys) get the same metrics per
 segment, compared with the version's recorded slice metrics where it has them.
@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from framework.errors import MLError, did_you_mean
+from ml_framework.errors import MLError, did_you_mean
 
 from .logcache import MISSING, Categories, LogColumns, category_text
 from .results import DECAY, INCONCLUSIVE, OK, MetricResult, PerformanceResult
@@ -105,7 +105,7 @@ def _join(log_frame, labels, gt):
     left = log_frame[log_frame["__ts"] != np.iinfo(np.int64).min].copy()
     left["__pred_ts"] = pd.to_datetime(left["__ts"], unit="us", utc=True).astype("datetime64[ns, UTC]")
     left = left.sort_values("__pred_ts", kind="mergesort")
-    from framework.spec.kinds import parse_duration
+    from ml_framework.spec.kinds import parse_duration
 
     tolerance = pd.Timedelta(seconds=parse_duration(gt.tolerance))
     joined = pd.merge_asof(right, left, left_on="__label_ts", right_on="__pred_ts", by=keys,
@@ -115,11 +115,11 @@ def _join(log_frame, labels, gt):
 
 
 def _metric_names(gt, task: str, version) -> list[str]:
-    from plugins.training.metrics import check_metric
+    from ml_framework.plugins.models.metrics import check_metric
 
     names = list(gt.metrics) or [m for m in (version.metrics or {}) if check_metric(m, task) is None]
     if not names:
-        from plugins.training.metrics import DEFAULT_METRICS
+        from ml_framework.plugins.models.metrics import DEFAULT_METRICS
 
         names = list(DEFAULT_METRICS[task])
     for name in names:
@@ -147,7 +147,7 @@ def _labels(frame, column: str, task: str):
 
 
 def _decayed(metric: str, value, baseline, allowed) -> bool:
-    from plugins.training.metrics import METRICS
+    from ml_framework.plugins.models.metrics import METRICS
 
     if value is None or baseline is None or allowed is None:
         return False
@@ -157,7 +157,7 @@ def _decayed(metric: str, value, baseline, allowed) -> bool:
 
 def evaluate(log: LogColumns, labels, gt, *, task: str, version) -> PerformanceResult:
     """Join ``labels`` to the logged predictions of one model version and compare with its validation metrics."""
-    from plugins.training.metrics import compute_metrics
+    from ml_framework.plugins.models.metrics import compute_metrics
 
     names = _metric_names(gt, task, version)
     result = PerformanceResult(status=INCONCLUSIVE, n=0, matched_labels=0, unmatched_labels=len(labels))
@@ -205,7 +205,7 @@ def evaluate(log: LogColumns, labels, gt, *, task: str, version) -> PerformanceR
 
 
 def _slices(joined, gt, task, names, y, scores, version, allowed) -> list[MetricResult]:
-    from plugins.training.metrics import compute_metrics
+    from ml_framework.plugins.models.metrics import compute_metrics
 
     out = []
     recorded: Mapping[str, Any] = (version.lineage or {}).get("slices") or {}

@@ -1,6 +1,6 @@
 """The prediction log as columns: what monitors, ground-truth joins and reports read.
 
-The log (:mod:`framework.prediction_log`) is JSON lines in segment files. Monitors read overlapping
+The log (:mod:`ml_framework.plugins.serving.prediction_log`) is JSON lines in segment files. Monitors read overlapping
 windows of it run after run, so each segment is parsed once into numpy columns and cached under
 ``.ml/monitor-cache/<deployment>/<segment>/`` (``.npy`` files, memory-mapped when read). A segment that grew since (the one being written)
 has only its new complete lines parsed and appended; a segment that shrank or was rewritten is parsed
@@ -624,7 +624,7 @@ def read_log(project_dir: Path, deployment: str, *, last: int | None = None, sin
     """Rows of ``deployment``'s prediction log, oldest first: the newest ``last`` usable ones and/or those
     logged at or after ``since_us`` (microseconds since the epoch). ``columns``: names or ``f:``/``e:``
     prefixes to load (default: all). ``all_rows`` keeps errors and shadow traffic."""
-    from framework.prediction_log import log_dir
+    from ml_framework.plugins.serving.prediction_log import log_dir
 
     directory = log_dir(project_dir, deployment)
     if not directory.is_dir():

@@ -1,18 +1,18 @@
 """The reference a monitor compares traffic with: the training frame of the deployed model version.
 
-Every version trained since references were saved carries its own (:mod:`plugins.training.training_reference`:
+Every version trained since references were saved carries its own (:mod:`ml_framework.plugins.models.training_reference`:
 a seeded sample of its training frame, up to 100k rows, with its predictions on those rows), so the
 reference is what the version learned from even when the data files changed since. A reference larger
 than ``max_rows`` is sampled again (seeded), and the sample size is recorded and reported.
 
 A version without a saved reference (trained by an older release) gets its frame rebuilt the way the
-trainer built it (:mod:`plugins.training.data`: the same recorded specs, the same point-in-time join, the
+trainer built it (:mod:`ml_framework.plugins.models.data`: the same recorded specs, the same point-in-time join, the
 same route), from the version's lineage, and a note says so; when the data files changed since it was
 trained (their content keys differ from the lineage), the rebuilt reference is the data as it is now,
 and a note says that too. ``path`` replaces the training frame with a file of the user's choosing.
 
 Predictions on the reference (for prediction drift) are the saved ones, or for a rebuilt reference come
-from the version's own artifact (:func:`plugins.training.predictor.load_predictor`); without an
+from the version's own artifact (:func:`ml_framework.plugins.models.predictor.load_predictor`); without an
 artifact, prediction drift is off and a note says why.
 """
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from framework.errors import MLError, did_you_mean
+from ml_framework.errors import MLError, did_you_mean
 
-from plugins.training.training_reference import PREDICTION_COLUMN  # a light module: pandas loads on use
+from ml_framework.plugins.models.training_reference import PREDICTION_COLUMN  # a light module: pandas loads on use
 
 __all__ = ["Reference", "ReferenceError", "load_reference", "served_versions", "version_features"]
 
@@ -55,7 +55,7 @@ class Reference:
 def _artifact_schema(version) -> dict | None:
     if not version.bentoml_tag:
         return None
-    from plugins.training.artifacts import artifact_dir
+    from ml_framework.plugins.models.artifacts import artifact_dir
 
     path = artifact_dir(version.bentoml_tag) / "ml_model.json"
     if not path.is_file():
@@ -77,7 +77,7 @@ def version_features(version, model_spec) -> tuple[list[str], list[str]]:
 def served_versions(deployment_record, registry) -> list:
     """The model versions a deployment serves: its recorded outputs' versions (stable, candidate), else its
     model reference resolved in the registry (``fraud`` -> production, ``fraud@candidate``, ``fraud:v3``)."""
-    from framework.registry import RegistryError, parse_version
+    from ml_framework.plugins.models.registry import RegistryError, parse_version
 
     spec = dict(deployment_record.spec)
     ref = str(spec.get("model", ""))
@@ -119,8 +119,8 @@ def _sample(frame, max_rows: int, seed: int):
 
 
 def _training_frame(project_dir: Path, version, store, max_rows: int, seed: int) -> tuple[Any, int, bool, list[str], dict]:
-    from plugins.training import data as data_mod
-    from plugins.training.fingerprint import DataKeys, combine
+    from ml_framework.plugins.models import data as data_mod
+    from ml_framework.plugins.models.fingerprint import DataKeys, combine
 
     record = store.get(version.address)
     if record is None:
@@ -143,7 +143,7 @@ def _training_frame(project_dir: Path, version, store, max_rows: int, seed: int)
         labels, sampled = _sample(labels, max_rows, seed)
         frame = data_mod._join_parquet(data, labels.reset_index(drop=True), project_dir)
     else:
-        from framework.project import Project
+        from ml_framework.project import Project
 
         settings = Project.load(Path(project_dir)).backends.get("feast") or {}
         feast_repo = Path(project_dir) / str(settings.get("repo", "feature_repo"))  # as the trainer finds it
@@ -173,7 +173,7 @@ def _file_frame(project_dir: Path, path: str, max_rows: int, seed: int):
 def load_reference(project_dir: Path, version, store, *, features: list[str] | None = None, path: str | None = None,
                    max_rows: int = 50_000, seed: int = 0, predictions: bool = True,
                    categorical: list[str] | None = None) -> Reference:
-    """The reference of ``version`` (a :class:`framework.registry.ModelVersion`). ``store``: the open state
+    """The reference of ``version`` (a :class:`ml_framework.plugins.models.registry.ModelVersion`). ``store``: the open state
     store (recorded specs). ``features``: the monitor's features (default: the version's)."""
     import numpy as np
 
@@ -218,13 +218,13 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
 
 
 def _saved(version, features: list[str], max_rows: int, seed: int):
-    """The reference saved with the version's artifact (:mod:`plugins.training.training_reference`),
+    """The reference saved with the version's artifact (:mod:`ml_framework.plugins.models.training_reference`),
     sampled to ``max_rows``: ((frame, total, sampled, predictions, prediction kind), None), or
     (None, why) when there is none to use (then the training frame is rebuilt and ``why`` noted)."""
     if not version.bentoml_tag:
         return None, None
-    from plugins.training.artifacts import artifact_dir, model_exists
-    from plugins.training.training_reference import load_saved_reference
+    from ml_framework.plugins.models.artifacts import artifact_dir, model_exists
+    from ml_framework.plugins.models.training_reference import load_saved_reference
 
     found = load_saved_reference(artifact_dir(version.bentoml_tag), features or None)
     rebuilt = "its reference was rebuilt from the data"
@@ -252,11 +252,11 @@ def _predict(version, frame, features: list[str], task: str):
 
     if not version.bentoml_tag or not features:
         return None, "numeric", f"{version.ref} has no model artifact to score the reference: prediction drift is off"
-    from plugins.training.artifacts import model_exists
+    from ml_framework.plugins.models.artifacts import model_exists
 
     if not model_exists(version.bentoml_tag):
         return None, "numeric", f"the artifact of {version.ref} ({version.bentoml_tag}) is gone: prediction drift is off"
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.models.predictor import load_predictor
 
     missing = [f for f in features if f not in frame.columns]
     if missing:

@@ -98,7 +98,7 @@ def _trim(labels, ref, cur):
 
 def _current_from_log(project_dir: Path, deployment: str, log_range: str, schemas: dict[str, Schema],
                       now: datetime) -> dict[str, tuple[dict[str, list[int]], int]]:
-    from framework.spec.kinds import parse_duration
+    from ml_framework.spec.kinds import parse_duration
 
     from .logcache import read_log
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from typing import Callable
 
-from framework.errors import MLError, did_you_mean
+from ml_framework.errors import MLError, did_you_mean
 
 from .results import DECAY, DRIFT, ERROR, ActionOutcome, RunResult, VersionResult
 
@@ -52,8 +52,8 @@ class Session:
     """What runs share: the project, its plugins, the open state store and the monitor tables.
     One session serves many runs (``ml monitor watch``): detectors stay loaded between them."""
 
-    project: object  # framework.project.Project
-    plugins: object  # framework.plugins.PluginRegistry
+    project: object  # ml_framework.project.Project
+    plugins: object  # ml_framework.plugin_registry.PluginRegistry
     store: object  # the open state store
     env: str | None = None
     overrides: tuple[str, ...] = ()
@@ -75,7 +75,7 @@ class Session:
 
     @property
     def registry(self):
-        from framework.registry import ModelRegistry
+        from ml_framework.plugins.models.registry import ModelRegistry
 
         return ModelRegistry.for_store(self.store)
 
@@ -95,7 +95,7 @@ def _now() -> datetime:
 def _since_us(now: datetime, duration: str | None) -> int | None:
     if not duration:
         return None
-    from framework.spec.kinds import parse_duration
+    from ml_framework.spec.kinds import parse_duration
 
     return int((now - timedelta(seconds=parse_duration(duration))).timestamp() * 1_000_000)
 
@@ -117,7 +117,7 @@ def run_monitor(session: Session, name: str, *, now: datetime | None = None) -> 
         raise RunnerError(f"no applied monitor named {name!r}", hint=hint)
     now = now or _now()
     started = time.perf_counter()
-    from framework.spec.kinds import Monitor
+    from ml_framework.spec.kinds import Monitor
 
     spec = Monitor.model_validate(dict(record.spec))
     result = RunResult(monitor=name, deployment=spec.deployment, at=now.isoformat(timespec="microseconds"),
@@ -236,7 +236,7 @@ def _iso(us: int) -> str:
 
 
 def _act(session: Session, spec, record, result: RunResult, now: datetime) -> None:
-    from framework.spec.kinds import parse_duration
+    from ml_framework.spec.kinds import parse_duration
 
     from . import actions
 

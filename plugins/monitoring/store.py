@@ -23,8 +23,8 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
-from framework.errors import MLError
-from framework.state.side_tables import SideTables
+from ml_framework.errors import MLError
+from ml_framework.state.side_tables import SideTables
 
 from .results import RunResult
 

@@ -1,9 +1,9 @@
-"""Synthetic traffic for testing and benchmarking monitors (shipped like framework.testing).
+"""Synthetic traffic for testing and benchmarking monitors (shipped like ml_framework.testing).
 
-    from plugins.monitoring.testing import write_traffic, monitor_specs
+    from ml_framework.plugins.monitoring.testing import write_traffic, monitor_specs
     ids = write_traffic(root, "fraud-api", features_frame, n=1000, version="v1", shift={"amount_mean_7d": 2.0})
 
-Rows go straight into the deployment's prediction log through :class:`framework.prediction_log.PredictionLogWriter`
+Rows go straight into the deployment's prediction log through :class:`ml_framework.plugins.serving.prediction_log.PredictionLogWriter`
 (no server needed), with the fields a serving backend writes.
 """
 
@@ -44,7 +44,7 @@ def write_traffic(project_dir: Path, deployment: str, frame, *, model: str = "fr
     whose record lacks that feature entirely."""
     import numpy as np
 
-    from framework.prediction_log import PredictionLogWriter, log_dir
+    from ml_framework.plugins.serving.prediction_log import PredictionLogWriter, log_dir
 
     rng = np.random.default_rng(seed)
     features = list(features or [c for c in frame.columns if c not in entity_keys])
@@ -95,7 +95,7 @@ def write_labels(path: Path, request_ids: Sequence[str], labels: Sequence[int | 
 
 def serving_provider():
     """An in-memory stand-in for the serving backend (named ``serving``) that owns Deployment specs."""
-    from framework.testing import InMemoryProvider
+    from ml_framework.testing import InMemoryProvider
 
     return InMemoryProvider("serving", kinds=("Deployment",))
 

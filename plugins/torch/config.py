@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from plugins.training.config import TrainerSettings
+from ml_framework.plugins.models.config import TrainerSettings
 
 __all__ = ["TorchParams", "TorchSettings"]
 

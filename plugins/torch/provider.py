@@ -1,10 +1,10 @@
-"""`TorchProvider`: the Model kind as a PyTorch tabular MLP (see plugins/training/provider.py for the flow)."""
+"""`TorchProvider`: the Model kind as a PyTorch tabular MLP (see plugins/models/provider.py for the flow)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from plugins.training.provider import TrainerProvider, Trained
+from ml_framework.plugins.models.provider import TrainerProvider, Trained
 
 __all__ = ["TorchProvider"]
 
@@ -13,7 +13,7 @@ class TorchProvider(TrainerProvider):
     name: ClassVar[str] = "torch"
     flavor: ClassVar[str] = "PyTorch"
     library: ClassVar[str] = "torch"
-    module: ClassVar[str] = "plugins.torch"
+    module: ClassVar[str] = "ml_framework.plugins.torch"
 
     def settings_model(self):
         from .config import TorchSettings

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any, Callable
 
-from plugins.training.provider import Trained
+from ml_framework.plugins.models.provider import Trained
 
 from .preprocess import fit_preprocessor, input_width, transform
 
@@ -40,7 +40,7 @@ def build_mlp(inputs: int, layers: list[int], outputs: int, dropout: float):
 def pick_device(setting: str) -> str:
     import torch
 
-    from plugins.training.data import ModelDataError
+    from ml_framework.plugins.models.data import ModelDataError
 
     available = torch.cuda.is_available()
     if setting == "cuda" and not available:
@@ -176,8 +176,8 @@ def _fit(X_train, y_train, X_valid, y_valid, task, prep, params, outputs, device
 def save(name: str, trained: Trained, *, labels, metadata) -> tuple[str, int]:
     import torch
 
-    from plugins.training.artifacts import save_model
-    from plugins.training.lineage import library_versions
+    from ml_framework.plugins.models.artifacts import save_model
+    from ml_framework.plugins.models.lineage import library_versions
 
     info = trained.info
     schema = {"flavor": "torch", **metadata, "architecture": info["architecture"], "preprocess": info["preprocess"],
@@ -189,5 +189,5 @@ def save(name: str, trained: Trained, *, labels, metadata) -> tuple[str, int]:
             json.dump(schema, fh, indent=2, sort_keys=True)
 
     versions = {"torch": library_versions("torch").get("torch", "")}
-    return save_model(name, write, module="plugins.torch", framework="torch", versions=versions, labels=labels,
+    return save_model(name, write, module="ml_framework.plugins.torch", framework="torch", versions=versions, labels=labels,
                       metadata=dict(metadata, flavor="torch", architecture=info["architecture"]))

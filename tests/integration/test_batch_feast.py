@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("plugins.feast.training")
+pytest.importorskip("ml_framework.plugins.feast.training")
 
-from framework.registry import ModelRegistry  # noqa: E402
-from framework.testing.harness import Harness  # noqa: E402
-from plugins.batch import BatchProvider  # noqa: E402
-from plugins.lightgbm import LightGBMProvider  # noqa: E402
+from ml_framework.plugins.models.registry import ModelRegistry  # noqa: E402
+from ml_framework.testing.harness import Harness  # noqa: E402
+from ml_framework.plugins.batch import BatchProvider  # noqa: E402
+from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -58,9 +58,9 @@ def test_the_example_batch_spec_scores_through_feast_like_the_parquet_join(examp
     import numpy as np
     import pandas as pd
 
-    from plugins.feast import FeastProvider
-    from plugins.training.data import load_frame, resolve_inputs
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.models.data import load_frame, resolve_inputs
+    from ml_framework.plugins.models.predictor import load_predictor
 
     harness = Harness(example, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "batch": BatchProvider()})
     try:

@@ -12,10 +12,10 @@ import uuid
 
 import pytest
 
-from framework.testing.harness import Harness
-from plugins.training.testing import write_project
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.models.testing import write_project
 
-from plugins.batch.testing import ADDRESS, batch_providers as providers, batch_spec, write_batch
+from ml_framework.plugins.batch.testing import ADDRESS, batch_providers as providers, batch_spec, write_batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env", "bentoml_home")]
 

@@ -1,5 +1,5 @@
 """The batch backend end to end, in-process: a small LightGBM model trained in the fixture project
-(plugins.training.testing), then BatchPrediction specs planned and applied through the Harness (real SQLite
+(ml_framework.plugins.models.testing), then BatchPrediction specs planned and applied through the Harness (real SQLite
 state, BentoML store in a temporary BENTOML_HOME): outputs, no-op plans, changed input/model version,
 delete, bad input (previous output left intact) and the provider contract suite."""
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from framework.registry import ModelRegistry
-from framework.testing import run_cli
-from framework.testing.contract import ProviderContract
-from framework.testing.harness import Harness
-from plugins.batch.testing import ADDRESS, batch_providers, batch_spec, write_batch
-from plugins.training.testing import write_data, write_project
+from ml_framework.plugins.models.registry import ModelRegistry
+from ml_framework.testing import run_cli
+from ml_framework.testing.contract import ProviderContract
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.batch.testing import ADDRESS, batch_providers, batch_spec, write_batch
+from ml_framework.plugins.models.testing import write_data, write_project
 
 pytestmark = pytest.mark.usefixtures("clean_ml_env", "bentoml_home")
 
@@ -56,8 +56,8 @@ def read_output(root: Path, rel: str = "out/scores.parquet"):
 
 
 def training_frame(harness, root: Path):
-    """The point-in-time frame training builds for the label rows (plugins.training.data)."""
-    from plugins.training.data import load_frame, resolve_inputs
+    """The point-in-time frame training builds for the label rows (ml_framework.plugins.models.data)."""
+    from ml_framework.plugins.models.data import load_frame, resolve_inputs
 
     def lookup(address):
         record = harness.store.get(address)
@@ -68,7 +68,7 @@ def training_frame(harness, root: Path):
 
 
 def predictor_of(root: Path, ref: str = "fraud"):
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.models.predictor import load_predictor
 
     return load_predictor(ModelRegistry.for_project(root).resolve(ref).bentoml_tag)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from framework.testing.contract import ProviderContract
-from plugins.feast import FeastProvider
+from ml_framework.testing.contract import ProviderContract
+from ml_framework.plugins.feast import FeastProvider
 
 from test_feast_provider import ROOT, feast_cli, make_project
 
@@ -98,8 +98,8 @@ def test_ml_apply_end_to_end(tmp_path):
 
 
 def test_specs_of_the_example_project_validate():
-    from framework.spec.compose import compose
-    from framework.spec.validate import validate_specs
+    from ml_framework.spec.compose import compose
+    from ml_framework.spec.validate import validate_specs
 
     for env in (None, "prod", "redis"):
         specs = {v.spec.address: v.spec for v in validate_specs(compose(ROOT / "specs", env=env))}
@@ -140,9 +140,9 @@ def test_csv_source_through_the_engine(tmp_path):
     """A CSV-backed view: applied, a changed CSV planned as "source data changed", a broken one refused."""
     import pandas as pd
 
-    from framework.testing.harness import Harness
-    from plugins.feast.online import fetch_online_features
-    from plugins.feast.repo import new_feature_store
+    from ml_framework.testing.harness import Harness
+    from ml_framework.plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.repo import new_feature_store
 
     small_project(tmp_path)
     (tmp_path / "specs" / "features.yaml").write_text(CSV_SPECS)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.contract import (
+from ml_framework.contract import (
     ApplyContext,
     ApplyRequest,
     DeleteRequest,
@@ -28,11 +28,11 @@ from framework.contract import (
     RecordedResource,
     Resource,
 )
-from framework.errors import ProviderError
-from framework.spec.compose import compose
-from framework.spec.validate import validate_specs
-from plugins.feast import FeastProvider
-from plugins.feast.errors import DataContractError
+from ml_framework.errors import ProviderError
+from ml_framework.spec.compose import compose
+from ml_framework.spec.validate import validate_specs
+from ml_framework.plugins.feast import FeastProvider
+from ml_framework.plugins.feast.errors import DataContractError
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ class World:
 
     def store(self):
         """A fresh FeatureStore, as another process would see the repository."""
-        from plugins.feast.repo import new_feature_store
+        from ml_framework.plugins.feast.repo import new_feature_store
 
         return new_feature_store(self.repo)
 
@@ -173,7 +173,7 @@ def test_feast_cli_agrees_and_plan_is_clean(world):
 def test_materialized_rows_are_served_online(world):
     import pandas as pd
 
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     data = pd.read_parquet(world.root / "data" / "customer_txn_stats.parquet")
     latest = data.sort_values("event_ts").groupby("customer_id").tail(1).set_index("customer_id")
@@ -187,7 +187,7 @@ def test_materialized_rows_are_served_online(world):
 
 
 def test_missing_entities_through_a_feature_service(world):
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     known = world.store().get_online_features(["customer_profile:age"], [{"customer_id": 1000}]).to_dict()
     assert known["age"][0] is not None
@@ -204,7 +204,7 @@ def test_views_the_online_store_cannot_answer_are_reported_not_found(world):
     """fraud_detection mixes customer/merchant features with those of the transaction being scored (an
     offline view keyed by transaction_id, whose values come with the request): a lookup by customer and
     merchant still answers, reporting the transaction's features as not found."""
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     with pytest.raises(KeyError, match="Missing join key"):  # what Feast itself does
         world.store().get_online_features(world.store().get_feature_service("fraud_detection"),
@@ -237,7 +237,7 @@ def test_update_is_reflected_in_registry_and_generated_module(world):
 def test_changed_source_data_is_reloaded_and_served(world):
     import pandas as pd
 
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     path = world.root / "data" / "customer_profile.parquet"
     original = path.read_bytes()
@@ -307,7 +307,7 @@ def test_out_of_band_delete_and_edit_show_as_drift(world):
 
 
 def test_source_data_change_changes_fingerprint_and_unchanged_is_not_reread(world, monkeypatch):
-    from plugins.feast import fingerprint as fp
+    from ml_framework.plugins.feast import fingerprint as fp
 
     first = world.fingerprint("source.customer_profile")
     calls = []
@@ -392,7 +392,7 @@ def test_bad_data_names_spec_and_field_and_changes_nothing(world, case):
 def test_bad_data_for_an_existing_view_keeps_registry_and_online_values(world):
     import pandas as pd
 
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     path = world.root / "data" / "customer_profile.parquet"
     original = path.read_bytes()
@@ -437,7 +437,7 @@ def test_bad_source_data_names_the_source_column_and_changes_nothing(world):
 def test_feast_errors_are_wrapped_with_the_address(world):
     spec = world.spec("featureservice.fraud_detection")
     spec["features"] = ["customer_txn_stats:amount_mean_7d"]
-    from plugins.feast import repo as repo_module
+    from ml_framework.plugins.feast import repo as repo_module
 
     original = repo_module.FeastRepo.store
 
@@ -470,7 +470,7 @@ def test_feast_errors_are_wrapped_with_the_address(world):
 def test_point_in_time_join_never_leaks_future_values(world):
     import pandas as pd
 
-    from plugins.feast.training import build_training_frame
+    from ml_framework.plugins.feast.training import build_training_frame
 
     t0 = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
     probe = pd.DataFrame({
@@ -503,7 +503,7 @@ def test_point_in_time_join_never_leaks_future_values(world):
 def test_training_frame_from_the_feature_service_keeps_every_label(world):
     import pandas as pd
 
-    from plugins.feast.training import build_training_frame
+    from ml_framework.plugins.feast.training import build_training_frame
 
     labels = pd.read_parquet(world.root / "data" / "fraud_labels.parquet").head(400)
     frame = build_training_frame(world.repo, labels, "fraud_detection")
@@ -520,8 +520,8 @@ def test_training_frames_built_in_parallel_threads_do_not_deadlock(world, monkey
 
     import pandas as pd
 
-    from plugins.feast import materialize
-    from plugins.feast.training import build_training_frame
+    from ml_framework.plugins.feast import materialize
+    from ml_framework.plugins.feast.training import build_training_frame
 
     store = world.store()
     real = store.get_historical_features
@@ -590,7 +590,7 @@ def csv_view(world):
 
 
 def test_csv_source_applies_materializes_and_serves(world, csv_view):
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     df = csv_view
     source = world.records["source.stats_csv"].outputs
@@ -622,9 +622,9 @@ def test_csv_source_applies_materializes_and_serves(world, csv_view):
 
 
 def test_changed_csv_is_source_data_changed_and_reloaded(world, csv_view, monkeypatch):
-    from plugins.feast import csvdata
-    from plugins.feast import fingerprint as fp
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast import csvdata
+    from ml_framework.plugins.feast import fingerprint as fp
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     first = _fingerprint(world, "source.stats_csv", CSV_SOURCE)
     assert first["source_data"] == world.records["source.stats_csv"].outputs["source_data"]
@@ -654,7 +654,7 @@ def test_changed_csv_is_source_data_changed_and_reloaded(world, csv_view, monkey
 
 
 def test_malformed_csv_names_spec_and_column_and_changes_nothing(world, csv_view):
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     df = csv_view.drop(columns=["txn_count_7d"])
     df["amount_mean_7d"] = df["amount_mean_7d"].astype(str)
@@ -694,7 +694,7 @@ def test_undeclared_csv_column_types_are_inferred_and_the_error_says_so(world, c
 
 
 def test_inline_csv_source_of_a_view(world):
-    from plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.feast.online import fetch_online_features
 
     df = _csv_frame(world)
     df.to_csv(world.root / "data" / "inline.csv", index=False)
@@ -748,7 +748,7 @@ def test_redis_online_store_selected_by_env_overlay(tmp_path):
         keys = list(client.scan_iter(pattern))
         assert len(keys) == outputs["entities_written"] > 0
 
-        from plugins.feast.online import fetch_online_features
+        from ml_framework.plugins.feast.online import fetch_online_features
 
         result = fetch_online_features(w.store(), ["customer_txn_stats:txn_count_7d"],
                                        [{"customer_id": 1000}, {"customer_id": -1}])

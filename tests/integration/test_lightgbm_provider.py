@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from framework.registry import ACCEPTED, REJECTED, ModelRegistry
-from framework.testing import run_cli
-from framework.testing.contract import ProviderContract
-from framework.testing.harness import Harness
-from plugins.lightgbm import LightGBMProvider
-from plugins.training.artifacts import model_exists
-from plugins.training.testing import feature_providers, write_data, write_project
+from ml_framework.plugins.models.registry import ACCEPTED, REJECTED, ModelRegistry
+from ml_framework.testing import run_cli
+from ml_framework.testing.contract import ProviderContract
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.models.artifacts import model_exists
+from ml_framework.plugins.models.testing import feature_providers, write_data, write_project
 
 pytestmark = pytest.mark.usefixtures("clean_ml_env", "bentoml_home")
 
@@ -275,7 +275,7 @@ def test_a_sweep_records_every_candidate_and_points_candidate_at_the_best(projec
     best = max(swept, key=lambda v: v.metrics["auc"])
     assert reg.aliases("fraud") == {"candidate": best.version, "production": 1}  # production untouched
     assert swept[0].lineage["params"]["num_leaves"] == 3
-    from framework.project import Project
+    from ml_framework.project import Project
 
     store = Project.load(project).open_state()
     try:  # state is untouched: the specs did not change, so `ml plan` stays empty

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("plugins.feast.training")
+pytest.importorskip("ml_framework.plugins.feast.training")
 
-from framework.registry import ModelRegistry  # noqa: E402
-from framework.testing.harness import Harness  # noqa: E402
-from plugins.lightgbm import LightGBMProvider  # noqa: E402
+from ml_framework.plugins.models.registry import ModelRegistry  # noqa: E402
+from ml_framework.testing.harness import Harness  # noqa: E402
+from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def example(tmp_path, monkeypatch):
 
 
 def test_a_model_trains_from_feast_and_the_parquet_join_matches_feast(example):
-    from plugins.feast import FeastProvider
+    from ml_framework.plugins.feast import FeastProvider
 
     harness = Harness(example, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
     try:
@@ -63,7 +63,7 @@ def test_a_model_trains_from_feast_and_the_parquet_join_matches_feast(example):
         assert set(lineage["data"]["files"]) >= {"data/fraud_labels.parquet", "data/customer_txn_stats.parquet"}
         assert not harness.plan().has_changes
 
-        from plugins.training.data import load_frame, resolve_inputs
+        from ml_framework.plugins.models.data import load_frame, resolve_inputs
 
         def lookup(address):
             record = harness.store.get(address)

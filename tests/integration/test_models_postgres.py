@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from framework.registry import ModelRegistry, RegistryError
+from ml_framework.plugins.models.registry import ModelRegistry, RegistryError
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def schema():
 
 
 def test_registry_tables_live_in_the_state_schema_and_aliases_move(schema):
-    from framework.state import open_state
+    from ml_framework.state import open_state
 
     store = open_state(f"postgresql://{SERVER.split('://', 1)[1]}?schema={schema}")
     try:
@@ -62,9 +62,9 @@ def test_registry_tables_live_in_the_state_schema_and_aliases_move(schema):
 
 
 def test_a_model_applied_with_postgres_state_is_recorded_there(schema, tmp_path, monkeypatch):
-    from framework.testing.harness import Harness
-    from plugins.lightgbm import LightGBMProvider
-    from plugins.training.testing import feature_providers, write_project
+    from ml_framework.testing.harness import Harness
+    from ml_framework.plugins.lightgbm import LightGBMProvider
+    from ml_framework.plugins.models.testing import feature_providers, write_project
 
     monkeypatch.setenv("ML_STATE_URL", f"{SERVER}?schema={schema}")
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))

@@ -9,14 +9,14 @@ import re
 
 import pytest
 
-from framework.registry import ModelRegistry
-from framework.testing import run_cli
-from framework.testing.harness import Harness
-from plugins.alibi_detect import AlibiDetectProvider
-from plugins.bentoml import BentoMLProvider
-from plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, stop_all_servers
-from plugins.lightgbm import LightGBMProvider
-from plugins.training.testing import feature_providers, write_data, write_project
+from ml_framework.plugins.models.registry import ModelRegistry
+from ml_framework.testing import run_cli
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.alibi_detect import AlibiDetectProvider
+from ml_framework.plugins.bentoml import BentoMLProvider
+from ml_framework.plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, stop_all_servers
+from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.models.testing import feature_providers, write_data, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 

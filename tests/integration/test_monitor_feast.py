@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("plugins.feast.training")
+pytest.importorskip("ml_framework.plugins.feast.training")
 
-from framework.testing import run_cli  # noqa: E402
-from plugins.alibi_detect import AlibiDetectProvider  # noqa: E402
-from plugins.lightgbm import LightGBMProvider  # noqa: E402
-from plugins.monitoring.testing import serving_provider, traffic_frame, write_traffic  # noqa: E402
+from ml_framework.testing import run_cli  # noqa: E402
+from ml_framework.plugins.alibi_detect import AlibiDetectProvider  # noqa: E402
+from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
+from ml_framework.plugins.monitoring.testing import serving_provider, traffic_frame, write_traffic  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 
@@ -59,10 +59,10 @@ def example(tmp_path, monkeypatch):
 
 
 def test_the_example_monitor_on_feast_features(example):
-    from framework.registry import ModelRegistry
-    from plugins.feast import FeastProvider
-    from plugins.monitoring.reference import load_reference
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.models.registry import ModelRegistry
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.monitoring.reference import load_reference
+    from ml_framework.plugins.models.predictor import load_predictor
 
     providers = {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "serving": serving_provider(),
                  "alibi-detect": AlibiDetectProvider()}
@@ -77,7 +77,7 @@ def test_the_example_monitor_on_feast_features(example):
     assert detector["method"] == "tabular" and detector["prediction_drift"] and detector["reference_rows"] > 1000
     assert ml("plan", "--detailed-exitcode").exit_code == 0
 
-    from framework.project import Project
+    from ml_framework.project import Project
 
     project = Project.load(example)
     store = project.open_state()

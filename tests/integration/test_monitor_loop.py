@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framework.registry import ModelRegistry
-from framework.testing import run_cli
-from framework.testing.contract import ProviderContract
-from framework.testing.harness import Harness
-from plugins.alibi_detect import AlibiDetectProvider
-from plugins.lightgbm import LightGBMProvider
-from plugins.monitoring.reference import load_reference
-from plugins.monitoring.testing import monitor_specs, serving_provider, traffic_frame, write_labels, write_traffic
-from plugins.training.predictor import load_predictor
-from plugins.training.testing import feature_providers, write_data, write_project
+from ml_framework.plugins.models.registry import ModelRegistry
+from ml_framework.testing import run_cli
+from ml_framework.testing.contract import ProviderContract
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.alibi_detect import AlibiDetectProvider
+from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.monitoring.reference import load_reference
+from ml_framework.plugins.monitoring.testing import monitor_specs, serving_provider, traffic_frame, write_labels, write_traffic
+from ml_framework.plugins.models.predictor import load_predictor
+from ml_framework.plugins.models.testing import feature_providers, write_data, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env", "bentoml_home")]
 
@@ -204,8 +204,8 @@ def test_a_reference_too_large_is_sampled_and_reported(tmp_path):
 def test_the_reference_is_saved_at_training_and_outlives_changed_data(loop):
     import pandas as pd
 
-    from plugins.training.artifacts import artifact_dir
-    from plugins.training.training_reference import REFERENCE_FILE
+    from ml_framework.plugins.models.artifacts import artifact_dir
+    from ml_framework.plugins.models.training_reference import REFERENCE_FILE
 
     version = loop.registry.get("fraud", "v1")
     assert (artifact_dir(version.bentoml_tag) / REFERENCE_FILE).is_file()
@@ -240,7 +240,7 @@ GT_SPECS = monitor_specs(on_drift="[alert]", extra="""\
 
 
 def test_delayed_labels_reveal_concept_drift(tmp_path):
-    from plugins.monitoring.reference import _training_frame
+    from ml_framework.plugins.monitoring.reference import _training_frame
 
     made = make_loop(tmp_path, specs=GT_SPECS)
     try:

@@ -17,14 +17,14 @@ import time
 
 import pytest
 
-from framework.prediction_log import read_predictions
-from framework.testing import run_cli
-from framework.testing.harness import Harness
-from plugins.bentoml import BentoMLProvider
-from plugins.bentoml.control import read_control
-from plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, raw_payloads, stop_all_servers
-from plugins.lightgbm import LightGBMProvider
-from plugins.training.testing import feature_providers, model_spec, write_project
+from ml_framework.plugins.serving.prediction_log import read_predictions
+from ml_framework.testing import run_cli
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.bentoml import BentoMLProvider
+from ml_framework.plugins.bentoml.control import read_control
+from ml_framework.plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, raw_payloads, stop_all_servers
+from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.models.testing import feature_providers, model_spec, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 PAYLOADS = raw_payloads(300)

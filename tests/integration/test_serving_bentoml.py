@@ -13,14 +13,14 @@ import urllib.request
 
 import pytest
 
-from framework.prediction_log import read_predictions
-from framework.testing import run_cli
-from framework.testing.harness import Harness
-from plugins.bentoml import BentoMLProvider
-from plugins.bentoml.process import is_running
-from plugins.bentoml.testing import deployment_spec, free_port, post, raw_payloads, stop_all_servers
-from plugins.lightgbm import LightGBMProvider
-from plugins.training.testing import feature_providers, write_project
+from ml_framework.plugins.serving.prediction_log import read_predictions
+from ml_framework.testing import run_cli
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.bentoml import BentoMLProvider
+from ml_framework.plugins.bentoml.process import is_running
+from ml_framework.plugins.bentoml.testing import deployment_spec, free_port, post, raw_payloads, stop_all_servers
+from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.models.testing import feature_providers, write_project
 
 pytestmark = pytest.mark.integration
 KEY = "k-test-123"
@@ -94,8 +94,8 @@ def test_metrics_with_a_version_label_openapi_and_status(served):
 
 
 def test_metrics_carry_the_gauges_of_the_monitors_watching_the_deployment(served):
-    from plugins.monitoring.results import DRIFT, DriftResult, FeatureResult, RunResult, VersionResult
-    from plugins.monitoring.store import MonitorStore
+    from ml_framework.plugins.monitoring.results import DRIFT, DriftResult, FeatureResult, RunResult, VersionResult
+    from ml_framework.plugins.monitoring.store import MonitorStore
 
     url = outputs(served)["url"]
     post(url + "/predict", GOOD)
@@ -227,7 +227,7 @@ def test_destroy_stops_the_service_and_keeps_the_prediction_log(tmp_path, monkey
         assert post(out["url"] + "/predict", GOOD)[0] == 200
         assert harness.destroy().ok
         assert not is_running(out["pid"])
-        from plugins.bentoml.process import port_free
+        from ml_framework.plugins.bentoml.process import port_free
 
         assert port_free("127.0.0.1", port) and not (root / ".ml/serving/fraud-api").exists()
         assert (root / ".ml/predictions/fraud-api").is_dir()

@@ -1,4 +1,4 @@
-"""The provider contract suite (framework.testing.contract) against the bentoml backend, with real
+"""The provider contract suite (ml_framework.testing.contract) against the bentoml backend, with real
 `bentoml serve` processes: apply then plan is empty, a second apply is a no-op, destroy removes (the
 process is gone: read says so), an interrupted apply loses nothing recorded."""
 
@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from framework.testing.contract import ProviderContract
-from plugins.bentoml import BentoMLProvider
-from plugins.bentoml.testing import deployment_spec, free_port, stop_all_servers
-from plugins.lightgbm import LightGBMProvider
-from plugins.training.testing import feature_providers, write_project
+from ml_framework.testing.contract import ProviderContract
+from ml_framework.plugins.bentoml import BentoMLProvider
+from ml_framework.plugins.bentoml.testing import deployment_spec, free_port, stop_all_servers
+from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.models.testing import feature_providers, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("plugins.feast.online")
+pytest.importorskip("ml_framework.plugins.feast.online")
 
-from framework.testing.harness import Harness  # noqa: E402
-from plugins.bentoml import BentoMLProvider  # noqa: E402
-from plugins.bentoml.testing import deployment_spec, free_port, post, stop_all_servers  # noqa: E402
-from plugins.lightgbm import LightGBMProvider  # noqa: E402
+from ml_framework.testing.harness import Harness  # noqa: E402
+from ml_framework.plugins.bentoml import BentoMLProvider  # noqa: E402
+from ml_framework.plugins.bentoml.testing import deployment_spec, free_port, post, stop_all_servers  # noqa: E402
+from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def example(tmp_path_factory):
             port=free_port(), rollout=AB, extra="input: {entity_keys: [customer_id, merchant_id], raw_features: true}\n"))
         subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
                         "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
-        from plugins.feast import FeastProvider
+        from ml_framework.plugins.feast import FeastProvider
 
         harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})
         try:
@@ -103,9 +103,9 @@ def url_of(harness):
 
 def test_entity_keys_fetch_online_features_and_predict_like_the_model(example):
     harness, root = example
-    from plugins.feast.online import fetch_online_features
-    from plugins.training.artifacts import artifact_dir
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.feast.online import fetch_online_features
+    from ml_framework.plugins.models.artifacts import artifact_dir
+    from ml_framework.plugins.models.predictor import load_predictor
 
     keys = known_keys(root, 5)
     tag = harness.store.get("deployment.fraud-api").outputs["stable"]["tag"]

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from framework.testing.harness import Harness
-from plugins.bentoml import BentoMLProvider
-from plugins.bentoml.process import is_running, port_free
-from plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, raw_payloads, stop_all_servers
-from plugins.lightgbm import LightGBMProvider
-from plugins.training.testing import feature_providers, model_spec, write_project
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.bentoml import BentoMLProvider
+from ml_framework.plugins.bentoml.process import is_running, port_free
+from ml_framework.plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, raw_payloads, stop_all_servers
+from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.models.testing import feature_providers, model_spec, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 GOOD = raw_payloads(1)[0]
@@ -109,8 +109,8 @@ def test_a_version_that_fails_to_load_stops_the_rollout_and_stable_keeps_serving
     url = deployment(harness).outputs["url"]
     (project / "specs" / "models.yaml").write_text(model_spec(gates=(), params={"num_leaves": 7, "num_boost_round": 20}))
     assert harness.apply(targets=["model.fraud"]).ok
-    from framework.registry import ModelRegistry
-    from plugins.training.artifacts import artifact_dir
+    from ml_framework.plugins.models.registry import ModelRegistry
+    from ml_framework.plugins.models.artifacts import artifact_dir
 
     v2 = ModelRegistry.for_project(project).resolve("fraud")
     assert v2.label == "v2"

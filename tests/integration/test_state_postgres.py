@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from framework.contract import RecordedResource
-from framework.errors import LockedError, StateError
-from framework.state import STATE_FORMAT_VERSION, ResourceOutcome, open_state
+from ml_framework.contract import RecordedResource
+from ml_framework.errors import LockedError, StateError
+from ml_framework.state import STATE_FORMAT_VERSION, ResourceOutcome, open_state
 
 pytestmark = pytest.mark.integration
 
@@ -224,8 +224,8 @@ def test_second_process_fails_fast(url: str, store):
     started = time.monotonic()
     code = """
         import sys
-        from framework.state import open_state
-        from framework.errors import LockedError
+        from ml_framework.state import open_state
+        from ml_framework.errors import LockedError
         try:
             open_state(sys.argv[1]).acquire_lock("destroy")
         except LockedError as exc:
@@ -242,8 +242,8 @@ def test_second_process_fails_fast(url: str, store):
 
 RACE = """
     import sys, time
-    from framework.state import open_state
-    from framework.errors import LockedError
+    from ml_framework.state import open_state
+    from ml_framework.errors import LockedError
     store = open_state(sys.argv[1])
     start = float(sys.argv[2])
     while time.time() < start:

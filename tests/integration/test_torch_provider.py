@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from framework.registry import ModelRegistry
-from framework.testing.contract import ProviderContract
-from framework.testing.harness import Harness
-from plugins.torch import TorchProvider
-from plugins.training.predictor import load_predictor
-from plugins.training.testing import feature_providers, write_project
+from ml_framework.plugins.models.registry import ModelRegistry
+from ml_framework.testing.contract import ProviderContract
+from ml_framework.testing.harness import Harness
+from ml_framework.plugins.torch import TorchProvider
+from ml_framework.plugins.models.predictor import load_predictor
+from ml_framework.plugins.models.testing import feature_providers, write_project
 
 pytestmark = pytest.mark.usefixtures("clean_ml_env", "bentoml_home")
 

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from framework.contract import FingerprintRequest, RecordedResource, Resource
-from framework.spec.kinds import KINDS, PLURALS, BatchPrediction
-from plugins.batch.provider import DATA_INPUT, MODEL_INPUT, BatchProvider
+from ml_framework.contract import FingerprintRequest, RecordedResource, Resource
+from ml_framework.spec.kinds import KINDS, PLURALS, BatchPrediction
+from ml_framework.plugins.batch.provider import DATA_INPUT, MODEL_INPUT, BatchProvider
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_read_chunks_gives_exact_chunk_sizes_across_row_groups_and_csv_blocks(tm
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from plugins.batch.inputs import read_chunks
+    from ml_framework.plugins.batch.inputs import read_chunks
 
     frame = pd.DataFrame({"id": range(1000), "x": [i * 0.5 for i in range(1000)], "s": ["a"] * 1000})
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "in.parquet", row_group_size=130)
@@ -85,7 +85,7 @@ def test_read_chunks_gives_exact_chunk_sizes_across_row_groups_and_csv_blocks(tm
 
 
 def test_an_unreadable_input_is_reported(tmp_path):
-    from plugins.batch.inputs import BatchInputError, file_schema
+    from ml_framework.plugins.batch.inputs import BatchInputError, file_schema
 
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(BatchInputError, match="cannot read the input file bad.parquet as parquet"):
@@ -101,8 +101,8 @@ def test_multiclass_layout_has_the_class_and_one_probability_per_class():
     import numpy as np
     import pyarrow as pa
 
-    from plugins.batch.inputs import FeatureSource
-    from plugins.batch.scoring import _layout
+    from ml_framework.plugins.batch.inputs import FeatureSource
+    from ml_framework.plugins.batch.scoring import _layout
 
     schema = pa.schema([("id", pa.int64()), ("a", pa.float64()), ("b", pa.float64())])
     parsed = BatchPrediction.model_validate(spec(input={"path": "x.parquet"}))
@@ -121,7 +121,7 @@ def test_multiclass_layout_has_the_class_and_one_probability_per_class():
 def test_pg_types_and_urls(monkeypatch):
     import pyarrow as pa
 
-    from plugins.batch.sinks import BatchOutputError, pg_type, postgres_url
+    from ml_framework.plugins.batch.sinks import BatchOutputError, pg_type, postgres_url
 
     assert pg_type(pa.int64()) == "bigint" and pg_type(pa.float32()) == "real"
     assert pg_type(pa.timestamp("ns", tz="UTC")) == "timestamp with time zone"
@@ -173,8 +173,8 @@ def test_model_version_input_appears_when_the_resolved_version_moves_and_stays(p
 
 
 def test_input_data_input_follows_the_recorded_files(provider, tmp_path):
-    from plugins.batch.inputs import BatchInputError
-    from plugins.training.fingerprint import DataKeys, combine
+    from ml_framework.plugins.batch.inputs import BatchInputError
+    from ml_framework.plugins.models.fingerprint import DataKeys, combine
 
     (tmp_path / "in.csv").write_text("a\n1\n")
     keys = DataKeys(tmp_path).keys(["in.csv"])
@@ -190,7 +190,7 @@ def test_input_data_input_follows_the_recorded_files(provider, tmp_path):
 
 # -- registration and import hygiene -----------------------------------------------------------------------------------
 def test_registered_as_an_entry_point():
-    from framework.plugins import PluginRegistry
+    from ml_framework.plugin_registry import PluginRegistry
 
     provider = PluginRegistry(project_dir=ROOT).get("batch")
     assert isinstance(provider, BatchProvider) and provider.kinds == ("BatchPrediction",)
@@ -198,7 +198,7 @@ def test_registered_as_an_entry_point():
 
 
 def test_importing_the_plugin_imports_no_heavy_library():
-    code = ("import json, sys, plugins.batch, plugins.batch.config; "
+    code = ("import json, sys, ml_framework.plugins.batch, ml_framework.plugins.batch.config; "
             "print(json.dumps([m for m in ('pandas', 'pyarrow', 'lightgbm', 'psycopg', 'bentoml') if m in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr

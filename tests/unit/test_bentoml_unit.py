@@ -18,12 +18,12 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from framework.prediction_log import PredictionLogWriter, log_dir
-from framework.spec.kinds import Deployment
-from plugins.bentoml.codegen import bento_service_name, class_name, render_service, write_service_files
-from plugins.bentoml.config import BentoMLSettings
-from plugins.bentoml.control import LoadError, read_control, traffic, wait_for_generation, write_control
-from plugins.bentoml.predictor import CATEGORY, NUMBER, FeatureKind
+from ml_framework.plugins.serving.prediction_log import PredictionLogWriter, log_dir
+from ml_framework.spec.kinds import Deployment
+from ml_framework.plugins.bentoml.codegen import bento_service_name, class_name, render_service, write_service_files
+from ml_framework.plugins.bentoml.config import BentoMLSettings
+from ml_framework.plugins.bentoml.control import LoadError, read_control, traffic, wait_for_generation, write_control
+from ml_framework.plugins.bentoml.predictor import CATEGORY, NUMBER, FeatureKind
 
 HEAVY = ("bentoml", "pandas", "lightgbm", "feast", "torch", "numpy")
 
@@ -31,10 +31,10 @@ HEAVY = ("bentoml", "pandas", "lightgbm", "feast", "torch", "numpy")
 def test_the_plugin_and_the_rollout_engine_import_nothing_heavy(tmp_path):
     code = textwrap.dedent("""\
         import json, sys
-        import plugins.bentoml, plugins.bentoml.provider, plugins.bentoml.config, plugins.bentoml.codegen
-        import plugins.bentoml.control, plugins.bentoml.process, plugins.bentoml.analysis, plugins.bentoml.deploy
-        import plugins.bentoml.revisions, plugins.bentoml.guards, plugins.bentoml.testing
-        import framework.rollout, framework.cli.serving
+        import ml_framework.plugins.bentoml, ml_framework.plugins.bentoml.provider, ml_framework.plugins.bentoml.config, ml_framework.plugins.bentoml.codegen
+        import ml_framework.plugins.bentoml.control, ml_framework.plugins.bentoml.process, ml_framework.plugins.bentoml.analysis, ml_framework.plugins.bentoml.deploy
+        import ml_framework.plugins.bentoml.revisions, ml_framework.plugins.bentoml.guards, ml_framework.plugins.bentoml.testing
+        import ml_framework.plugins.serving.rollout, ml_framework.plugins.serving.cli
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
     """) % (HEAVY,)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -43,7 +43,7 @@ def test_the_plugin_and_the_rollout_engine_import_nothing_heavy(tmp_path):
 
 
 def test_the_provider_is_registered_as_an_entry_point():
-    from framework.plugins import PluginRegistry
+    from ml_framework.plugin_registry import PluginRegistry
 
     registry = PluginRegistry()
     provider = registry.get("bentoml")
@@ -141,7 +141,7 @@ def test_control_generations_and_acknowledgements(tmp_path):
         wait_for_generation(tmp_path, 3, 1, timeout=1)
     ack(3, pid=2 ** 22 + 11)  # a dead worker's file is ignored and removed
     worker_files = list(status.iterdir())
-    from plugins.bentoml.control import worker_statuses
+    from ml_framework.plugins.bentoml.control import worker_statuses
 
     assert [s["pid"] for s in worker_statuses(tmp_path)] == [me]
     assert len(list(status.iterdir())) == len(worker_files) - 1
@@ -173,7 +173,7 @@ class FakeModel:
 
 
 def make_runtime(tmp_path, **config):
-    from plugins.bentoml.runtime import Route, Runtime
+    from ml_framework.plugins.bentoml.runtime import Route, Runtime
 
     base = {"deployment": "fraud-api", "service_dir": str(tmp_path / "svc"), "input": {"raw_features": True},
             "max_request_bytes": 1000}
@@ -183,7 +183,7 @@ def make_runtime(tmp_path, **config):
 
 
 def errors_of(runtime, payload):
-    from plugins.bentoml.runtime import RequestError
+    from ml_framework.plugins.bentoml.runtime import RequestError
 
     with pytest.raises(RequestError) as info:
         asyncio.run(runtime.handle(payload))
@@ -236,7 +236,7 @@ def test_entity_key_validation(tmp_path):
 
 
 def test_malformed_json_and_non_objects(tmp_path):
-    from plugins.bentoml.runtime import RequestError
+    from ml_framework.plugins.bentoml.runtime import RequestError
 
     runtime = make_runtime(tmp_path)
     with pytest.raises(RequestError) as info:
@@ -251,7 +251,7 @@ def test_malformed_json_and_non_objects(tmp_path):
 
 
 def test_guard_api_keys_from_env_and_file_with_rotation(tmp_path, monkeypatch):
-    from plugins.bentoml.runtime import RequestError
+    from ml_framework.plugins.bentoml.runtime import RequestError
 
     monkeypatch.setenv("TEST_ML_KEYS", "k-env-1, k-env-2")
     keys_file = tmp_path / "keys.txt"
@@ -275,7 +275,7 @@ def test_guard_api_keys_from_env_and_file_with_rotation(tmp_path, monkeypatch):
 
 
 def test_guard_rate_limit_and_payload_size(tmp_path):
-    from plugins.bentoml.runtime import RequestError
+    from ml_framework.plugins.bentoml.runtime import RequestError
 
     runtime = make_runtime(tmp_path, rate_limit={"requests_per_second": 2, "burst": 3, "per": "client"})
     for _ in range(3):
@@ -295,14 +295,14 @@ def test_guard_rate_limit_and_payload_size(tmp_path):
 
 
 def test_rate_is_shared_between_workers():
-    from plugins.bentoml.guards import RateLimiter
+    from ml_framework.plugins.bentoml.guards import RateLimiter
 
     limiter = RateLimiter({"requests_per_second": 100, "burst": 40}, workers=4)
     assert limiter.rate == 25 and limiter.burst == 10
 
 
 def test_routing_weights_sticky_split_and_mirror():
-    from plugins.bentoml.runtime import Route
+    from ml_framework.plugins.bentoml.runtime import Route
 
     stable, candidate = FakeModel("v1", 0.1), FakeModel("v2", 0.9)
     route = Route(2, "r", "canary 25%", "weight", 25.0, stable, candidate)
@@ -320,7 +320,7 @@ def test_routing_weights_sticky_split_and_mirror():
 
 
 def test_a_failing_candidate_is_answered_by_stable_and_logged_as_an_error(tmp_path):
-    from plugins.bentoml.runtime import Route
+    from ml_framework.plugins.bentoml.runtime import Route
 
     runtime = make_runtime(tmp_path, log_dir=str(tmp_path / "log"))
     runtime._writer = PredictionLogWriter(tmp_path / "log")
@@ -336,7 +336,7 @@ def test_a_failing_candidate_is_answered_by_stable_and_logged_as_an_error(tmp_pa
 
 
 def test_a_failing_stable_model_is_a_500_not_a_crash(tmp_path):
-    from plugins.bentoml.runtime import Route
+    from ml_framework.plugins.bentoml.runtime import Route
 
     runtime = make_runtime(tmp_path)
     runtime.route = Route(1, None, None, "single", 0.0, FakeModel("v1", 0.2, fail=True), None)
@@ -345,7 +345,7 @@ def test_a_failing_stable_model_is_a_500_not_a_crash(tmp_path):
 
 
 def test_shadow_answers_with_stable_and_logs_the_candidate_pair(tmp_path):
-    from plugins.bentoml.runtime import Route
+    from ml_framework.plugins.bentoml.runtime import Route
 
     runtime = make_runtime(tmp_path)
     runtime._writer = PredictionLogWriter(tmp_path / "log")
@@ -366,7 +366,7 @@ def test_shadow_answers_with_stable_and_logs_the_candidate_pair(tmp_path):
 
 
 def test_worker_applies_control_and_reports_load_errors(tmp_path, monkeypatch):
-    from plugins.bentoml import runtime as rt
+    from ml_framework.plugins.bentoml import runtime as rt
 
     models = {"fraud:a": FakeModel("v1", 0.1), "fraud:b": FakeModel("v2", 0.2)}
 
@@ -411,7 +411,7 @@ def saved_lightgbm(tmp_path_factory):
     import numpy as np
     import pandas as pd
 
-    from plugins.training.prepare import encode_features
+    from ml_framework.plugins.models.prepare import encode_features
 
     rng = np.random.default_rng(0)
     n = 600
@@ -435,8 +435,8 @@ def saved_lightgbm(tmp_path_factory):
 def test_fast_lightgbm_predictions_equal_the_pandas_path(saved_lightgbm):
     import random
 
-    from plugins.bentoml.predictor import load_serving_model
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.bentoml.predictor import load_serving_model
+    from ml_framework.plugins.models.predictor import load_predictor
 
     fast, reference = load_serving_model(saved_lightgbm), load_predictor(saved_lightgbm)
     assert (fast.version, fast.model, fast.tag) == ("v7", "fraud", "fraud:abc")
@@ -464,7 +464,7 @@ def test_feature_kinds_accept_and_refuse():
 def test_log_cursor_collects_by_generation_incrementally(tmp_path):
     from datetime import datetime, timezone
 
-    from plugins.bentoml.analysis import LogCursor
+    from ml_framework.plugins.bentoml.analysis import LogCursor
 
     writer = PredictionLogWriter(log_dir(tmp_path, "api"))
     now = time.time()
@@ -503,8 +503,8 @@ def test_log_cursor_collects_by_generation_incrementally(tmp_path):
 
 
 def test_rollback_target_selection():
-    from framework.errors import MLError
-    from plugins.bentoml.revisions import rollback_target as _rollback_target
+    from ml_framework.errors import MLError
+    from ml_framework.plugins.bentoml.revisions import rollback_target as _rollback_target
 
     revisions = [{"revision": 1, "version": "v1", "tag": "f:1", "outcome": "deployed"},
                  {"revision": 2, "version": "v2", "tag": "f:2", "outcome": "promoted"},
@@ -518,8 +518,8 @@ def test_rollback_target_selection():
 
 
 def test_plan_explains_restarts_and_rollouts():
-    from framework.contract import FieldChange, PlanRequest, RecordedResource, Resource
-    from plugins.bentoml import BentoMLProvider
+    from ml_framework.contract import FieldChange, PlanRequest, RecordedResource, Resource
+    from ml_framework.plugins.bentoml import BentoMLProvider
 
     spec = deployment(rollout={"strategy": "canary", "steps": [5, 25, 100]}).model_dump(mode="json")
     resource = Resource("deployment.fraud-api", "Deployment", "fraud-api", "bentoml", spec)
@@ -539,7 +539,7 @@ def test_plan_explains_restarts_and_rollouts():
 
 
 def test_port_in_use_is_refused_before_anything_starts(tmp_path):
-    from plugins.bentoml.process import PortInUse, port_free, start_server
+    from ml_framework.plugins.bentoml.process import PortInUse, port_free, start_server
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -553,7 +553,7 @@ def test_port_in_use_is_refused_before_anything_starts(tmp_path):
 
 
 def test_unknown_entity_is_404_or_predicted_with_missing_features(tmp_path, monkeypatch):
-    from plugins.feast import online
+    from ml_framework.plugins.feast import online
 
     found = {"value": online.OnlineFeatures(features={"customer_id": [7], "amount": [None], "segment": [None]},
                                             missing=[{"customer_id": 7}],

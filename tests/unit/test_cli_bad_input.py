@@ -1,7 +1,7 @@
 """Bad input at the command line: one clear message naming file:line and field, exit 1, no traceback,
 state untouched. Plus the CLI's everyday contract (exit codes, output formats, state/history commands).
 
-Everything runs in-process through `framework.testing.run_cli` with an in-memory provider named
+Everything runs in-process through `ml_framework.testing.run_cli` with an in-memory provider named
 `memory`; Click's runner mixes stderr into `result.output` (and keeps `result.stdout` apart).
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from framework import __version__
-from framework.contract import ENTRY_POINT_GROUP
-from framework.state import STATE_FORMAT_VERSION, open_state
-from framework.testing import InMemoryProvider, run_cli
+from ml_framework import __version__
+from ml_framework.contract import ENTRY_POINT_GROUP
+from ml_framework.state import STATE_FORMAT_VERSION, open_state
+from ml_framework.testing import InMemoryProvider, run_cli
 
 pytestmark = pytest.mark.usefixtures("clean_ml_env")
 
@@ -330,7 +330,7 @@ def test_every_error_of_a_run_is_reported_at_once(proj: Proj):
 
 def test_plugin_that_fails_to_import_fails_only_its_own_resources(proj: Proj, fixtures_dir: Path):
     shutil.copy(fixtures_dir / "brokenplugin.py", proj.root / "brokenplugin.py")
-    proj.write("ml.yaml", 'plugins:\n  local:\n    memory: "framework.testing:InMemoryProvider"\n'
+    proj.write("ml.yaml", 'plugins:\n  local:\n    memory: "ml_framework.testing:InMemoryProvider"\n'
                           '    broken: "brokenplugin:provider"\n')
     proj.write("specs/merchant.yaml", "kind: Entity\nname: merchant\nbackend: broken\n")
 

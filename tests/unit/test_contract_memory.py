@@ -2,8 +2,8 @@
 
 import pytest
 
-from framework.testing import InMemoryProvider
-from framework.testing.contract import ProviderContract
+from ml_framework.testing import InMemoryProvider
+from ml_framework.testing.contract import ProviderContract
 
 SPECS = """\
 kind: Entity

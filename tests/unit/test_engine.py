@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from framework.errors import GraphError, PlanError, SpecError, SpecErrors
-from framework.operations import check_saved_plan
-from framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE
-from framework.testing import InMemoryProvider
-from framework.testing.harness import Harness
+from ml_framework.errors import GraphError, PlanError, SpecError, SpecErrors
+from ml_framework.operations import check_saved_plan
+from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE
+from ml_framework.testing import InMemoryProvider
+from ml_framework.testing.harness import Harness
 
 SPECS = """\
 kind: Entity

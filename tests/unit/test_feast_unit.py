@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from framework.errors import PluginError, ProviderError
-from framework.spec.kinds import Entity, FeatureService, FeatureStore, FeatureView, Source
-from plugins.feast import compile as comp
-from plugins.feast.codegen import render_module
-from plugins.feast.fingerprint import MISSING, FingerprintCache
-from plugins.feast.materialize import online_store_identity
+from ml_framework.errors import PluginError, ProviderError
+from ml_framework.spec.kinds import Entity, FeatureService, FeatureStore, FeatureView, Source
+from ml_framework.plugins.feast import compile as comp
+from ml_framework.plugins.feast.codegen import render_module
+from ml_framework.plugins.feast.fingerprint import MISSING, FingerprintCache
+from ml_framework.plugins.feast.materialize import online_store_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_importing_the_plugin_leaves_heavy_libraries_out():
     code = (
-        "import sys; import plugins.feast as p; prov = p.FeastProvider(); prov.config_model('FeatureView');"
-        "import plugins.feast.handlers, plugins.feast.contracts, plugins.feast.online, plugins.feast.training;"
+        "import sys; import ml_framework.plugins.feast as p; prov = p.FeastProvider(); prov.config_model('FeatureView');"
+        "import ml_framework.plugins.feast.handlers, ml_framework.plugins.feast.contracts, ml_framework.plugins.feast.online, ml_framework.plugins.feast.training;"
         "heavy = [m for m in ('feast', 'pandas', 'pyarrow', 'pandera', 'numpy') if m in sys.modules];"
         "print(','.join(heavy) or 'none')"
     )
@@ -37,8 +37,8 @@ def test_importing_the_plugin_leaves_heavy_libraries_out():
 
 
 def test_plugin_is_registered_through_the_entry_point():
-    from framework.contract import verify_provider
-    from framework.plugins import PluginRegistry
+    from ml_framework.contract import verify_provider
+    from ml_framework.plugin_registry import PluginRegistry
 
     provider = PluginRegistry().get("feast")
     verify_provider(provider, "feast")
@@ -46,7 +46,7 @@ def test_plugin_is_registered_through_the_entry_point():
 
 
 def test_bad_project_settings_name_the_key(tmp_path):
-    from plugins.feast import FeastProvider
+    from ml_framework.plugins.feast import FeastProvider
 
     with pytest.raises(PluginError, match="backends.feast: repos?: Extra inputs"):
         FeastProvider().configure(tmp_path, {"repos": "x"})
@@ -161,7 +161,7 @@ def _write_parquet(path: Path, n: int, offset: float = 0.0) -> None:
 
 
 def test_fingerprint_changes_with_data_and_skips_unchanged_files(tmp_path, monkeypatch):
-    from plugins.feast import fingerprint
+    from ml_framework.plugins.feast import fingerprint
 
     path = tmp_path / "data.parquet"
     _write_parquet(path, 20_000)
@@ -182,7 +182,7 @@ def test_fingerprint_changes_with_data_and_skips_unchanged_files(tmp_path, monke
 
 
 def test_parquet_key_reads_only_the_footer(tmp_path, monkeypatch):
-    from plugins.feast import fingerprint
+    from ml_framework.plugins.feast import fingerprint
 
     path = tmp_path / "big.parquet"
     _write_parquet(path, 200_000)
@@ -241,8 +241,8 @@ def _frame(n=200):
 
 
 def _contract(**dataset):
-    from framework.spec.kinds import ColumnChecks, DatasetChecks
-    from plugins.feast.contracts import ColumnRule, Contract
+    from ml_framework.spec.kinds import ColumnChecks, DatasetChecks
+    from ml_framework.plugins.feast.contracts import ColumnRule, Contract
 
     return Contract(
         path_field="source.path",
@@ -258,7 +258,7 @@ def _contract(**dataset):
 
 
 def _check(tmp_path, df, **dataset):
-    from plugins.feast.contracts import validate
+    from ml_framework.plugins.feast.contracts import validate
 
     path = tmp_path / "f.parquet"
     df.to_parquet(path)
@@ -266,7 +266,7 @@ def _check(tmp_path, df, **dataset):
 
 
 def _failure(tmp_path, df, **dataset) -> str:
-    from plugins.feast.errors import DataContractError
+    from ml_framework.plugins.feast.errors import DataContractError
 
     with pytest.raises(DataContractError) as info:
         _check(tmp_path, df, **dataset)
@@ -336,8 +336,8 @@ def test_wrong_dtype(tmp_path):
 
 
 def test_missing_and_unreadable_files(tmp_path):
-    from plugins.feast.contracts import validate
-    from plugins.feast.errors import DataContractError
+    from ml_framework.plugins.feast.contracts import validate
+    from ml_framework.plugins.feast.errors import DataContractError
 
     with pytest.raises(DataContractError, match=r"source\.path: file exists"):
         validate("featureview.v", tmp_path / "absent.parquet", _contract(), now=NOW)
@@ -357,7 +357,7 @@ def test_uniqueness_is_exact_on_sorted_and_unsorted_rows(tmp_path):
     import numpy as np
     import pyarrow as pa
 
-    from plugins.feast.contracts import _surely_unique
+    from ml_framework.plugins.feast.contracts import _surely_unique
 
     keys = np.array([1, 2, 1, 2, 3], dtype="int64")
     stamps = np.array([10, 10, 20, 20, 20], dtype="datetime64[us]")
@@ -382,8 +382,8 @@ def test_duplicates_in_sorted_data_are_reported(tmp_path):
 
 
 def _csv_contract():
-    from framework.spec.kinds import ColumnChecks
-    from plugins.feast.contracts import ColumnRule, Contract
+    from ml_framework.spec.kinds import ColumnChecks
+    from ml_framework.plugins.feast.contracts import ColumnRule, Contract
 
     return Contract(
         path_field="path",
@@ -407,7 +407,7 @@ CSV_GOOD = """customer_id,event_ts,amount,flag,country,note
 def test_csv_is_typed_by_the_contract_and_timestamps_become_utc(tmp_path):
     import pyarrow as pa
 
-    from plugins.feast.csvdata import read_csv
+    from ml_framework.plugins.feast.csvdata import read_csv
 
     path = tmp_path / "s.csv"
     path.write_text(CSV_GOOD)
@@ -422,9 +422,9 @@ def test_csv_is_typed_by_the_contract_and_timestamps_become_utc(tmp_path):
 
 
 def test_malformed_csv_reports_every_column_and_line(tmp_path):
-    from plugins.feast.csvdata import read_csv
-    from plugins.feast.contracts import validate
-    from plugins.feast.errors import DataContractError
+    from ml_framework.plugins.feast.csvdata import read_csv
+    from ml_framework.plugins.feast.contracts import validate
+    from ml_framework.plugins.feast.errors import DataContractError
 
     path = tmp_path / "s.csv"
     path.write_text("customer_id,event_ts,amount,flag\n"
@@ -450,8 +450,8 @@ def test_malformed_csv_reports_every_column_and_line(tmp_path):
 def test_csv_copy_is_written_only_for_good_data_and_reused_while_unchanged(tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
-    from plugins.feast import csvdata
-    from plugins.feast.errors import DataContractError
+    from ml_framework.plugins.feast import csvdata
+    from ml_framework.plugins.feast.errors import DataContractError
 
     csv, copy = tmp_path / "s.csv", tmp_path / "repo" / "data" / "ml_sources" / "s.parquet"
     csv.write_text(CSV_GOOD)
@@ -481,7 +481,7 @@ def test_online_store_identity_hides_passwords():
 
 
 def test_good_data_takes_the_fast_path_without_pandera(tmp_path, monkeypatch):
-    from plugins.feast import contracts
+    from ml_framework.plugins.feast import contracts
 
     monkeypatch.setattr(contracts, "_column_failures", lambda *a: pytest.fail("pandera ran on good data"))
     assert _check(tmp_path, _frame()).rows == 200
@@ -494,9 +494,9 @@ def test_good_data_takes_the_fast_path_without_pandera(tmp_path, monkeypatch):
     ("isin", {"isin": [0, 1, 2]}, "features.count.checks.isin: isin [0, 1, 2] fails for"),
 ])
 def test_each_rule_is_enforced(tmp_path, rule, value, expected):
-    from framework.spec.kinds import ColumnChecks
-    from plugins.feast.contracts import ColumnRule, Contract, validate
-    from plugins.feast.errors import DataContractError
+    from ml_framework.spec.kinds import ColumnChecks
+    from ml_framework.plugins.feast.contracts import ColumnRule, Contract, validate
+    from ml_framework.plugins.feast.errors import DataContractError
 
     column = "count" if rule in ("unique", "isin") else "amount"
     contract = Contract(path_field="path", timestamp=ColumnRule("event_ts", "timestamp_field", role="timestamp"),
@@ -509,9 +509,9 @@ def test_each_rule_is_enforced(tmp_path, rule, value, expected):
 
 
 def test_nulls_and_nans_pass_only_where_nullable(tmp_path):
-    from framework.spec.kinds import ColumnChecks
-    from plugins.feast.contracts import ColumnRule, Contract, validate
-    from plugins.feast.errors import DataContractError
+    from ml_framework.spec.kinds import ColumnChecks
+    from ml_framework.plugins.feast.contracts import ColumnRule, Contract, validate
+    from ml_framework.plugins.feast.errors import DataContractError
 
     df = _frame()
     df.loc[[1, 2], "amount"] = float("nan")
@@ -529,8 +529,8 @@ def test_nulls_and_nans_pass_only_where_nullable(tmp_path):
 
 
 def test_plan_marks_entity_key_changes_as_replacement_and_explains_reloads():
-    from framework.contract import FieldChange, PlanRequest, RecordedResource, Resource
-    from plugins.feast import FeastProvider
+    from ml_framework.contract import FieldChange, PlanRequest, RecordedResource, Resource
+    from ml_framework.plugins.feast import FeastProvider
 
     def plan(kind, *paths):
         resource = Resource(address=f"{kind.lower()}.x", kind=kind, name="x", backend="feast", spec={})

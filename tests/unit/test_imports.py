@@ -25,8 +25,8 @@ CLI_WRAPPER = textwrap.dedent("""\
     out = sys.argv[1]
     atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
     sys.argv = ["ml"] + sys.argv[2:]
-    import framework.cli.main
-    framework.cli.main.run()
+    import ml_framework.cli.main
+    ml_framework.cli.main.run()
 """)
 
 SPECS = textwrap.dedent("""\
@@ -80,12 +80,12 @@ def memory_project(tmp_path: Path) -> Path:
     (project / "specs" / "all.yaml").write_text(SPECS)
     (project / "ml.yaml").write_text('plugins:\n  local:\n    memory: "memplugin:provider"\n')
     (project / "memplugin.py").write_text(
-        "from framework.testing import InMemoryProvider\n\nprovider = InMemoryProvider()\n")
+        "from ml_framework.testing import InMemoryProvider\n\nprovider = InMemoryProvider()\n")
     return project
 
 
 def test_import_cli_module_is_light(tmp_path):
-    code = "import json, sys, framework.cli.main; print(json.dumps(sorted(sys.modules)))"
+    code = "import json, sys, ml_framework.cli.main; print(json.dumps(sorted(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert heavy_in(json.loads(proc.stdout)) == []
@@ -97,7 +97,7 @@ def test_help_imports_no_heavy_library(tmp_path):
     assert "validate" in proc.stdout and "plan" in proc.stdout
     assert heavy_in(modules) == []
     # --help does not even load the engine: no spec loading, no state store.
-    assert "framework.operations" not in modules
+    assert "ml_framework.operations" not in modules
     assert "sqlalchemy" not in modules
 
 
@@ -111,14 +111,14 @@ def test_validate_with_local_plugin_imports_no_heavy_library(tmp_path, memory_pr
 
 
 def test_every_framework_module_imports_without_heavy_libraries(tmp_path):
-    """Import each module of framework/ (framework.testing excepted) in one interpreter, in turn, and
+    """Import each module of framework/ (ml_framework.testing excepted) in one interpreter, in turn, and
     name the first module after whose import a heavy library appeared."""
     code = textwrap.dedent("""\
         import importlib, json, pkgutil, sys
-        import framework
+        import ml_framework
         HEAVY = %r
-        names = sorted(m.name for m in pkgutil.walk_packages(framework.__path__, "framework.")
-                       if not (m.name == "framework.testing" or m.name.startswith("framework.testing.")))
+        names = sorted(m.name for m in pkgutil.walk_packages(ml_framework.__path__, "ml_framework.")
+                       if not (m.name == "ml_framework.testing" or m.name.startswith("ml_framework.testing.")))
         culprits = {}
         for name in names:
             importlib.import_module(name)
@@ -130,5 +130,5 @@ def test_every_framework_module_imports_without_heavy_libraries(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert "framework.cli.main" in result["imported"] and "framework.state.sql" in result["imported"]
+    assert "ml_framework.cli.main" in result["imported"] and "ml_framework.state.sql" in result["imported"]
     assert result["culprits"] == {}, f"heavy library imported by {result['culprits']}"

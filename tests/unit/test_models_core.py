@@ -11,10 +11,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from framework.errors import SpecErrors
-from framework.registry import ACCEPTED, DELETED, REJECTED, ModelRegistry, RegistryError
-from plugins.training.gates import FAILED, PASSED, SKIPPED, GateError, evaluate_gates, parse_gate, parse_gates
-from plugins.training.metrics import compute_metrics
+from ml_framework.errors import SpecErrors
+from ml_framework.plugins.models.registry import ACCEPTED, DELETED, REJECTED, ModelRegistry, RegistryError
+from ml_framework.plugins.models.gates import FAILED, PASSED, SKIPPED, GateError, evaluate_gates, parse_gate, parse_gates
+from ml_framework.plugins.models.metrics import compute_metrics
 
 
 # -- metrics ------------------------------------------------------------------------------------------
@@ -124,11 +124,11 @@ backend: files
 
 
 def _validate(tmp_path, text):
-    from framework.operations import load_specs
-    from framework.project import Project
-    from framework.testing import InMemoryProvider, registry_with
-    from plugins.lightgbm import LightGBMProvider
-    from plugins.torch import TorchProvider
+    from ml_framework.operations import load_specs
+    from ml_framework.project import Project
+    from ml_framework.testing import InMemoryProvider, registry_with
+    from ml_framework.plugins.lightgbm import LightGBMProvider
+    from ml_framework.plugins.torch import TorchProvider
 
     (tmp_path / "specs").mkdir(exist_ok=True)
     (tmp_path / "specs" / "all.yaml").write_text(text)
@@ -170,7 +170,7 @@ def test_parameter_table_matches_the_installed_lightgbm():
     import lightgbm
     import lightgbm.basic
 
-    from plugins.lightgbm.params import ALIASES, LIGHTGBM_VERSION
+    from ml_framework.plugins.lightgbm.params import ALIASES, LIGHTGBM_VERSION
 
     installed = lightgbm.basic._ConfigAliases._get_all_param_aliases()
     assert LIGHTGBM_VERSION == lightgbm.__version__
@@ -241,8 +241,8 @@ def test_delete_marks_versions_deleted_and_keeps_numbering(registry):
 def test_importing_the_plugins_and_the_registry_leaves_heavy_libraries_out():
     code = textwrap.dedent("""
         import json, sys
-        import plugins.lightgbm, plugins.torch, plugins.training, framework.registry, framework.cli.models
-        from plugins.lightgbm import LightGBMProvider
+        import ml_framework.plugins.lightgbm, ml_framework.plugins.torch, ml_framework.plugins.models, ml_framework.plugins.models.registry, ml_framework.plugins.models.cli
+        from ml_framework.plugins.lightgbm import LightGBMProvider
         LightGBMProvider().config_model("Model")
         heavy = ["lightgbm", "torch", "pandas", "bentoml", "pyarrow", "numpy", "sklearn"]
         print(json.dumps([m for m in heavy if m in sys.modules]))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plugins.training.data import ModelDataError, load_frame, resolve_inputs
-from plugins.training.prepare import MIN_SPLIT_ROWS, prepare
+from ml_framework.plugins.models.data import ModelDataError, load_frame, resolve_inputs
+from ml_framework.plugins.models.prepare import MIN_SPLIT_ROWS, prepare
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plugins.alibi_detect.config import AlibiDetectSettings
-from plugins.alibi_detect.detectors import Bundle, build_bundle, open_bundle
-from plugins.monitoring.logcache import Categories, LogColumns
-from plugins.monitoring.reference import Reference
-from plugins.monitoring.results import DRIFT, INCONCLUSIVE, OK
-from plugins.monitoring.schema import PREDICTION
+from ml_framework.plugins.alibi_detect.config import AlibiDetectSettings
+from ml_framework.plugins.alibi_detect.detectors import Bundle, build_bundle, open_bundle
+from ml_framework.plugins.monitoring.logcache import Categories, LogColumns
+from ml_framework.plugins.monitoring.reference import Reference
+from ml_framework.plugins.monitoring.results import DRIFT, INCONCLUSIVE, OK
+from ml_framework.plugins.monitoring.schema import PREDICTION
 
 FEATURES = ["a", "b", "c", "d", "seg"]
 
@@ -169,7 +169,7 @@ def test_histograms_are_aggregates_in_the_reference_bins(tabular):
 
 
 def test_histograms_of_a_matrix_count_as_one_column_at_a_time_with_infinities_in_the_end_bins():
-    from plugins.monitoring.schema import FeatureSchema, histogram, histograms
+    from ml_framework.plugins.monitoring.schema import FeatureSchema, histogram, histograms
 
     rng = np.random.default_rng(3)
     features = [FeatureSchema(name=f"x{j}", kind="numeric", edges=list(np.linspace(-2, 2, 21))) for j in range(3)]

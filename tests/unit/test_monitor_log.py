@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from framework.prediction_log import PredictionLogWriter, log_dir
-from plugins.monitoring.logcache import MISSING, NO_TS, Categories, cache_dir, read_log
+from ml_framework.plugins.serving.prediction_log import PredictionLogWriter, log_dir
+from ml_framework.plugins.monitoring.logcache import MISSING, NO_TS, Categories, cache_dir, read_log
 
 
 def write(root, records, deployment="api", **kwargs):
@@ -69,7 +69,7 @@ def test_cache_is_reused_and_grown_segments_parse_only_their_tail(tmp_path, monk
     cached = cache_dir(tmp_path, "api") / segment.stem
     assert (cached / "meta.json").is_file()
 
-    from plugins.monitoring import logcache
+    from ml_framework.plugins.monitoring import logcache
 
     parsed = []
     real = logcache.parse_block
@@ -127,7 +127,7 @@ def test_bad_timestamps_and_list_predictions(tmp_path):
 
 
 def test_columns_known_to_hold_no_nan_follow_the_segments_as_they_change(tmp_path):
-    from plugins.monitoring.schema import FeatureSchema, Schema, encode_window
+    from ml_framework.plugins.monitoring.schema import FeatureSchema, Schema, encode_window
 
     directory = log_dir(tmp_path, "api")
     directory.mkdir(parents=True)

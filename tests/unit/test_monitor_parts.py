@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from framework.registry import ModelVersion
-from framework.spec.kinds import GroundTruth, Monitor
-from plugins.monitoring.ground_truth import evaluate
-from plugins.monitoring.logcache import Categories, LogColumns
-from plugins.monitoring.results import (ActionOutcome, DriftResult, FeatureResult, MetricResult, PerformanceResult,
+from ml_framework.plugins.models.registry import ModelVersion
+from ml_framework.spec.kinds import GroundTruth, Monitor
+from ml_framework.plugins.monitoring.ground_truth import evaluate
+from ml_framework.plugins.monitoring.logcache import Categories, LogColumns
+from ml_framework.plugins.monitoring.results import (ActionOutcome, DriftResult, FeatureResult, MetricResult, PerformanceResult,
                                         RunResult, VersionResult)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def test_no_labels_or_too_few_is_inconclusive():
 
 
 def test_bad_ground_truth_metric_is_an_error():
-    from plugins.monitoring.ground_truth import GroundTruthError
+    from ml_framework.plugins.monitoring.ground_truth import GroundTruthError
 
     log, p, _, _ = logged(300)
     labels = pd.DataFrame({"request_id": [f"r{i}" for i in range(300)], "label": (p > 0.5).astype(int)})
@@ -136,7 +136,7 @@ def a_run(at: datetime, p_b: float, drift: bool, auc: float | None = None) -> Ru
 
 @pytest.fixture
 def mstore(tmp_path):
-    from plugins.monitoring.store import MonitorStore
+    from ml_framework.plugins.monitoring.store import MonitorStore
 
     store = MonitorStore(f"sqlite:///{tmp_path / 'state.db'}")
     yield store
@@ -160,7 +160,7 @@ def test_results_are_a_time_series(mstore):
 
 
 def test_gauges_in_prometheus_text(mstore):
-    from plugins.monitoring.gauges import render_gauges
+    from ml_framework.plugins.monitoring.gauges import render_gauges
 
     assert render_gauges(mstore) == ""
     mstore.record(a_run(T0, p_b=1e-6, drift=True, auc=0.8))
@@ -177,7 +177,7 @@ def test_gauges_in_prometheus_text(mstore):
 def test_metrics_endpoint_serves_the_gauges(mstore):
     import urllib.request
 
-    from plugins.monitoring.gauges import serve_metrics
+    from ml_framework.plugins.monitoring.gauges import serve_metrics
 
     mstore.record(a_run(T0, p_b=1e-6, drift=True))
     started = threading.Event()
@@ -199,7 +199,7 @@ def test_metrics_endpoint_serves_the_gauges(mstore):
 
 
 def test_report_is_self_contained_and_aggregated(mstore, tmp_path):
-    from plugins.monitoring.report import build_report
+    from ml_framework.plugins.monitoring.report import build_report
 
     for i in range(30):
         mstore.record(a_run(T0 + timedelta(hours=i), p_b=max(1e-9, 0.5 / (i + 1) ** 3), drift=i > 20, auc=0.85 - 0.003 * i))
@@ -244,7 +244,7 @@ def monitor(**extra) -> Monitor:
 
 
 def test_alert_logs_a_line_and_posts_the_webhook(hook_server):
-    from plugins.monitoring.actions import alert
+    from ml_framework.plugins.monitoring.actions import alert
 
     lines = []
     outcome = alert(a_run(T0, p_b=1e-6, drift=True), monitor(alert={"webhook": hook_server}), lines.append)
@@ -256,7 +256,7 @@ def test_alert_logs_a_line_and_posts_the_webhook(hook_server):
 
 
 def test_webhook_failures_are_reported_not_raised(hook_server, monkeypatch):
-    from plugins.monitoring.actions import alert
+    from ml_framework.plugins.monitoring.actions import alert
 
     _Hook.status = 500
     outcome = alert(a_run(T0, p_b=1e-6, drift=True), monitor(alert={"webhook": hook_server}), lambda _: None)
@@ -294,7 +294,7 @@ def test_monitor_spec_defaults_and_rules():
 def test_detector_settings_are_checked_by_the_backend():
     from pydantic import ValidationError
 
-    from plugins.alibi_detect import AlibiDetectProvider
+    from ml_framework.plugins.alibi_detect import AlibiDetectProvider
 
     model = AlibiDetectProvider().config_model("Monitor")
     assert model.model_validate({}).method == "tabular"
@@ -309,8 +309,8 @@ def test_detector_settings_are_checked_by_the_backend():
 # -- import hygiene ------------------------------------------------------------------------------------------------
 
 def test_monitoring_entry_points_import_no_heavy_library(tmp_path):
-    code = ("import json, sys; import plugins.alibi_detect, framework.cli.monitor, plugins.monitoring, "
-            "plugins.alibi_detect.config; p = plugins.alibi_detect.AlibiDetectProvider(); p.config_model('Monitor'); "
+    code = ("import json, sys; import ml_framework.plugins.alibi_detect, ml_framework.plugins.monitoring.cli, ml_framework.plugins.monitoring, "
+            "ml_framework.plugins.alibi_detect.config; p = ml_framework.plugins.alibi_detect.AlibiDetectProvider(); p.config_model('Monitor'); "
             "print(json.dumps(sorted(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
@@ -320,8 +320,8 @@ def test_monitoring_entry_points_import_no_heavy_library(tmp_path):
 
 
 def test_metrics_text_for_the_serving_backend(tmp_path, monkeypatch):
-    from plugins.monitoring.gauges import metrics_text
-    from plugins.monitoring.store import MonitorStore
+    from ml_framework.plugins.monitoring.gauges import metrics_text
+    from ml_framework.plugins.monitoring.store import MonitorStore
 
     monkeypatch.delenv("ML_STATE_URL", raising=False)
     assert metrics_text(tmp_path) == ""  # nothing ran yet: an empty addition, never an error

@@ -1,6 +1,6 @@
 """The prediction log: non-blocking writes, bounded size, newest-N and since reads."""
 
-from framework.prediction_log import PredictionLogWriter, log_dir, read_predictions
+from ml_framework.plugins.serving.prediction_log import PredictionLogWriter, log_dir, read_predictions
 
 
 def test_records_round_trip_oldest_first(tmp_path):

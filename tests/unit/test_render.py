@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from framework.errors import PlanError
-from framework.graph_export import node_ids, to_dot, to_mermaid
-from framework.plan.model import (
+from ml_framework.errors import PlanError
+from ml_framework.graph_export import node_ids, to_dot, to_mermaid
+from ml_framework.plan.model import (
     CREATE,
     DELETE,
     NOOP,
@@ -24,9 +24,9 @@ from framework.plan.model import (
     Plan,
     PlanIssue,
 )
-from framework.plan.render_json import load_plan_json, render_json
-from framework.plan.render_markdown import md_code, md_escape, render_markdown
-from framework.plan.render_text import format_duration, format_value, render_summary, render_text
+from ml_framework.plan.render_json import load_plan_json, render_json
+from ml_framework.plan.render_markdown import md_code, md_escape, render_markdown
+from ml_framework.plan.render_text import format_duration, format_value, render_summary, render_text
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -352,6 +352,6 @@ def test_node_ids_unique_and_safe():
 
 
 def test_model_import_stays_cheap():
-    code = "import sys, framework.plan.model; print('rich' in sys.modules)"
+    code = "import sys, ml_framework.plan.model; print('rich' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

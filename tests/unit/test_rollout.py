@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from framework.rollout import (
+from ml_framework.plugins.serving.rollout import (
     FAILED,
     INCONCLUSIVE,
     PASSED,
@@ -23,7 +23,7 @@ from framework.rollout import (
     quantile,
     run_rollout,
 )
-from framework.spec.kinds import DeploymentRollout
+from ml_framework.spec.kinds import DeploymentRollout
 
 
 def sample(n, *, errors=0, latency=2.0, predictions=None, seed=0):

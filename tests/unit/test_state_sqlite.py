@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from framework.contract import RecordedResource
-from framework.errors import LockedError, StateError
-from framework.state import STATE_FORMAT_VERSION, ResourceOutcome, open_state
+from ml_framework.contract import RecordedResource
+from ml_framework.errors import LockedError, StateError
+from ml_framework.state import STATE_FORMAT_VERSION, ResourceOutcome, open_state
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,8 +56,8 @@ def run_python(code: str, *args: str, timeout: float = 60) -> subprocess.Complet
 def test_importing_framework_state_does_not_import_sqlalchemy():
     done = run_python("""
         import sys
-        import framework.state
-        from framework.state import open_state, StateStore, LockInfo
+        import ml_framework.state
+        from ml_framework.state import open_state, StateStore, LockInfo
         print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'psycopg')))
     """)
     assert done.returncode == 0, done.stderr
@@ -227,7 +227,7 @@ def test_acquire_records_holder(store):
     lock = store.acquire_lock("destroy", ttl_seconds=60)
     assert lock.operation == "destroy"
     assert f"(pid {os.getpid()})" in lock.who and "@" in lock.who
-    from framework import __version__
+    from ml_framework import __version__
     assert lock.version == __version__
     created, expires = datetime.fromisoformat(lock.created), datetime.fromisoformat(lock.expires)
     assert created.utcoffset().total_seconds() == 0
@@ -253,8 +253,8 @@ def test_second_process_fails_fast(tmp_path: Path, db_path: Path, store):
     started = time.monotonic()
     done = run_python("""
         import sys
-        from framework.state import open_state
-        from framework.errors import LockedError
+        from ml_framework.state import open_state
+        from ml_framework.errors import LockedError
         store = open_state(sys.argv[1])
         try:
             store.acquire_lock("destroy")
@@ -271,8 +271,8 @@ def test_second_process_fails_fast(tmp_path: Path, db_path: Path, store):
 
 RACE = """
     import sys, time
-    from framework.state import open_state
-    from framework.errors import LockedError
+    from ml_framework.state import open_state
+    from ml_framework.errors import LockedError
     store = open_state(sys.argv[1])
     start = float(sys.argv[2])
     while time.time() < start:
@@ -483,7 +483,7 @@ def test_sqlite_uses_wal(store, db_path: Path):
 def test_switching_a_new_file_to_wal_retries_while_another_process_holds_it():
     import sqlite3
 
-    from framework.state.sql import _enable_wal
+    from ml_framework.state.sql import _enable_wal
 
     class Cursor:  # SQLite's immediate "database is locked" (no busy handler) twice, then the switch
         def __init__(self, failures, message="database is locked"):

@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from framework.contract import ApplyContext, ApplyRequest, ApplyResult, ReadResult, RecordedResource, Resource
+from ml_framework.contract import ApplyContext, ApplyRequest, ApplyResult, ReadResult, RecordedResource, Resource
 
 from ..backend import Backend
 
@@ -65,7 +65,7 @@ def check_data(backend: Backend, address: str, source: Mapping[str, Any], contra
                                 [Failure(contract.path_field, "file exists", detail=f"{data} does not exist")],
                                 hint=hint)
     if csvdata.copy_key(copy)[0] != key:
-        from framework.errors import ProviderError
+        from ml_framework.errors import ProviderError
 
         raise ProviderError(address, f"{contract.path_field}: the parquet copy Feast reads of {source['project_path']} "
                                      f"is missing or older than the CSV",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from framework.contract import ApplyResult, ReadResult
+from ml_framework.contract import ApplyResult, ReadResult
 
 from .. import compile as comp
 from .base import Handler, not_found

@@ -5,7 +5,7 @@ data folder when its content changes, and the FileSource points at the copy (csv
 
 from __future__ import annotations
 
-from framework.contract import ApplyResult, ReadResult
+from ml_framework.contract import ApplyResult, ReadResult
 
 from .. import compile as comp
 from ..contracts import ColumnRule, Contract

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from framework.contract import ApplyResult, ReadResult
-from framework.errors import ProviderError
+from ml_framework.contract import ApplyResult, ReadResult
+from ml_framework.errors import ProviderError
 
 from ..materialize import online_store_identity
 from ..repo import DEFAULT_ONLINE_STORE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from framework.contract import ApplyResult, ReadResult
+from ml_framework.contract import ApplyResult, ReadResult
 
 from .. import compile as comp
 from ..contracts import ColumnRule, Contract

@@ -1,6 +1,6 @@
-"""A small synthetic project for testing and benchmarking trainer backends (shipped like framework.testing).
+"""A small synthetic project for testing and benchmarking trainer backends (shipped like ml_framework.testing).
 
-    from plugins.training.testing import write_project, feature_providers
+    from ml_framework.plugins.models.testing import write_project, feature_providers
     root = write_project(tmp_path, backend="lightgbm", rows=3000)
     harness = Harness(root, {**feature_providers(), "lightgbm": LightGBMProvider()})
 
@@ -130,6 +130,6 @@ def write_project(root: Path, *, backend: str = "lightgbm", rows: int = 3000, mo
 
 def feature_providers() -> dict[str, Any]:
     """The in-memory backend the feature specs above use (named ``files``)."""
-    from framework.testing import InMemoryProvider
+    from ml_framework.testing import InMemoryProvider
 
     return {"files": InMemoryProvider("files", kinds=("Entity", "Source", "FeatureView", "FeatureService"))}

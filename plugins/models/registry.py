@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import MLError, did_you_mean
-from .state.side_tables import SideTables
+from ml_framework.errors import MLError, did_you_mean
+from ml_framework.state.side_tables import SideTables
 
 __all__ = [
     "ALIASES",
@@ -161,7 +161,7 @@ class ModelRegistry(SideTables):
     @classmethod
     def for_project(cls, project_dir: Path) -> "ModelRegistry":
         """The registry of the project at ``project_dir`` (its ``ml.yaml`` state URL or ``$ML_STATE_URL``)."""
-        from .project import Project
+        from ml_framework.project import Project
 
         project = Project.load(Path(project_dir))
         store = project.open_state()

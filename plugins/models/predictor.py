@@ -1,6 +1,6 @@
 """Load a saved model version back as a predict function — for serving and batch scoring.
 
-    from plugins.training.predictor import load_predictor
+    from ml_framework.plugins.models.predictor import load_predictor
     predictor = load_predictor("fraud:cg37omhghka4uax4")      # a BentoML tag (or an artifact folder)
     scores = predictor.predict(frame)                          # a pandas DataFrame with the features
 
@@ -71,8 +71,8 @@ def load_predictor(ref: str | Path) -> Predictor:
     elif flavor == "torch":
         import torch
 
-        from plugins.torch.preprocess import transform
-        from plugins.torch.train import _predict, build_mlp
+        from ml_framework.plugins.torch.preprocess import transform
+        from ml_framework.plugins.torch.train import _predict, build_mlp
 
         arch = schema["architecture"]
         model = build_mlp(arch["inputs"], arch["layers"], arch["outputs"], arch["dropout"])

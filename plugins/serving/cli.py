@@ -57,10 +57,10 @@ def rollback_deployment(project, registry, address: str, *, to: int | None = Non
     from dataclasses import replace
     from datetime import datetime, timezone
 
-    from ..errors import MLError, did_you_mean
-    from ..graph import mask_secrets
-    from ..locking import held_lock
-    from ..state.base import ResourceOutcome
+    from ml_framework.errors import MLError, did_you_mean
+    from ml_framework.graph import mask_secrets
+    from ml_framework.locking import held_lock
+    from ml_framework.state.base import ResourceOutcome
 
     address = deployment_address(address)
     store = project.open_state()

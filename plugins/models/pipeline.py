@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from framework.contract import ApplyContext, ApplyRequest, ApplyResult
-from framework.errors import MLError
+from ml_framework.contract import ApplyContext, ApplyRequest, ApplyResult
+from ml_framework.errors import MLError
 
 from .provider import MAX_SEGMENTS, GateFailure, TrainerProvider, TrainingError
 
@@ -147,9 +147,9 @@ class _Inputs:
 
 
 def _start(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext) -> _Run:
-    from framework.project import Project
-    from framework.registry import ModelRegistry
-    from framework.spec.kinds import Model
+    from ml_framework.project import Project
+    from ml_framework.plugins.models.registry import ModelRegistry
+    from ml_framework.spec.kinds import Model
 
     from .checks import check_model_spec, metric_list, primary_metric
     from .gates import parse_gates
@@ -215,8 +215,8 @@ def _fit(run: _Run, prepared):
 
 
 def _lineage(run: _Run, inputs: _Inputs, trained, slices) -> dict[str, Any]:
-    from framework.graph import canonical_json, digest
-    from framework.spec.kinds import NON_BEHAVIOURAL
+    from ml_framework.graph import canonical_json, digest
+    from ml_framework.spec.kinds import NON_BEHAVIOURAL
 
     from .fingerprint import combine
     from .lineage import git_info, library_versions
@@ -258,7 +258,7 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     """Train one version. Returns the ApplyResult for state; with ``sweep`` (a sweep candidate: its id
     and overrides) the version is recorded without moving any alias and a failing gate does not raise:
     the recorded ModelVersion is returned instead."""
-    from framework.registry import ACCEPTED, REJECTED
+    from ml_framework.plugins.models.registry import ACCEPTED, REJECTED
 
     from .artifacts import artifact_dir, delete_models
     from .training_reference import save_reference

@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 from .metrics import check_metric
 

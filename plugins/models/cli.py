@@ -69,7 +69,7 @@ def register_models(app, project_and_registry, handles_errors, console, fail, sp
     app.add_typer(models_app, name="models")
 
     def open_registry():
-        from ..registry import ModelRegistry
+        from .registry import ModelRegistry
 
         project, _ = project_and_registry()
         store = project.open_state()
@@ -164,7 +164,7 @@ def register_models(app, project_and_registry, handles_errors, console, fail, sp
                 alias: str = typer.Option("production", "--alias", help="candidate, production or previous."),
                 reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept in the alias history).")):
         """Point an alias (default: production) at an accepted version. The old production becomes previous."""
-        from ..locking import held_lock
+        from ml_framework.locking import held_lock
 
         _, store, registry = open_registry()
         try:
@@ -195,12 +195,12 @@ def register_models(app, project_and_registry, handles_errors, console, fail, sp
         import itertools
         import uuid
 
-        from ..contract import ApplyContext, ApplyRequest
-        from ..errors import MLError, SpecError
-        from ..locking import held_lock
-        from ..operations import load_specs
-        from ..plan.planner import to_resource
-        from ..registry import ACCEPTED, ModelRegistry
+        from ml_framework.contract import ApplyContext, ApplyRequest
+        from ml_framework.errors import MLError, SpecError
+        from ml_framework.locking import held_lock
+        from ml_framework.operations import load_specs
+        from ml_framework.plan.planner import to_resource
+        from .registry import ACCEPTED, ModelRegistry
 
         if split_args is None:  # pragma: no cover - wiring
             fail("ml models sweep is not available in this build")
@@ -270,7 +270,7 @@ def register_models(app, project_and_registry, handles_errors, console, fail, sp
     def rollback(model: str = typer.Argument(..., help="The model name."),
                  reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept in the alias history).")):
         """Move production back to the previous version (the current one becomes previous)."""
-        from ..locking import held_lock
+        from ml_framework.locking import held_lock
 
         _, store, registry = open_registry()
         try:
@@ -287,7 +287,7 @@ def _sweep_axes(overrides: list[str]) -> tuple[list[tuple[str, list[str]]], list
     from hydra.core.override_parser.types import OverrideType
     from hydra.errors import HydraException
 
-    from ..errors import SpecError
+    from ml_framework.errors import SpecError
 
     axes, fixed = [], []
     for text in overrides:

@@ -6,7 +6,7 @@ an unknown metric fails `ml plan` with the model's address instead of an hour in
 
 from __future__ import annotations
 
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 from .gates import parse_gates
 from .metrics import DEFAULT_METRICS, check_metric

@@ -49,7 +49,7 @@ def metric_names(task: str) -> list[str]:
 
 def check_metric(name: str, task: str) -> str | None:
     """None if `name` is a metric of `task`, else a message saying why not (with a hint)."""
-    from framework.errors import did_you_mean
+    from ml_framework.errors import did_you_mean
 
     metric = METRICS.get(name)
     if metric is None:

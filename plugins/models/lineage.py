@@ -39,7 +39,7 @@ def _version(dist: str) -> str | None:
 
 
 def library_versions(*dists: str) -> dict[str, str]:
-    from framework import __version__
+    from ml_framework import __version__
 
     out = {"python": platform.python_version(), "ml": __version__}
     for dist in ("numpy", "pandas", "pyarrow", "bentoml", *dists):

@@ -1,7 +1,7 @@
 """The reference saved with every accepted model version: a seeded sample of the rows it was trained on
 (its whole training frame, both sides of the split) and its own predictions on them.
 
-Monitors compare traffic with it (:mod:`plugins.monitoring.reference`). Saving it at training time means the
+Monitors compare traffic with it (:mod:`ml_framework.plugins.monitoring.reference`). Saving it at training time means the
 reference is the data the version really learned from, even after the sources were rewritten or grew,
 and no monitor has to join the training frame again or load the model to score it.
 

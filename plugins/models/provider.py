@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
-from framework.contract import (
+from ml_framework.contract import (
     ApplyContext,
     ApplyRequest,
     ApplyResult,
@@ -34,7 +34,7 @@ from framework.contract import (
     ReadRequest,
     ReadResult,
 )
-from framework.errors import MLError
+from ml_framework.errors import MLError
 
 __all__ = ["TrainerProvider", "Trained", "TrainingError", "GateFailure", "TRAINING_DATA_INPUT"]
 
@@ -108,7 +108,7 @@ class TrainerProvider(BaseProvider):
         return model.model_validate(trainer)
 
     def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
-        from framework.spec.kinds import Model
+        from ml_framework.spec.kinds import Model
 
         from .checks import check_model_spec
         from .fingerprint import DataKeys, combine
@@ -127,7 +127,7 @@ class TrainerProvider(BaseProvider):
         return {}
 
     def read(self, request: ReadRequest) -> ReadResult:
-        from framework.registry import DELETED, ModelRegistry, parse_version
+        from ml_framework.plugins.models.registry import DELETED, ModelRegistry, parse_version
 
         from .artifacts import model_exists
 
@@ -157,7 +157,7 @@ class TrainerProvider(BaseProvider):
                           estimate_seconds=float(estimate) if estimate is not None else None)
 
     def delete(self, request: DeleteRequest, ctx: ApplyContext) -> None:
-        from framework.registry import DELETED, ModelRegistry
+        from ml_framework.plugins.models.registry import DELETED, ModelRegistry
 
         from .artifacts import delete_models
 

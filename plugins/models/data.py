@@ -7,7 +7,7 @@ Two steps:
    columns, join keys and ttls are involved. ``view:*`` and feature services are expanded to
    explicit features.
 2. :func:`load_frame` (pandas): the point-in-time join. ``feast``: Feast's
-   ``get_historical_features`` through ``plugins.feast.training`` over the project's feature
+   ``get_historical_features`` through ``ml_framework.plugins.feast.training`` over the project's feature
    repository; ``parquet``: the same semantics directly on the source files with
    ``pandas.merge_asof`` (newest feature row with timestamp <= the label's timestamp, by join keys,
    no older than the view's ttl). Both give the same columns: join keys, the label timestamp, the
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from framework.errors import MLError, did_you_mean
-from framework.spec.kinds import parse_duration
+from ml_framework.errors import MLError, did_you_mean
+from ml_framework.spec.kinds import parse_duration
 
 __all__ = ["ModelDataError", "FileRef", "ViewRef", "DataSpec", "resolve_inputs", "load_frame", "Frame"]
 
@@ -309,7 +309,7 @@ def _join_parquet(data: DataSpec, labels, project_dir: Path):
 
 def _join_feast(data: DataSpec, labels, label_slices: list[str], repo: Path):
     try:
-        from plugins.feast.training import build_training_frame
+        from ml_framework.plugins.feast.training import build_training_frame
     except ImportError as exc:  # the feast plugin is not installed
         raise ModelDataError(f"trainer data: feast needs the feast plugin: {exc}",
                              hint="set trainer.data: parquet to join the source files directly") from exc

@@ -4,7 +4,7 @@ Exit codes of `ml monitor run`: 0 — no drift or decay (an inconclusive window 
 no traffic yet, no labels yet); 3 — drift or performance decay in at least one monitor; 1 — an error
 (a monitor that could not run). Code 2 stays Click's usage error.
 
-The work is done by ``plugins.monitoring`` (imported when a command runs, so `ml --help` stays light).
+The work is done by ``ml_framework.plugins.monitoring`` (imported when a command runs, so `ml --help` stays light).
 """
 
 from __future__ import annotations
@@ -91,14 +91,14 @@ def register_monitor(app, project_and_registry, handles_errors, console, fail) -
     app.add_typer(monitor_app, name="monitor")
 
     def open_session(env=None, act=True):
-        from plugins.monitoring.runner import Session
+        from ml_framework.plugins.monitoring.runner import Session
 
         project, plugins = project_and_registry()
         err = console(stderr=True)
         return Session.open(project, plugins, env=env, act=act, echo=lambda line: err.print(_esc(line)))
 
     def names_for(session, name: Optional[str]) -> list[str]:
-        from plugins.monitoring.runner import recorded_monitors
+        from ml_framework.plugins.monitoring.runner import recorded_monitors
 
         known = sorted(recorded_monitors(session.store))
         if name is not None:
@@ -108,8 +108,8 @@ def register_monitor(app, project_and_registry, handles_errors, console, fail) -
         return known
 
     def run_all(session, names, as_json: bool, verbose: bool) -> int:
-        from framework.errors import MLError
-        from plugins.monitoring.runner import exit_code, run_monitor
+        from ml_framework.errors import MLError
+        from ml_framework.plugins.monitoring.runner import exit_code, run_monitor
 
         out = console()
         code = EXIT_OK
@@ -155,8 +155,8 @@ def register_monitor(app, project_and_registry, handles_errors, console, fail) -
               no_actions: bool = typer.Option(False, "--no-actions", help="Check and record, but take no action."),
               env: Optional[str] = typer.Option(None, "--env", help="Env overlay used if an action plans (retrain).")):
         """Run the monitors on their schedule until interrupted (Ctrl-C). Detectors stay loaded."""
-        from framework.spec.kinds import parse_duration
-        from plugins.monitoring.runner import recorded_monitors
+        from ml_framework.spec.kinds import parse_duration
+        from ml_framework.plugins.monitoring.runner import recorded_monitors
 
         try:
             forced = parse_duration(interval) if interval else None
@@ -197,11 +197,11 @@ def register_monitor(app, project_and_registry, handles_errors, console, fail) -
                                                        "current distributions over every logged row of that range "
                                                        "instead of the latest run's window.")):
         """Write a self-contained HTML report (aggregates only: small whatever the traffic)."""
-        from plugins.monitoring.report import build_report
-        from plugins.monitoring.runner import recorded_monitors
+        from ml_framework.plugins.monitoring.report import build_report
+        from ml_framework.plugins.monitoring.runner import recorded_monitors
 
         if log_range not in (None, "all"):
-            from framework.spec.kinds import parse_duration
+            from ml_framework.spec.kinds import parse_duration
 
             try:
                 parse_duration(log_range)
@@ -214,7 +214,7 @@ def register_monitor(app, project_and_registry, handles_errors, console, fail) -
             if not names:
                 fail("no monitor has run yet: `ml monitor run` first")
             if name and name not in recorded and name not in session.mstore.monitors():
-                from framework.errors import did_you_mean
+                from ml_framework.errors import did_you_mean
 
                 hint = did_you_mean(name, sorted(set(recorded) | set(session.mstore.monitors())))
                 fail(f"no monitor named {name!r}" + (f" ({hint})" if hint else ""))
@@ -277,7 +277,7 @@ def register_monitor(app, project_and_registry, handles_errors, console, fail) -
                                                     help="Serve GET /metrics on this port until Ctrl-C."),
                 host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on with --serve.")):
         """Print the drift/performance gauges (Prometheus text), or serve them."""
-        from plugins.monitoring.gauges import render_gauges, serve_metrics
+        from ml_framework.plugins.monitoring.gauges import render_gauges, serve_metrics
 
         session = open_session()
         try:
