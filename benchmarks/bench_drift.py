@@ -141,7 +141,7 @@ def breakdown(session, name: str) -> dict[str, float]:
     """One run of the same steps, timed one by one."""
     import numpy as np
 
-    from ml_framework.spec.kinds import Monitor
+    from ml_framework.plugins.monitoring.kinds import Monitor
     from ml_framework.plugins.monitoring.logcache import read_log
     from ml_framework.plugins.monitoring.reference import served_versions
     from ml_framework.plugins.monitoring.results import RunResult, VersionResult
@@ -202,7 +202,7 @@ def main() -> int:
 
         provider = harness.registry.get("alibi-detect")
         from ml_framework.plugins.models.registry import ModelRegistry
-        from ml_framework.spec.kinds import Monitor
+        from ml_framework.plugins.monitoring.kinds import Monitor
 
         spec = Monitor.model_validate(dict(harness.store.get("monitor.drift").spec))
         version = ModelRegistry.for_store(harness.store).resolve("fraud")

@@ -135,7 +135,7 @@ def bench_materialize(base: Path, data: Path, rounds: int) -> Path:
 
 def _breakdown(root: Path, specs) -> None:
     """Where our extra time goes: the data contract alone, on the same file."""
-    from ml_framework.spec.kinds import FeatureView
+    from ml_framework.plugins.features.kinds import FeatureView
     from ml_framework.plugins.feast.contracts import validate
     from ml_framework.plugins.feast.handlers import FeatureViewHandler
 

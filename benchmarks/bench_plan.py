@@ -50,7 +50,7 @@ from ml_framework.operations import load_specs, make_plan  # noqa: E402
 from ml_framework.plan.model import CREATE, NOOP  # noqa: E402
 from ml_framework.plan.render_text import render_text  # noqa: E402
 from ml_framework.spec.compose import compose  # noqa: E402
-from ml_framework.spec.kinds import KINDS  # noqa: E402
+from ml_framework.plugin_registry import PluginRegistry  # noqa: E402
 from ml_framework.spec.validate import validate_specs  # noqa: E402
 from ml_framework.testing import InMemoryProvider  # noqa: E402
 from ml_framework.testing.harness import Harness  # noqa: E402
@@ -76,9 +76,10 @@ def raw_load_validate(spec_dir: Path) -> int:
     """The floor for (a): parse every document with the C loader and validate its core fields."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     count = 0
+    kinds = PluginRegistry().kinds
     for path in sorted(spec_dir.glob("*.yaml")):
         for data in yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader):
-            KINDS[data["kind"]].model_validate(data)
+            kinds.schema(data["kind"]).model_validate(data)
             count += 1
     return count
 

@@ -75,7 +75,7 @@ def ours(harness, overrides):
 
 def prepared_inputs(harness):
     """The same split/encoding the provider uses, done once for the baseline (shared data loading)."""
-    from ml_framework.spec.kinds import Model
+    from ml_framework.plugins.models.kinds import Model
     from ml_framework.plugins.models.data import load_frame, resolve_inputs
     from ml_framework.plugins.models.prepare import prepare
 
@@ -236,7 +236,7 @@ def child(backend: str, side: str, root: Path) -> None:
 
 def prepared_inputs_from_specs(harness):
     from ml_framework.operations import load_specs
-    from ml_framework.spec.kinds import Model
+    from ml_framework.plugins.models.kinds import Model
     from ml_framework.plugins.models.data import load_frame, resolve_inputs
     from ml_framework.plugins.models.prepare import prepare
 

@@ -1,4 +1,23 @@
-"""The provider contract: the one seam between the engine and every backend.
+"""The plugin contract: the one module that says what a plugin may contribute and how it is called.
+
+A **plugin** is one object, a :class:`Plugin`, registered in the ``ml.plugins`` entry-point group (the
+built-in ones exactly as third-party ones). It may contribute:
+
+* **kinds** (:class:`Kind`): a spec kind's schema, its plural key in the composed tree, the block its
+  backend validates and the fields that reference other resources (graph edges). The core knows only
+  the envelope (kind, name, description, labels, backend block, references);
+* **commands** (:class:`Command`): ``ml <name>``, imported only when that command runs;
+* **backends**: providers (below), by backend name;
+* **capabilities** (:class:`Capability`): typed optional interfaces a provider may offer, beyond the
+  six hooks (e.g. a drift checker); the core declares the generic ones (:data:`CONFIGURABLE`,
+  :data:`STATUS`, :data:`ROLLBACK`);
+* **services** (seams): objects other plugins ask for by name (``ctx.services.get("feature_access")``)
+  instead of importing this plugin's modules.
+
+Declarations name their code as ``"module:attribute"`` strings, so reading every plugin's declaration
+(what ``ml --help`` and ``ml validate`` do) imports no backend library.
+
+The rest of this module is the **provider** contract: the seam between the engine and every backend.
 
 A provider owns one or more spec kinds for one backend name (``feast``, ``lightgbm``, ``bentoml``...).
 It is registered under that name in the ``ml.providers`` entry-point group, built-in backends exactly
@@ -35,7 +54,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pydantic is only needed by providers that declare settings
     from pydantic import BaseModel
@@ -57,9 +76,25 @@ __all__ = [
     "Provider",
     "BaseProvider",
     "verify_provider",
+    "PLUGIN_ENTRY_POINT_GROUP",
+    "Kind",
+    "Command",
+    "Capability",
+    "Plugin",
+    "Services",
+    "Configurable",
+    "ReportsStatus",
+    "RollsBack",
+    "CONFIGURABLE",
+    "STATUS",
+    "ROLLBACK",
+    "CORE_CAPABILITIES",
+    "verify_capability",
+    "resolve",
 ]
 
-ENTRY_POINT_GROUP = "ml.providers"
+ENTRY_POINT_GROUP = "ml.providers"  # backend name -> provider (a provider-only plugin)
+PLUGIN_ENTRY_POINT_GROUP = "ml.plugins"  # plugin name -> Plugin (kinds, commands, backends, capabilities, services)
 
 
 @dataclass(frozen=True)
@@ -169,6 +204,8 @@ class ApplyContext:
         on_progress: Callable[[str, str, float | None], None] | None = None,
         on_checkpoint: Callable[[str, Mapping[str, Any]], None] | None = None,
         trigger: Mapping[str, Any] | None = None,
+        services: "Services | None" = None,
+        state: Any = None,
     ):
         self.address = address
         self.project_dir = project_dir
@@ -177,6 +214,10 @@ class ApplyContext:
         # Who started this apply when it was not a person: e.g. {"by": "monitor", "monitor": "fraud-drift",
         # "action": "retrain"}. None for `ml apply`. Providers may adapt (a rollout after a retrain).
         self.trigger: Mapping[str, Any] | None = dict(trigger) if trigger else None
+        # Seams: services other plugins provide (feature access, model registry, ...), by name.
+        self.services: Services = services if services is not None else Services()
+        # The open state store of this run (read it; the engine records outputs): providers never reopen it.
+        self.state = state
         self._on_progress = on_progress
         self._on_checkpoint = on_checkpoint
 
@@ -216,6 +257,8 @@ class BaseProvider:
 
     name: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()
+    # Optional interfaces this provider offers, by capability name ("configure", "status", "rollback", ...).
+    capabilities: ClassVar[tuple[str, ...]] = ()
     # Dotted field prefixes whose change forces delete-then-create, per kind ("*" for every kind).
     replace_on: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
@@ -245,9 +288,15 @@ class BaseProvider:
 _REQUIRED = ("config_model", "fingerprint", "read", "plan", "apply", "delete")
 
 
-def verify_provider(obj: Any, plugin: str) -> None:
-    """Check a loaded plugin object against the contract; name the plugin and hook in the error."""
-    from .errors import PluginError
+def verify_provider(obj: Any, plugin: str, *, capabilities: Mapping[str, "Capability"] | None = None,
+                    known_kinds: Iterable[str] | None = None) -> None:
+    """Check a loaded provider against the contract; name the plugin and hook in the error.
+
+    ``capabilities``: every capability declared by the core and the installed plugins, by name; each one
+    the provider lists in ``capabilities`` is verified, and a method of a capability it does not list is
+    an error (it would never be called). ``known_kinds``: the kinds contributed by installed plugins.
+    """
+    from .errors import PluginError, did_you_mean
 
     for hook in _REQUIRED:
         if not callable(getattr(obj, hook, None)):
@@ -255,3 +304,200 @@ def verify_provider(obj: Any, plugin: str) -> None:
     kinds = getattr(obj, "kinds", None)
     if not kinds or not all(isinstance(k, str) for k in kinds):
         raise PluginError(f"plugin {plugin!r} must declare the spec kinds it owns in 'kinds'")
+    if known_kinds is not None:
+        known = set(known_kinds)
+        for kind in kinds:
+            if kind not in known:
+                raise PluginError(f"plugin {plugin!r} handles kind {kind!r}, which no installed plugin contributes",
+                                  hint=did_you_mean(kind, known) or "a plugin declares kinds with Plugin(kinds=[Kind(...)])")
+    if capabilities is None:
+        return
+    declared = getattr(obj, "capabilities", ()) or ()
+    if isinstance(declared, str) or not all(isinstance(c, str) for c in declared):
+        raise PluginError(f"plugin {plugin!r}: 'capabilities' must be a tuple of capability names")
+    for name in declared:
+        capability = capabilities.get(name)
+        if capability is None:
+            raise PluginError(f"plugin {plugin!r} declares unknown capability {name!r}",
+                              hint=did_you_mean(name, capabilities) or f"known: {', '.join(sorted(capabilities))}")
+        verify_capability(obj, plugin, capability)
+    for capability in capabilities.values():
+        if capability.name in declared:
+            continue
+        for method_name in _protocol_methods(capability.protocol):
+            if callable(getattr(obj, method_name, None)):
+                raise PluginError(f"plugin {plugin!r} defines {method_name}() but does not declare the capability "
+                                  f"{capability.name!r}", hint=f"add {capability.name!r} to its 'capabilities'")
+
+
+# --- plugin declarations ---------------------------------------------------------------------------------
+
+
+def resolve(target: Any) -> Any:
+    """``"package.module:attr.sub"`` -> the object (imported now); anything else is returned as is."""
+    if not isinstance(target, str):
+        return target
+    import importlib
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name:
+        raise ValueError(f"expected 'module:attribute', got {target!r}")
+    obj = importlib.import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A spec kind a plugin owns.
+
+    ``schema``: a :class:`ml_framework.spec.kinds.SpecBase` subclass, or ``"module:Class"`` imported when
+    specs of the kind are validated. ``backend_block``: the field that names the backend (``trainer`` of a
+    Model: ``{backend: lightgbm, ...}``); ``None``: a top-level ``backend`` string with its settings under
+    ``options``. ``references``: field path -> target kind, for fields holding another resource's name
+    (or a list of names); a schema with edges it computes itself overrides ``references()`` instead.
+    """
+
+    name: str
+    plural: str
+    schema: Any
+    backend_block: str | None = None
+    default_backend: str | None = None
+    references: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Command:
+    """``ml <name>``: ``target`` is ``"module:attr"`` of a ``typer.Typer`` (a command group) or of a function
+    (one command), imported only when that command runs; ``help`` is what ``ml --help`` shows meanwhile."""
+
+    name: str
+    target: str
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Capability:
+    """An optional interface a provider may offer: ``protocol`` is a ``typing.Protocol`` whose methods the
+    provider must define with (at least) those parameters. A provider lists the capability names it offers
+    in its ``capabilities`` attribute; they are checked when it is registered, and callers ask the registry
+    for them (``registry.capable(backend, "rollback")``) instead of probing with ``getattr``."""
+
+    name: str
+    protocol: type
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """Everything one plugin contributes; one object per ``ml.plugins`` entry point."""
+
+    name: str
+    kinds: tuple[Kind, ...] = ()
+    commands: tuple[Command, ...] = ()
+    backends: Mapping[str, str] = field(default_factory=dict)  # backend name -> "module:Provider"
+    capabilities: tuple[Capability, ...] = ()
+    services: Mapping[str, str] = field(default_factory=dict)  # service name -> "module:factory"
+    version: str | None = None
+    description: str = ""
+
+
+class Services:
+    """Seams between plugins: ``get(name)`` builds the named service once per run from the factory its
+    plugin declared (``factory(project_dir, settings)``), so a plugin never imports another plugin's
+    private modules nor reopens the project."""
+
+    def __init__(self, factories: Mapping[str, Callable[[], Any]] | None = None, *, project_dir: Path | None = None,
+                 state: Any = None, registry: Any = None):
+        self._factories = dict(factories or {})
+        self._built: dict[str, Any] = {}
+        self.project_dir = project_dir  # what a factory may need: the project, its open state, the plugins
+        self.state = state
+        self.registry = registry
+
+    def provide(self, name: str, factory: Callable[[], Any]) -> None:
+        """Declare how to build ``name`` on first use."""
+        self._factories[name] = factory
+        self._built.pop(name, None)
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def get(self, name: str) -> Any:
+        if name not in self._built:
+            factory = self._factories.get(name)
+            if factory is None:
+                from .errors import PluginError, did_you_mean
+
+                raise PluginError(f"no plugin provides the service {name!r}",
+                                  hint=did_you_mean(name, self._factories) or
+                                  (f"services: {', '.join(self.names())}" if self._factories else None))
+            self._built[name] = factory()
+        return self._built[name]
+
+    def add(self, name: str, service: Any) -> None:
+        """Provide a ready-made service (tests, embedding)."""
+        self._factories.setdefault(name, lambda: service)
+        self._built[name] = service
+
+
+# --- capabilities the core declares ------------------------------------------------------------------------
+
+
+class Configurable(Protocol):
+    """Called once after loading, with the project directory and ``backends.<name>`` of ml.yaml."""
+
+    def configure(self, project_dir: Path, settings: Mapping[str, Any]) -> None: ...
+
+
+class ReportsStatus(Protocol):
+    """What runs for a recorded resource (``ml status``): a dict with at least ``running`` and ``ready``."""
+
+    def status(self, record: RecordedResource, project_dir: Path) -> Mapping[str, Any]: ...
+
+
+class RollsBack(Protocol):
+    """Switch a recorded resource back to an earlier revision at once (``ml rollback``, monitors).
+    Returns the outputs to record."""
+
+    def rollback(self, record: RecordedResource, project_dir: Path, *, to: int | None = None,
+                 progress: Callable[[str], None] | None = None, reason: str = "") -> Mapping[str, Any]: ...
+
+
+CONFIGURABLE = Capability("configure", Configurable, "receives ml.yaml's backends.<name> settings")
+STATUS = Capability("status", ReportsStatus, "reports what runs (ml status)")
+ROLLBACK = Capability("rollback", RollsBack, "switches back to an earlier revision (ml rollback)")
+CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK)
+
+
+def _protocol_methods(protocol: type) -> dict[str, Callable]:
+    return {name: value for name, value in vars(protocol).items()
+            if callable(value) and not name.startswith("_")}
+
+
+def verify_capability(obj: Any, plugin: str, capability: Capability) -> None:
+    """Check that ``obj`` implements ``capability``: each method exists and accepts the protocol's
+    parameters (like pluggy's hook verification); name the plugin, capability and method in the error."""
+    import inspect
+
+    from .errors import PluginError
+
+    for method_name, spec in _protocol_methods(capability.protocol).items():
+        impl = getattr(obj, method_name, None)
+        if not callable(impl):
+            raise PluginError(f"plugin {plugin!r} declares capability {capability.name!r} but has no "
+                              f"method {method_name}()")
+        try:
+            impl_params = inspect.signature(impl).parameters
+        except (TypeError, ValueError):  # builtins without a signature: trust them
+            continue
+        if any(p.kind in (p.VAR_KEYWORD,) for p in impl_params.values()):
+            continue
+        wanted = [n for n in inspect.signature(spec).parameters if n != "self"]
+        missing = [n for n in wanted if n not in impl_params]
+        if missing:
+            raise PluginError(f"plugin {plugin!r}: {method_name}() of capability {capability.name!r} lacks "
+                              f"parameter(s) {', '.join(missing)}",
+                              hint=f"expected {method_name}{inspect.signature(spec)}")

@@ -11,7 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 from typing import Any, Iterable, Mapping
 
 from .errors import GraphError, Location, SpecError, SpecErrors, did_you_mean
-from .spec.kinds import NON_BEHAVIOURAL, PLURALS
+from .spec.kinds import NON_BEHAVIOURAL
 from .spec.loader import LocationMap
 from .spec.validate import ValidSpec
 
@@ -104,13 +104,13 @@ def build_graph(valid: list[ValidSpec], locations: LocationMap) -> ResourceGraph
     for item in valid:
         spec = item.spec
         deps = []
-        for field_path, target in spec.references():
+        for field_path, target in item.references:
             if target in nodes:
                 if target not in deps:
                     deps.append(target)
                 continue
             target_kind, _, target_name = target.partition(".")
-            path = (PLURALS[spec.kind], spec.name) + tuple(field_path.split("."))
+            path = (item.plural, spec.name) + tuple(field_path.split("."))
             errors.append(SpecError(f"refers to {target}, which no spec defines", location=locations.find(path),
                                     field=field_path,
                                     hint=did_you_mean(target_name, by_kind.get(target_kind, ()))))

@@ -26,7 +26,8 @@ class Loaded:
 def load_specs(project, registry=None, *, env: str | None = None, overrides: Iterable[str] = (),
                spec_dir: Path | None = None) -> Loaded:
     """Compose, validate (both phases when a registry is given) and build the graph."""
-    composed = compose(spec_dir or project.spec_dir, env=env, overrides=list(overrides))
+    kinds = (registry if registry is not None else project.registry()).kinds
+    composed = compose(spec_dir or project.spec_dir, env=env, overrides=list(overrides), kinds=kinds)
     valid = validate_specs(composed, registry)
     return Loaded(composed=composed, graph=build_graph(valid, composed.locations))
 

@@ -1,4 +1,5 @@
-"""The commands of `ml`. Heavy imports happen inside each command, when it runs."""
+"""The core's commands of `ml`. Heavy imports happen inside each command, when it runs; plugins add
+their own commands (``Plugin(commands=...)``), built with the same kit (ml_framework.cli.kit)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from typing import List, Optional
 
 import typer
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+from .kit import ARGS_HELP as args_help
+from .kit import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, State, console, fail, handles_errors, project_and_registry
+from .kit import split_args
+
+__all__ = ["register"]
 
 
-def register(app, project_and_registry, split_args, handles_errors, console, fail, args_help):  # noqa: C901
+def register(app) -> None:  # noqa: C901
     state_app = typer.Typer(help="Inspect and edit recorded state.", no_args_is_help=True)
     app.add_typer(state_app, name="state")
 
@@ -55,9 +60,7 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
             return render_markdown(plan)
         from ..plan.render_text import render_text
 
-        from .main import _State
-
-        return render_text(plan, color=_State.color and sys.stdout.isatty(), show_noop=show_noop)
+        return render_text(plan, color=State.color and sys.stdout.isatty(), show_noop=show_noop)
 
     def write_plan(plan, path: Path) -> None:
         from ..plan.render_json import render_json
@@ -307,18 +310,17 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
         as_json: bool = typer.Option(False, "--json"),
     ):
         """Past runs: who, when, which plan, and each resource's outcome (a deployment: its revisions too)."""
-        from ml_framework.plugins.serving.cli import deployment_address, revisions_table
-
-        if address and address.lower().startswith("deployment/"):
-            address = deployment_address(address)
+        if address and "/" in address:  # `deployment/fraud-api` reads like `deployment.fraud-api`
+            kind, _, name = address.partition("/")
+            address = f"{kind.lower()}.{name}"
         store = open_store()
         try:
             runs = store.history(limit=limit, address=address)
-            deployment = store.get(address) if address and address.startswith("deployment.") else None
+            record = store.get(address) if address else None
         finally:
             store.close()
-        if deployment is not None and not as_json:
-            revisions_table(deployment, console())
+        if record is not None and (record.outputs or {}).get("revisions") and not as_json:
+            _revisions_table(record, console())
         if as_json:
             from dataclasses import asdict
 
@@ -374,17 +376,17 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
     @app.command()
     @handles_errors
     def plugins():
-        """List installed plugins with their versions and the kinds they own."""
+        """List installed plugins (kinds, commands) and backends, with their versions."""
         _, registry = project_and_registry()
         from rich.table import Table
 
         table = Table()
-        for column in ("backend", "version", "kinds", "status", "source"):
+        for column in ("name", "role", "version", "kinds", "status", "source"):
             table.add_column(column)
         infos = registry.describe()
         for info in infos:
             status = info.status if not info.error else f"{info.status}: {info.error}"
-            table.add_row(info.name, info.version, ", ".join(info.kinds), status, info.origin)
+            table.add_row(info.name, info.role, info.version, ", ".join(info.kinds), status, info.origin)
         console().print(table if infos else "No plugins installed.")
 
     @app.command("force-unlock")
@@ -417,9 +419,32 @@ def register(app, project_and_registry, split_args, handles_errors, console, fai
             out.print(f"  created {path}")
         out.print(f"\nNext: cd {directory} && ml validate && ml plan")
 
-    from ml_framework.plugins.models.cli import register_models; register_models(app, project_and_registry, handles_errors, console, fail, split_args)  # noqa: E702
-    from ml_framework.plugins.serving.cli import register_serving; register_serving(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
-    from ml_framework.plugins.monitoring.cli import register_monitor; register_monitor(app, project_and_registry, handles_errors, console, fail)  # noqa: E702
+
+
+def _revisions_table(record, out) -> None:
+    """A resource's revisions (outputs ``revisions``: a list of dicts, newest last), e.g. a deployment's."""
+    from rich.table import Table
+
+    revisions = list(record.outputs.get("revisions") or [])
+    current = record.outputs.get("revision")
+    preferred = ["revision", "version", "strategy", "outcome", "at", "detail"]
+    keys = [k for k in preferred if any(k in r for r in revisions)]
+    keys += sorted({k for r in revisions for k in r} - set(keys) - {"tag", "ref"})
+    table = Table(title=f"{record.address} revisions", title_justify="left")
+    for key in keys:
+        table.add_column({"revision": "rev", "at": "at (UTC)"}.get(key, key), overflow="fold")
+    for revision in revisions:
+        cells = []
+        for key in keys:
+            value = str(revision.get(key, ""))
+            if key == "revision" and revision.get("revision") == current:
+                value += " *"
+            elif key == "at":
+                value = value[:19].replace("T", " ")
+            cells.append(value)
+        table.add_row(*cells)
+    out.print(table)
+    out.print("* current")
 
 
 def _esc(text: str) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, SpecError, SpecErrors, did_you_mean
-from .kinds import KINDS, PLURALS
 from .loader import OVERLAY_DIR, Document, LocationMap, iter_documents, load_yaml_documents, spec_files
 
 __all__ = ["ComposedSpecs", "compose", "available_environments"]
@@ -27,6 +26,7 @@ class ComposedSpecs:
     env: str | None = None
     overrides: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    kinds: Any = None  # the KindCatalog the tree was composed with
 
 
 def available_environments(spec_dir: Path) -> list[str]:
@@ -36,20 +36,26 @@ def available_environments(spec_dir: Path) -> list[str]:
     return sorted(p.stem for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
 
 
-def compose(spec_dir: Path, *, env: str | None = None, overrides: list[str] | None = None) -> ComposedSpecs:
+def compose(spec_dir: Path, *, env: str | None = None, overrides: list[str] | None = None,
+            kinds=None) -> ComposedSpecs:
+    """``kinds``: the KindCatalog (default: the kinds of every installed plugin)."""
+    if kinds is None:
+        from ..plugin_registry import PluginRegistry
+
+        kinds = PluginRegistry().kinds
     spec_dir = Path(spec_dir)
     base = spec_dir if spec_dir.is_dir() else spec_dir.parent
     files = spec_files(spec_dir)
-    tree, locations, interpolated = _build_tree(iter_documents(files, base.parent if base.name else base))
+    tree, locations, interpolated = _build_tree(iter_documents(files, base.parent if base.name else base), kinds)
     composed = ComposedSpecs(tree=tree, locations=locations, env=env, overrides=list(overrides or []),
-                             files=[str(f) for f in files])
-    overlay = _load_overlay(base, env, tree) if env else None
+                             files=[str(f) for f in files], kinds=kinds)
+    overlay = _load_overlay(base, env, tree, kinds) if env else None
     if overlay is None and not composed.overrides and not interpolated:
         return composed
     return _compose_with_omegaconf(composed, overlay)
 
 
-def _build_tree(documents) -> tuple[dict, LocationMap, bool]:
+def _build_tree(documents, kinds) -> tuple[dict, LocationMap, bool]:
     tree: dict[str, dict[str, dict[str, Any]]] = {}
     locations = LocationMap()
     errors: list[SpecError] = []
@@ -59,16 +65,16 @@ def _build_tree(documents) -> tuple[dict, LocationMap, bool]:
         kind, name = doc.data.get("kind"), doc.data.get("name")
         if not isinstance(kind, str) or not kind:
             errors.append(SpecError("missing 'kind'", location=loc, field="kind",
-                                    hint=f"one of: {', '.join(KINDS)}"))
+                                    hint=f"one of: {', '.join(kinds.names())}"))
             continue
-        if kind not in KINDS:
+        if kind not in kinds:
             errors.append(SpecError(f"unknown kind {kind!r}", location=Location(doc.file, doc.locations.get(("kind",), doc.line)),
-                                    field="kind", hint=did_you_mean(kind, KINDS) or f"one of: {', '.join(KINDS)}"))
+                                    field="kind", hint=_unknown_kind_hint(kind, kinds)))
             continue
         if not isinstance(name, str) or not name:
             errors.append(SpecError("missing 'name'", location=loc, field="name"))
             continue
-        plural = PLURALS[kind]
+        plural = kinds.plural(kind)
         bucket = tree.setdefault(plural, {})
         if name in bucket:
             first = locations.find((plural, name))
@@ -90,6 +96,13 @@ def _build_tree(documents) -> tuple[dict, LocationMap, bool]:
     return tree, locations, interpolated
 
 
+def _unknown_kind_hint(kind: str, kinds) -> str:
+    hint = did_you_mean(kind, kinds.names()) or f"known kinds: {', '.join(kinds.names()) or 'none'}"
+    if kinds.failed:  # the kind may belong to a plugin that did not load
+        hint += "; plugins that failed to load: " + "; ".join(error for _, error in kinds.failed)
+    return hint
+
+
 def _has_interpolation(value: Any) -> bool:
     if isinstance(value, str):
         return "${" in value
@@ -100,7 +113,7 @@ def _has_interpolation(value: Any) -> bool:
     return False
 
 
-def _load_overlay(base: Path, env: str, tree: dict) -> tuple[dict, LocationMap]:
+def _load_overlay(base: Path, env: str, tree: dict, kinds) -> tuple[dict, LocationMap]:
     names = available_environments(base)
     path = next((base / OVERLAY_DIR / f"{env}{suffix}" for suffix in (".yaml", ".yml")
                  if (base / OVERLAY_DIR / f"{env}{suffix}").is_file()), None)
@@ -121,9 +134,11 @@ def _load_overlay(base: Path, env: str, tree: dict) -> tuple[dict, LocationMap]:
         where = locations.find((key,))
         if key in RESERVED_ROOT_KEYS:
             continue
-        if key not in PLURALS.values():
+        if kind_of := kinds.kind_of_plural(key):
+            del kind_of
+        else:
             errors.append(SpecError(f"unknown section {key!r}", location=where, field=key,
-                                    hint=did_you_mean(key, list(PLURALS.values()) + list(RESERVED_ROOT_KEYS))))
+                                    hint=did_you_mean(key, kinds.plurals() + list(RESERVED_ROOT_KEYS))))
             continue
         for name, body in (value or {}).items():
             if name not in tree.get(key, {}) and not (isinstance(body, dict) and "kind" in body):

@@ -10,12 +10,10 @@ from pydantic import ValidationError
 
 from ..errors import Location, PluginError, SpecError, SpecErrors, did_you_mean
 from .compose import ComposedSpecs
-from .kinds import KINDS, PLURALS, SpecBase
+from .kinds import SpecBase
 from .loader import LocationMap
 
 __all__ = ["ValidSpec", "validate_specs"]
-
-_KIND_BY_PLURAL = {plural: kind for kind, plural in PLURALS.items()}
 
 
 @dataclass
@@ -24,6 +22,8 @@ class ValidSpec:
     config: Any  # the backend's settings model instance, or None
     location: Location | None
     plugin_error: PluginError | None = None  # the owning plugin could not be loaded
+    plural: str = ""  # the kind's key in the composed tree
+    references: tuple[tuple[str, str], ...] = ()  # (field path, target address)
 
 
 def validate_specs(composed: ComposedSpecs, registry=None) -> list[ValidSpec]:
@@ -34,8 +34,13 @@ def validate_specs(composed: ComposedSpecs, registry=None) -> list[ValidSpec]:
     """
     errors: list[SpecError] = []
     valid: list[ValidSpec] = []
+    kinds = composed.kinds
+    if kinds is None:
+        from ..plugin_registry import PluginRegistry
+
+        kinds = registry.kinds if registry is not None else PluginRegistry().kinds
     for plural, bucket in composed.tree.items():
-        kind = _KIND_BY_PLURAL.get(plural)
+        kind = kinds.kind_of_plural(plural)
         for name, data in (bucket or {}).items():
             prefix = (plural, name)
             location = composed.locations.find(prefix)
@@ -46,12 +51,14 @@ def validate_specs(composed: ComposedSpecs, registry=None) -> list[ValidSpec]:
                 errors.append(SpecError(f"{plural}.{name} must have kind {kind} and name {name!r}",
                                         location=location))
                 continue
+            schema = kinds.schema(kind)
             try:
-                spec = KINDS[kind].model_validate(data)
+                spec = schema.model_validate(data)
             except ValidationError as exc:
-                errors.extend(_map_errors(exc, prefix, (), composed.locations, KINDS[kind]))
+                errors.extend(_map_errors(exc, prefix, (), composed.locations, schema))
                 continue
-            valid.append(ValidSpec(spec=spec, config=None, location=location))
+            valid.append(ValidSpec(spec=spec, config=None, location=location, plural=plural,
+                                   references=tuple(kinds.references(spec))))
     if registry is not None:
         models: dict[tuple[str, str], Any] = {}  # (backend, kind) -> settings model: asked once per run
         for item in valid:
@@ -63,7 +70,7 @@ def validate_specs(composed: ComposedSpecs, registry=None) -> list[ValidSpec]:
 
 def _validate_backend(item: ValidSpec, locations: LocationMap, registry, models: dict) -> list[SpecError]:
     spec = item.spec
-    plural = PLURALS[spec.kind]
+    plural = item.plural
     backend = spec.backend_name()
     backend_path = (plural, spec.name) + (
         (spec.backend_field, "backend") if spec.backend_field != "backend" else ("backend",))

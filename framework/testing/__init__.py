@@ -20,7 +20,6 @@ from ..contract import (
     ReadResult,
 )
 from ..graph import canonical_json, digest
-from ..spec.kinds import KINDS
 
 __all__ = ["InMemoryProvider", "registry_with", "run_cli"]
 
@@ -33,9 +32,13 @@ class InMemoryProvider(BaseProvider):
     fields that force replacement; `on_apply` is called inside apply (to interrupt or slow it down).
     """
 
-    def __init__(self, name: str = "memory", kinds: Iterable[str] = tuple(KINDS), *,
+    def __init__(self, name: str = "memory", kinds: Iterable[str] | None = None, *,
                  replace_on: Mapping[str, tuple[str, ...]] | None = None, config_model=None):
         self.name = name
+        if kinds is None:  # every kind the installed plugins contribute
+            from ..plugin_registry import PluginRegistry
+
+            kinds = PluginRegistry().kinds.names()
         self.kinds = tuple(kinds)
         self.replace_on = dict(replace_on or {})
         self._config_model = config_model
@@ -97,19 +100,24 @@ class InMemoryProvider(BaseProvider):
             self.world.pop(request.recorded.address, None)
 
 
-def registry_with(providers: Mapping[str, Any], *, project_dir: Path | None = None, entry_points: bool = False):
-    """A PluginRegistry holding exactly these providers (entry points off unless asked)."""
+def registry_with(providers: Mapping[str, Any], *, project_dir: Path | None = None, entry_points: bool = False,
+                  plugins: Iterable[Any] = (), installed_kinds: bool = True):
+    """A PluginRegistry holding exactly these providers (installed backends off unless ``entry_points``),
+    with the kinds, commands and capabilities of the installed plugins (unless ``installed_kinds`` is
+    False) and of ``plugins`` (Plugin declarations, e.g. the one under test)."""
     from ..plugin_registry import PluginRegistry
 
-    registry = PluginRegistry(use_entry_points=entry_points, project_dir=project_dir)
+    registry = PluginRegistry(use_entry_points=entry_points, project_dir=project_dir, plugins=plugins,
+                              plugin_entry_points=entry_points or installed_kinds)
     for name, provider in providers.items():
         registry.register(name, provider)
     return registry
 
 
 def run_cli(args: list[str], *, providers: Mapping[str, Any] | None = None, cwd: Path | None = None,
-            input: str | None = None):
-    """Run the `ml` CLI in-process (Click's CliRunner) with these providers instead of installed plugins.
+            input: str | None = None, plugins: Iterable[Any] = ()):
+    """Run the `ml` CLI in-process (Click's CliRunner) with these providers instead of installed backends,
+    and ``plugins`` (Plugin declarations, e.g. one under test) beside the installed ones.
 
     Returns the click Result: `.exit_code`, `.output`.
     """
@@ -120,9 +128,16 @@ def run_cli(args: list[str], *, providers: Mapping[str, Any] | None = None, cwd:
     from ..cli.main import build_app
 
     factory = None
+    plugins = list(plugins)
     if providers is not None:
         def factory(project):
-            return registry_with(providers, project_dir=project.root)
+            return registry_with(providers, project_dir=project.root, plugins=plugins)
+    elif plugins:
+        def factory(project):
+            registry = project.registry()
+            for plugin in plugins:
+                registry.register_plugin(plugin)
+            return registry
     import typer.main
 
     command = typer.main.get_command(build_app(registry_factory=factory))

@@ -10,12 +10,18 @@
         def contract_providers(self):              # backend name -> provider object (yours + any it needs)
             return {"mybackend": MyProvider()}
 
-Every provider must pass: apply then plan is empty; a second apply calls no provider's apply; destroy
-removes everything (read says it is gone); an apply interrupted half way keeps what it recorded and
-the next plan shows only what is left.
+Every provider must pass: it registers (hooks, kinds, declared capabilities); apply then plan is empty;
+a second apply calls no provider's apply; destroy removes everything (read says it is gone); an apply
+interrupted half way keeps what it recorded and the next plan shows only what is left; a provider
+declaring ``status`` reports ``running`` and ``ready`` for each resource it applied.
+
+A plugin that contributes kinds (not installed while its tests run) hands its declaration to the suite
+with the ``contract_plugins`` fixture.
 """
 
 from __future__ import annotations
+
+from typing import Mapping
 
 import pytest
 
@@ -50,17 +56,40 @@ class CountingProvider:
 
 
 class ProviderContract:
-    """Subclass and provide the `contract_project` and `contract_providers` fixtures."""
+    """Subclass and provide the `contract_project` and `contract_providers` fixtures (and
+    `contract_plugins` for a plugin's own Plugin declarations)."""
+
+    @pytest.fixture
+    def contract_plugins(self):
+        return []
 
     @pytest.fixture
     def counted(self, contract_providers):
         return {name: CountingProvider(p) for name, p in contract_providers.items()}
 
     @pytest.fixture
-    def harness(self, contract_project, counted):
-        harness = Harness(contract_project, counted)
+    def harness(self, contract_project, counted, contract_plugins):
+        harness = Harness(contract_project, counted, plugins=contract_plugins)
         yield harness
         harness.close()
+
+    def test_providers_pass_registration(self, contract_project, contract_providers, contract_plugins):
+        from ..contract import verify_provider
+        from . import registry_with
+
+        registry = registry_with({}, project_dir=contract_project, plugins=contract_plugins)
+        for name, provider in contract_providers.items():
+            verify_provider(provider, name, capabilities=registry.capabilities, known_kinds=registry.kinds.names())
+
+    def test_status_reports_each_applied_resource(self, harness, contract_providers):
+        assert harness.apply().ok
+        for record in harness.store.list_resources():
+            provider = contract_providers.get(record.backend)
+            if provider is None or "status" not in (getattr(provider, "capabilities", ()) or ()):
+                continue
+            info = provider.status(record, harness.project.root)
+            assert isinstance(info, Mapping) and {"running", "ready"} <= set(info), \
+                f"{record.address}: status() must report running and ready, got {info!r}"
 
     def test_apply_then_plan_is_empty(self, harness):
         report = harness.apply()
@@ -88,9 +117,9 @@ class ProviderContract:
             result = harness.registry.get(record.backend).read(ReadRequest(record, harness.project.root))
             assert not result.exists, f"{record.address} still exists after destroy"
 
-    def test_interrupted_apply_loses_nothing_recorded(self, contract_project, contract_providers):
+    def test_interrupted_apply_loses_nothing_recorded(self, contract_project, contract_providers, contract_plugins):
         counted = {name: CountingProvider(p, interrupt_after=1) for name, p in contract_providers.items()}
-        harness = Harness(contract_project, counted)
+        harness = Harness(contract_project, counted, plugins=contract_plugins)
         try:
             total = len(harness.plan().pending())
             report = harness.apply(parallelism=1)

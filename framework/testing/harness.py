@@ -18,11 +18,12 @@ class Harness:
     """One project directory, its state store and a registry of the given providers."""
 
     def __init__(self, project_dir: Path, providers: Mapping[str, Any], *, state_url: str | None = None,
-                 spec_dir: Path | None = None):
+                 spec_dir: Path | None = None, plugins: Iterable[Any] = ()):
+        """``plugins``: Plugin declarations to add to the installed ones (a plugin under test)."""
         self.project = Project.load(Path(project_dir), spec_dir=spec_dir)
         if state_url:
             self.project.state_url = state_url
-        self.registry = registry_with(providers, project_dir=self.project.root)
+        self.registry = registry_with(providers, project_dir=self.project.root, plugins=plugins)
         self.store = self.project.open_state()
 
     def plan(self, *, env: str | None = None, overrides: Iterable[str] = (), targets: Iterable[str] = (),

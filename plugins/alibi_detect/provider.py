@@ -35,6 +35,7 @@ def monitor_folder(project_dir: Path, monitor: str) -> Path:
 class AlibiDetectProvider(BaseProvider):
     name: ClassVar[str] = "alibi-detect"
     kinds: ClassVar[tuple[str, ...]] = ("Monitor",)
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "drift_checker")
 
     def __init__(self) -> None:
         self.project_dir: Path | None = None
@@ -146,7 +147,7 @@ class AlibiDetectProvider(BaseProvider):
     def apply(self, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:
         from ml_framework.project import Project
         from ml_framework.plugins.models.registry import ModelRegistry
-        from ml_framework.spec.kinds import Monitor
+        from ml_framework.plugins.monitoring.kinds import Monitor
 
         from ml_framework.plugins.monitoring.reference import served_versions
 

@@ -44,6 +44,7 @@ _NONE = "(none)"
 class BatchProvider(BaseProvider):
     name: ClassVar[str] = "batch"
     kinds: ClassVar[tuple[str, ...]] = ("BatchPrediction",)
+    capabilities: ClassVar[tuple[str, ...]] = ("configure",)
 
     def __init__(self) -> None:
         self.project_dir: Path | None = None
@@ -78,7 +79,7 @@ class BatchProvider(BaseProvider):
 
     # -- fingerprint -------------------------------------------------------------------------------------------
     def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
-        from ml_framework.spec.kinds import BatchPrediction
+        from ml_framework.plugins.batch.kinds import BatchPrediction
 
         spec = BatchPrediction.model_validate(dict(request.resource.spec))
         if spec.input.path:

@@ -178,7 +178,7 @@ class _Job:
 
 def _prepare(provider, request: ApplyRequest, ctx: ApplyContext) -> _Job:
     from ml_framework.plugins.models.registry import ModelRegistry
-    from ml_framework.spec.kinds import BatchPrediction
+    from ml_framework.plugins.batch.kinds import BatchPrediction
 
     from ml_framework.plugins.models.fingerprint import DataKeys
     from ml_framework.plugins.models.predictor import load_predictor

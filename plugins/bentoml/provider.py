@@ -45,6 +45,7 @@ __all__ = ["BentoMLProvider"]
 class BentoMLProvider(BaseProvider):
     name: ClassVar[str] = "bentoml"
     kinds: ClassVar[tuple[str, ...]] = ("Deployment",)
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "status", "rollback")
 
     def __init__(self) -> None:
         self.project_dir: Path | None = None
@@ -62,7 +63,7 @@ class BentoMLProvider(BaseProvider):
     # -- helpers -----------------------------------------------------------------------------------------------
     @staticmethod
     def _spec(spec: Mapping[str, Any]):
-        from ml_framework.spec.kinds import Deployment
+        from ml_framework.plugins.serving.kinds import Deployment
 
         return Deployment.model_validate(dict(spec))
 

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 
 from ml_framework.contract import ApplyContext
 from ml_framework.errors import ProviderError
-from ml_framework.spec.kinds import KINDS
+from ml_framework.plugins.features import kinds as feature_kinds
 
 from .errors import feast_errors
 from .fingerprint import FingerprintCache
@@ -32,7 +32,7 @@ class Backend:
     def spec(kind: str, name: str, data: Mapping[str, Any]):
         """The typed spec of a resource from its canonical (JSON) form."""
         body = {k: v for k, v in dict(data).items() if k not in ("kind", "name")}
-        return KINDS[kind].model_validate({"kind": kind, "name": name, **body})
+        return getattr(feature_kinds, kind).model_validate({"kind": kind, "name": name, **body})
 
     @staticmethod
     def options(kind: str, spec, config: Any = None):

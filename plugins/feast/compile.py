@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ml_framework.errors import ProviderError
-from ml_framework.spec.kinds import Entity, FeatureService, FeatureView, InlineSource, Source, parse_duration
+from ml_framework.plugins.features.kinds import Entity, FeatureService, FeatureView, InlineSource, Source
+from ml_framework.spec.kinds import parse_duration
 
 __all__ = [
     "FEAST_DTYPES",

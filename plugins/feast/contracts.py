@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ml_framework.errors import did_you_mean
-from ml_framework.spec.kinds import ColumnChecks, DatasetChecks, parse_duration
+from ml_framework.plugins.features.kinds import ColumnChecks, DatasetChecks
+from ml_framework.spec.kinds import parse_duration
 
 from .errors import DataContractError, Failure
 

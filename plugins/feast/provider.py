@@ -44,6 +44,7 @@ def _reloads(path: str) -> bool:
 class FeastProvider(BaseProvider):
     name: ClassVar[str] = "feast"
     kinds: ClassVar[tuple[str, ...]] = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure",)
     replace_on: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "Entity": ("join_keys", "dtype"),
         "FeatureView": ("entities",),

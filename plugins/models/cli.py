@@ -4,7 +4,7 @@ References: ``fraud`` (its production version), ``fraud@candidate``, ``fraud:v3`
 how promotion and rollback work; it is done under the state lock, so it never races an apply.
 ``sweep`` trains one version per combination of Hydra sweep overrides
 (``models.fraud.trainer.params.num_leaves=15,31,63``) and points ``candidate`` at the best.
-The commands read the registry (framework/registry.py); training goes through the model's backend
+The commands read the registry (registry.py); training goes through the model's backend
 (its ``train_candidate`` hook), so this module imports no plugin.
 """
 
@@ -15,7 +15,7 @@ from typing import Any, List, Optional
 
 import typer
 
-__all__ = ["register_models"]
+__all__ = ["app"]
 
 _STATUS_STYLE = {"accepted": "green", "rejected": "red", "deleted": "dim"}
 _GATE_MARK = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]–[/yellow]"}
@@ -63,10 +63,9 @@ def _gates_cell(gates) -> str:
     return " ".join(parts)
 
 
-def register_models(app, project_and_registry, handles_errors, console, fail, split_args=None) -> None:  # noqa: C901
-    models_app = typer.Typer(help="The model registry: versions, lineage, aliases (promote / rollback).",
+def _build(project_and_registry, handles_errors, console, fail, split_args) -> typer.Typer:  # noqa: C901
+    models_app = typer.Typer(help="The model registry: versions, lineage, aliases (promote / rollback), sweeps.",
                              no_args_is_help=True)
-    app.add_typer(models_app, name="models")
 
     def open_registry():
         from .registry import ModelRegistry
@@ -232,7 +231,7 @@ def register_models(app, project_and_registry, handles_errors, console, fail, sp
                         raise SpecError(f"no model named {model!r} in the specs")
                     node = loaded.graph.nodes[address]
                     provider = registry.get(node.backend)
-                    train = getattr(provider, "train_candidate", None)
+                    train = provider.train_candidate if registry.capable(node.backend, "train_candidate") else None
                     if train is None:
                         raise MLError(f"backend {node.backend!r} does not support sweeps")
                     missing = [d for d in node.depends_on if store.get(d) is None]
@@ -279,6 +278,8 @@ def register_models(app, project_and_registry, handles_errors, console, fail, sp
         finally:
             store.close()
         console().print(f"[green]{model}@production: v{old} → {new.label}[/green] (previous → v{old})")
+
+    return models_app
 
 
 def _sweep_axes(overrides: list[str]) -> tuple[list[tuple[str, list[str]]], list[str]]:
@@ -488,3 +489,12 @@ def _render_compare(out, a, b, diff) -> None:
         out.print(changes)
     else:
         out.print("Same params, features and data.")
+
+
+def _app() -> typer.Typer:
+    from ml_framework.cli import kit
+
+    return _build(kit.project_and_registry, kit.handles_errors, kit.console, kit.fail, kit.split_args)
+
+
+app = _app()  # `ml models` (contributed by the models plugin)

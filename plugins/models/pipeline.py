@@ -149,7 +149,7 @@ class _Inputs:
 def _start(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext) -> _Run:
     from ml_framework.project import Project
     from ml_framework.plugins.models.registry import ModelRegistry
-    from ml_framework.spec.kinds import Model
+    from ml_framework.plugins.models.kinds import Model
 
     from .checks import check_model_spec, metric_list, primary_metric
     from .gates import parse_gates

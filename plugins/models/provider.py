@@ -63,6 +63,7 @@ class Trained:
 
 class TrainerProvider(BaseProvider):
     kinds: ClassVar[tuple[str, ...]] = ("Model",)
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "train_candidate")
     flavor: ClassVar[str] = ""  # "lightgbm", "torch"
     library: ClassVar[str] = ""  # distribution name recorded in lineage
     module: ClassVar[str] = ""  # BentoML module name saved with the model
@@ -108,7 +109,7 @@ class TrainerProvider(BaseProvider):
         return model.model_validate(trainer)
 
     def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
-        from ml_framework.spec.kinds import Model
+        from ml_framework.plugins.models.kinds import Model
 
         from .checks import check_model_spec
         from .fingerprint import DataKeys, combine

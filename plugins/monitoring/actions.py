@@ -228,8 +228,7 @@ def rollback(project, plugins, spec, deployment_record, version, *, reason: str,
     from ml_framework.locking import held_lock
     from ml_framework.plugins.models.registry import ModelRegistry, RegistryError
 
-    provider = plugins.get(deployment_record.backend)
-    if callable(getattr(provider, "rollback", None)):
+    if plugins.capable(deployment_record.backend, "rollback") is not None:
         from ml_framework.plugins.serving.cli import rollback_deployment
 
         try:

@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-__all__ = ["register_monitor", "EXIT_DRIFT"]
+__all__ = ["app"]
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
 _STYLE = {"drift": "bold red", "decay": "bold red", "error": "bold red", "ok": "green", "inconclusive": "yellow"}
@@ -85,10 +85,9 @@ def _print_result(out, result, verbose: bool) -> None:
         out.print(f"  action {action.action}: [{style}]{action.outcome}[/] {_esc(action.detail)}")
 
 
-def register_monitor(app, project_and_registry, handles_errors, console, fail) -> None:  # noqa: C901
+def _build(project_and_registry, handles_errors, console, fail) -> typer.Typer:  # noqa: C901
     monitor_app = typer.Typer(help="Drift and performance monitors: run, watch, report, history, metrics.",
                               no_args_is_help=True)
-    app.add_typer(monitor_app, name="monitor")
 
     def open_session(env=None, act=True):
         from ml_framework.plugins.monitoring.runner import Session
@@ -291,3 +290,14 @@ def register_monitor(app, project_and_registry, handles_errors, console, fail) -
                 console().print("Stopped.")
         finally:
             session.close()
+
+    return monitor_app
+
+
+def _app() -> typer.Typer:
+    from ml_framework.cli import kit
+
+    return _build(kit.project_and_registry, kit.handles_errors, kit.console, kit.fail)
+
+
+app = _app()  # `ml monitor` (contributed by the monitoring plugin)

@@ -117,7 +117,7 @@ def run_monitor(session: Session, name: str, *, now: datetime | None = None) -> 
         raise RunnerError(f"no applied monitor named {name!r}", hint=hint)
     now = now or _now()
     started = time.perf_counter()
-    from ml_framework.spec.kinds import Monitor
+    from ml_framework.plugins.monitoring.kinds import Monitor
 
     spec = Monitor.model_validate(dict(record.spec))
     result = RunResult(monitor=name, deployment=spec.deployment, at=now.isoformat(timespec="microseconds"),
@@ -149,9 +149,10 @@ def _check(session: Session, record, spec, result: RunResult, now: datetime) -> 
     registry = session.registry
     served = served_versions(deployment, registry)
     model = served[0].model
-    provider = session.plugins.get(record.backend)
-    if not callable(getattr(provider, "open_checker", None)):
-        raise RunnerError(f"backend {record.backend!r} cannot run monitors (its provider has no open_checker)")
+    provider = session.plugins.capable(record.backend, "drift_checker")
+    if provider is None:
+        raise RunnerError(f"backend {record.backend!r} cannot run monitors (it does not offer the drift_checker "
+                          "capability)")
     settings = _settings(provider, spec)
     columns = ["model_version", "prediction", "prediction_class", "f:"]
     window = read_log(session.project.root, spec.deployment, last=spec.window.last,

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-__all__ = ["register_serving", "rollback_deployment", "deployment_address", "revisions_table"]
+__all__ = ["status_app", "rollback_app", "rollback_deployment", "deployment_address", "revisions_table"]
 
 
 def deployment_address(text: str) -> str:
@@ -72,7 +72,7 @@ def rollback_deployment(project, registry, address: str, *, to: int | None = Non
                 raise MLError(f"{address} is not in state", hint=did_you_mean(address, known)
                               or (f"deployments: {', '.join(known)}" if known else "no deployment is applied yet"))
             provider = registry.get(record.backend)
-            if not callable(getattr(provider, "rollback", None)):
+            if registry.capable(record.backend, "rollback") is None:
                 raise MLError(f"backend {record.backend!r} cannot roll back deployments")
             run_id = store.begin_run("rollback", plan_id=None, lock_id=lock.id,
                                      details={"address": address, "to": to, "reason": reason})
@@ -115,8 +115,10 @@ def revisions_table(record, console) -> None:
         console.print("* serving now")
 
 
-def register_serving(app, project_and_registry, handles_errors, console, fail) -> None:
-    @app.command()
+def _build(project_and_registry, handles_errors, console, fail) -> tuple[typer.Typer, typer.Typer]:  # noqa: C901
+    status_app, rollback_app = typer.Typer(), typer.Typer()
+
+    @status_app.command()
     @handles_errors
     def status(
         addresses: Optional[list[str]] = typer.Argument(None, help="Deployments (deployment/NAME); default: all."),
@@ -139,7 +141,7 @@ def register_serving(app, project_and_registry, handles_errors, console, fail) -
         for record in sorted(records, key=lambda r: r.address):
             try:
                 provider = registry.get(record.backend)
-                info = (provider.status(record, project.root) if callable(getattr(provider, "status", None))
+                info = (provider.status(record, project.root) if registry.capable(record.backend, "status")
                         else _generic_status(record))
             except Exception as exc:  # one broken backend does not hide the others
                 info = {"running": False, "ready": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -177,7 +179,7 @@ def register_serving(app, project_and_registry, handles_errors, console, fail) -
             out.print(f"{unhealthy} deployment(s) not healthy: `ml plan` shows how apply restores them.")
             raise typer.Exit(1)
 
-    @app.command()
+    @rollback_app.command()
     @handles_errors
     def rollback(
         address: str = typer.Argument(..., help="deployment/NAME"),
@@ -190,3 +192,14 @@ def register_serving(app, project_and_registry, handles_errors, console, fail) -
                                       progress=lambda message: out.print(f"[dim]{message}[/dim]"))
         out.print(f"[green]Rolled back.[/green] {deployment_address(address)} serves "
                   f"{outputs.get('model_version')} (revision {outputs.get('revision')}).")
+
+    return status_app, rollback_app
+
+
+def _apps() -> tuple[typer.Typer, typer.Typer]:
+    from ml_framework.cli import kit
+
+    return _build(kit.project_and_registry, kit.handles_errors, kit.console, kit.fail)
+
+
+status_app, rollback_app = _apps()  # `ml status`, `ml rollback` (contributed by the serving plugin)

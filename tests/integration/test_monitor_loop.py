@@ -401,6 +401,8 @@ def test_rollback_moves_production_back(tmp_path):
 class RollbackServing:
     """A serving stand-in with a rollback of its own (what the BentoML plugin provides)."""
 
+    capabilities = ("rollback",)
+
     def __init__(self):
         self.inner = serving_provider()
         self.calls = []

@@ -13,7 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from ml_framework.contract import FingerprintRequest, RecordedResource, Resource
-from ml_framework.spec.kinds import KINDS, PLURALS, BatchPrediction
+from ml_framework.plugin_registry import PluginRegistry
+from ml_framework.plugins.batch.kinds import BatchPrediction
 from ml_framework.plugins.batch.provider import DATA_INPUT, MODEL_INPUT, BatchProvider
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,9 @@ def spec(**fields) -> dict:
 
 # -- the spec ---------------------------------------------------------------------------------------------
 def test_kind_is_registered_with_its_plural_and_references():
-    assert KINDS["BatchPrediction"] is BatchPrediction and PLURALS["BatchPrediction"] == "batch_predictions"
+    kinds = PluginRegistry().kinds
+    assert kinds.schema("BatchPrediction") is BatchPrediction and kinds.plural("BatchPrediction") == "batch_predictions"
+    assert kinds.owner("BatchPrediction") == "batch"
     parsed = BatchPrediction.model_validate(spec(model="fraud@candidate"))
     assert parsed.address == "batchprediction.scores" and parsed.backend_name() == "batch"
     assert parsed.references() == [("model", "model.fraud"), ("input.source", "source.transactions")]

@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from ml_framework.plugins.serving.prediction_log import PredictionLogWriter, log_dir
-from ml_framework.spec.kinds import Deployment
+from ml_framework.plugins.serving.kinds import Deployment
 from ml_framework.plugins.bentoml.codegen import bento_service_name, class_name, render_service, write_service_files
 from ml_framework.plugins.bentoml.config import BentoMLSettings
 from ml_framework.plugins.bentoml.control import LoadError, read_control, traffic, wait_for_generation, write_control

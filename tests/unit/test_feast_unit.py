@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ml_framework.errors import PluginError, ProviderError
-from ml_framework.spec.kinds import Entity, FeatureService, FeatureStore, FeatureView, Source
+from ml_framework.plugins.features.kinds import Entity, FeatureService, FeatureStore, FeatureView, Source
 from ml_framework.plugins.feast import compile as comp
 from ml_framework.plugins.feast.codegen import render_module
 from ml_framework.plugins.feast.fingerprint import MISSING, FingerprintCache
@@ -70,7 +70,9 @@ def test_feature_view_references_store_and_inline_source():
     view = FeatureView.model_validate({
         "kind": "FeatureView", "name": "v", "entities": ["customer"], "store": "default",
         "source": {"path": "data/x.parquet", "timestamp_field": "ts"}, "features": {"a": {"dtype": "int64"}}})
-    assert view.references() == [("entities.0", "entity.customer"), ("store", "featurestore.default")]
+    from ml_framework.plugin_registry import PluginRegistry
+
+    assert PluginRegistry().kinds.references(view) == [("entities.0", "entity.customer"), ("store", "featurestore.default")]
 
 
 # --- compile + codegen -----------------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def _frame(n=200):
 
 
 def _contract(**dataset):
-    from ml_framework.spec.kinds import ColumnChecks, DatasetChecks
+    from ml_framework.plugins.features.kinds import ColumnChecks, DatasetChecks
     from ml_framework.plugins.feast.contracts import ColumnRule, Contract
 
     return Contract(
@@ -382,7 +384,7 @@ def test_duplicates_in_sorted_data_are_reported(tmp_path):
 
 
 def _csv_contract():
-    from ml_framework.spec.kinds import ColumnChecks
+    from ml_framework.plugins.features.kinds import ColumnChecks
     from ml_framework.plugins.feast.contracts import ColumnRule, Contract
 
     return Contract(
@@ -494,7 +496,7 @@ def test_good_data_takes_the_fast_path_without_pandera(tmp_path, monkeypatch):
     ("isin", {"isin": [0, 1, 2]}, "features.count.checks.isin: isin [0, 1, 2] fails for"),
 ])
 def test_each_rule_is_enforced(tmp_path, rule, value, expected):
-    from ml_framework.spec.kinds import ColumnChecks
+    from ml_framework.plugins.features.kinds import ColumnChecks
     from ml_framework.plugins.feast.contracts import ColumnRule, Contract, validate
     from ml_framework.plugins.feast.errors import DataContractError
 
@@ -509,7 +511,7 @@ def test_each_rule_is_enforced(tmp_path, rule, value, expected):
 
 
 def test_nulls_and_nans_pass_only_where_nullable(tmp_path):
-    from ml_framework.spec.kinds import ColumnChecks
+    from ml_framework.plugins.features.kinds import ColumnChecks
     from ml_framework.plugins.feast.contracts import ColumnRule, Contract, validate
     from ml_framework.plugins.feast.errors import DataContractError
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from ml_framework.plugins.models.registry import ModelVersion
-from ml_framework.spec.kinds import GroundTruth, Monitor
+from ml_framework.plugins.monitoring.kinds import GroundTruth, Monitor
 from ml_framework.plugins.monitoring.ground_truth import evaluate
 from ml_framework.plugins.monitoring.logcache import Categories, LogColumns
 from ml_framework.plugins.monitoring.results import (ActionOutcome, DriftResult, FeatureResult, MetricResult, PerformanceResult,

@@ -23,7 +23,7 @@ from ml_framework.plugins.serving.rollout import (
     quantile,
     run_rollout,
 )
-from ml_framework.spec.kinds import DeploymentRollout
+from ml_framework.plugins.serving.kinds import DeploymentRollout
 
 
 def sample(n, *, errors=0, latency=2.0, predictions=None, seed=0):

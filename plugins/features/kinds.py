@@ -1,0 +1,162 @@
+"""The feature kinds: FeatureStore, Entity, Source, FeatureView and FeatureService (schemas only: pydantic).
+
+The feast backend implements them; ``ColumnChecks``/``DatasetChecks`` are the data-contract rules any
+feature backend compiles (feast: to pandera)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator
+
+from ml_framework.spec.kinds import DURATION_PATTERN, SpecBase, StrictModel
+
+
+__all__ = ["ColumnChecks", "DatasetChecks", "Dtype", "FeatureSpec", "Entity", "Source", "InlineSource", "FeatureView", "FeatureService", "SqliteOnlineStore", "RedisOnlineStore", "FeatureStore", "feature_ref_targets"]
+
+
+class ColumnChecks(StrictModel):
+    """Data-contract rules for one column, compiled to pandera checks by the feature backend."""
+
+    nullable: bool | None = None  # default: nulls are not allowed
+    ge: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    between: tuple[float, float] | None = None  # inclusive
+    isin: list[Any] | None = None
+    regex: str | None = None  # the whole value must match
+    unique: bool | None = None
+
+    @field_validator("between")
+    @classmethod
+    def _ordered(cls, value):
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"between needs low <= high, got {list(value)}")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value):
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class DatasetChecks(StrictModel):
+    min_rows: int | None = Field(default=None, ge=0)
+    max_age: str | None = Field(default=None, pattern=DURATION_PATTERN)  # freshness of the newest timestamp
+
+
+Dtype = Literal["int32", "int64", "float32", "float64", "string", "bool", "timestamp"]
+
+
+class FeatureSpec(StrictModel):
+    dtype: Dtype
+    description: str | None = None
+    checks: ColumnChecks | None = None
+
+
+class Entity(SpecBase):
+    kind: Literal["Entity"]
+    join_keys: list[str] | None = Field(default=None, min_length=1, max_length=1)  # defaults to [name]
+    dtype: Literal["int64", "string"] = "int64"
+    backend: str = "feast"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def join_key(self) -> str:
+        return (self.join_keys or [self.name])[0]
+
+
+class Source(SpecBase):
+    kind: Literal["Source"]
+    path: str  # relative to the project directory
+    format: Literal["parquet", "csv"] | None = None  # inferred from the file suffix
+    timestamp_field: str
+    created_timestamp_field: str | None = None
+    columns: dict[str, FeatureSpec] = Field(default_factory=dict)
+    checks: DatasetChecks | None = None
+    backend: str = "feast"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class InlineSource(StrictModel):
+    """A feature view's own data file, when no separate Source spec is worth declaring."""
+
+    path: str
+    format: Literal["parquet", "csv"] | None = None
+    timestamp_field: str
+    created_timestamp_field: str | None = None
+
+
+class FeatureView(SpecBase):
+    kind: Literal["FeatureView"]
+    entities: list[str] = Field(min_length=1)
+    source: str | InlineSource  # a Source name, or an inline {path, timestamp_field}
+    ttl: str | None = Field(default=None, pattern=DURATION_PATTERN)
+    online: bool = True
+    features: dict[str, FeatureSpec] = Field(min_length=1)
+    checks: DatasetChecks | None = None
+    store: str | None = None  # a FeatureStore name: switching its online store re-materializes the view
+    backend: str = "feast"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def references(self) -> list[tuple[str, str]]:
+        # entities and store are declared in the Kind; the source may be inline
+        return [("source", f"source.{self.source}")] if isinstance(self.source, str) else []
+
+
+def feature_ref_targets(field_name: str, refs: list[str]) -> list[tuple[str, str]]:
+    """'view:feature' / 'view:*' refer to a feature view; a bare name refers to a feature service."""
+    out = []
+    for i, ref in enumerate(refs):
+        view, sep, _ = ref.partition(":")
+        out.append((f"{field_name}.{i}", f"featureview.{view}" if sep else f"featureservice.{ref}"))
+    return out
+
+
+class FeatureService(SpecBase):
+    kind: Literal["FeatureService"]
+    features: list[str] = Field(min_length=1)
+    backend: str = "feast"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def references(self) -> list[tuple[str, str]]:
+        return feature_ref_targets("features", self.features)
+
+
+class SqliteOnlineStore(StrictModel):
+    type: Literal["sqlite"]
+    path: str = "data/online_store.db"  # relative to the feature repository
+
+
+class RedisOnlineStore(StrictModel):
+    type: Literal["redis"]
+    connection_string: str = "127.0.0.1:6379"  # host:port[,db=0,ssl=true] — no password here
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var holding it
+    key_ttl_seconds: int | None = Field(default=None, gt=0)
+
+    @field_validator("connection_string")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        if re.search(r"(^|,)\s*password\s*=", value):
+            raise ValueError("do not write a password into specs; name its environment variable in password_env")
+        return value
+
+
+OnlineStoreSpec = Annotated[Union[SqliteOnlineStore, RedisOnlineStore], Field(discriminator="type")]
+
+
+class FeatureStore(SpecBase):
+    """The feature store's online store. Feature views naming it (``store: default``) depend on it, so
+    switching stores (e.g. an env overlay selecting Redis) is a planned change that re-materializes them."""
+
+    kind: Literal["FeatureStore"]
+    online_store: OnlineStoreSpec = Field(default_factory=lambda: SqliteOnlineStore(type="sqlite"))
+    backend: str = "feast"
+    options: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,15 @@
+"""The models domain plugin: the Model kind, `ml models`, and what every trainer backend shares (split,
+metrics, gates, registry, lineage). Trainer backends (lightgbm, torch) implement the ``trainer`` block."""
+
+from ml_framework.contract import Command, Kind, Plugin
+
+from .capabilities import TRAIN_CANDIDATE
+
+plugin = Plugin(
+    name="models",
+    description="Models: training with gates, the model registry, `ml models`.",
+    kinds=(Kind("Model", plural="models", schema="ml_framework.plugins.models.kinds:Model", backend_block="trainer"),),
+    commands=(Command("models", "ml_framework.plugins.models.cli:app",
+                      "The model registry: versions, lineage, aliases (promote / rollback), sweeps."),),
+    capabilities=(TRAIN_CANDIDATE,),
+)
