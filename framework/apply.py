@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from .contract import ApplyContext, ApplyRequest, DeleteRequest, RecordedResource, Resource
 from .errors import MLError, ProviderError
-from .graph import mask_secrets
+from .secrets import mask_secrets
 from .plan.model import CREATE, DELETE, REPLACE, Change, Plan
 from .state.base import ResourceOutcome
 
@@ -87,6 +87,9 @@ class _Walk:
         self.keep_going = keep_going
         self.on_event = on_event or (lambda event: None)
         self.recorded = {r.address: r for r in store.list_resources()}
+        make_services = getattr(registry, "services", None)
+        self.services = make_services(state=store) if callable(make_services) else None
+        self._project = None
         self.report = ApplyReport()
         self.failed: set[str] = set()
         self.skipped: set[str] = set()
@@ -96,10 +99,18 @@ class _Walk:
     # -- one resource --------------------------------------------------------------------------------
     def _context(self, change: Change) -> ApplyContext:
         upstream = {d: self.recorded[d] for d in change.depends_on if d in self.recorded}
+        if self._project is None:
+            from .project import Project
+
+            try:
+                self._project = Project.load(Path(self.project_dir))
+            except Exception:  # ml.yaml was readable when the plan was made; a provider that needs it will say
+                self._project = None
         return ApplyContext(
             address=change.address, project_dir=self.project_dir, upstream=upstream,
             on_progress=lambda address, message, fraction: self.on_event(Event("progress", address, "", message)),
-            on_checkpoint=self._checkpoint, trigger=self.trigger,
+            on_checkpoint=self._checkpoint, trigger=self.trigger, services=self.services, state=self.store,
+            project=self._project,
         )
 
     def _checkpoint(self, address: str, outputs: Mapping) -> None:

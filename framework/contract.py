@@ -142,12 +142,14 @@ class FingerprintRequest:
     resource: Resource
     project_dir: Path
     prior: RecordedResource | None = None
+    services: "Services | None" = None  # seams to other plugins (read-only use while planning)
 
 
 @dataclass(frozen=True)
 class ReadRequest:
     recorded: RecordedResource
     project_dir: Path
+    services: "Services | None" = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ class PlanRequest:
     resource: Resource
     prior: RecordedResource
     changes: tuple[FieldChange, ...]
+    services: "Services | None" = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,7 @@ class ApplyContext:
         trigger: Mapping[str, Any] | None = None,
         services: "Services | None" = None,
         state: Any = None,
+        project: Any = None,
     ):
         self.address = address
         self.project_dir = project_dir
@@ -218,6 +222,9 @@ class ApplyContext:
         self.services: Services = services if services is not None else Services()
         # The open state store of this run (read it; the engine records outputs): providers never reopen it.
         self.state = state
+        # The project's settings (ml_framework.project.Project: spec_dir, name, backends), loaded once per run
+        # by the engine; None when a caller lends none.
+        self.project = project
         self._on_progress = on_progress
         self._on_checkpoint = on_checkpoint
 
@@ -400,6 +407,7 @@ class Plugin:
     backends: Mapping[str, str] = field(default_factory=dict)  # backend name -> "module:Provider"
     capabilities: tuple[Capability, ...] = ()
     services: Mapping[str, str] = field(default_factory=dict)  # service name -> "module:factory"
+    scaffold: Mapping[str, str] = field(default_factory=dict)  # `ml init`: project-relative path -> text
     version: str | None = None
     description: str = ""
 

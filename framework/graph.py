@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .errors import GraphError, Location, SpecError, SpecErrors, did_you_mean
 from .spec.kinds import NON_BEHAVIOURAL
 from .spec.loader import LocationMap
-from .spec.validate import ValidSpec
+from .secrets import MASK, SENSITIVE_KEY, mask_secrets  # noqa: F401 - re-exported
+
+if TYPE_CHECKING:
+    from .spec.validate import ValidSpec
 
 __all__ = ["Node", "ResourceGraph", "build_graph", "canonical_json", "digest", "mask_secrets", "SENSITIVE_KEY"]
-
-# Keys whose literal values are secrets: masked in state and plan output, still part of the hash.
-SENSITIVE_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|credential|private[_-]?key)s?$", re.I)
-MASK = "(sensitive value)"
-
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
@@ -32,21 +28,6 @@ def digest(*parts: str) -> str:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=8192)
-def _sensitive(key: str) -> bool:
-    return SENSITIVE_KEY.search(key) is not None
-
-
-def mask_secrets(value: Any) -> Any:
-    """A copy with the values of sensitive-looking keys replaced, at any depth."""
-    if isinstance(value, dict):
-        return {k: (MASK if _sensitive(str(k)) and v not in (None, "") and not isinstance(v, (dict, list))
-                    else mask_secrets(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
 
 
 @dataclass

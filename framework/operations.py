@@ -49,7 +49,13 @@ def make_plan(project, registry, store, loaded: Loaded, *, targets: Iterable[str
         loaded.graph, recorded, registry, lineage=meta.lineage, serial=meta.serial, project_dir=project.root,
         refresh=refresh, targets=targets, destroy=destroy, env=loaded.composed.env,
         overrides=loaded.composed.overrides, spec_dir=_relative(project.spec_dir, project.root),
+        services=_services(registry, store),
     )
+
+
+def _services(registry, store):
+    make = getattr(registry, "services", None)
+    return make(state=store) if callable(make) else None
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -36,6 +36,8 @@ from .errors import PluginError, did_you_mean
 __all__ = ["PluginRegistry", "PluginInfo", "DISABLE_ENV"]
 
 DISABLE_ENV = "ML_DISABLE_PLUGINS"  # comma-separated plugin or backend names
+# Modules that held the Plugin declarations read in this process (the help cache watches their files).
+DECLARATION_MODULES: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,9 @@ class PluginRegistry:
                     continue
                 self._plugins[name] = plugin
                 self._plugin_origins[name] = origin
+                value = getattr(source, "value", None) or self.local.get(name, "")
+                if value:
+                    DECLARATION_MODULES.add(str(value).partition(":")[0])
         return self._plugins
 
     def plugin_failures(self) -> dict[str, PluginError]:
@@ -259,8 +264,9 @@ class PluginRegistry:
 
     def describe(self) -> list[PluginInfo]:
         infos = []
+        loaded = self.plugins()
         versions = self.__dict__.get("_plugin_versions", {})
-        for name, plugin in sorted(self.plugins().items()):
+        for name, plugin in sorted(loaded.items()):
             infos.append(PluginInfo(name, plugin.version or versions.get(name) or "-",
                                     tuple(k.name for k in plugin.kinds), self._plugin_origins.get(name, ""), "ok",
                                     role="plugin"))
@@ -316,7 +322,6 @@ def _import_from_project(value: str, project_dir: Path) -> Any:
     """Import ``module:attr`` from the project directory. The directory goes to the *end* of sys.path, so
     a project folder named like an installed package (``plugins/``, ``framework/``, ``yaml.py``) never
     shadows it; a local module that an installed one shadows is reported, not silently replaced."""
-    import importlib
     import sys
 
     module_name = value.partition(":")[0]

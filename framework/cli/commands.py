@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from .kit import ARGS_HELP as args_help
-from .kit import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, State, console, fail, handles_errors, project_and_registry
+from .kit import EXIT_CHANGES, EXIT_ERROR, State, console, fail, handles_errors, project_and_registry
 from .kit import split_args
 
 __all__ = ["register"]
@@ -413,7 +413,8 @@ def register(app) -> None:  # noqa: C901
         """Scaffold a new project: ml.yaml, specs/ with an example, .gitignore."""
         from .scaffold import scaffold
 
-        created = scaffold(directory)
+        _, registry = project_and_registry()
+        created = scaffold(directory, registry.plugins().values())
         out = console()
         for path in created:
             out.print(f"  created {path}")

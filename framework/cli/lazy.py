@@ -67,11 +67,11 @@ def _load(command, plugin: str):
 
     try:
         target = resolve(command.target)
-        if isinstance(target, typer.Typer):
-            click_command = typer.main.get_command(target)
+        if isinstance(target, typer.Typer):  # a group, even with one command: `ml <name> <command>`
+            click_command = typer.main.get_group(target)
         elif callable(target):
             app = typer.Typer(add_completion=False)
-            app.command(name=command.name, help=command.help or None)(target)
+            app.command(name=command.name, help=None if target.__doc__ else (command.help or None))(target)
             click_command = typer.main.get_command(app)
         else:
             raise TypeError(f"expected a typer.Typer or a function, got {type(target).__name__}")

@@ -65,6 +65,42 @@ def build_app(registry_factory: Callable | None = None) -> typer.Typer:
     return app
 
 
+def _render_help() -> None:
+    """Render the top-level help, print it and keep it in the help cache with the files it read."""
+    import contextlib
+    import io
+
+    from .help_cache import store_help
+
+    buffer = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(buffer):
+        try:
+            build_app()(prog_name="ml", standalone_mode=False, args=sys.argv[1:] or ["--help"])
+        except SystemExit as exc:  # click exits after printing help
+            code = exc.code or 0
+        except Exception:
+            code = 1
+    text = buffer.getvalue()
+    sys.stdout.write(text)
+    if code == 0 and text.startswith("Usage"):
+        store_help(text, _declaration_files())
+    if code:
+        sys.exit(code)
+
+
+def _declaration_files() -> list[str]:
+    """The files of every plugin declaration module imported so far (what the help was built from)."""
+    from ..plugin_registry import DECLARATION_MODULES
+
+    files = []
+    for name in sorted(DECLARATION_MODULES | {"ml_framework.cli.main", "ml_framework.cli.commands"}):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            files.append(path)
+    return files
+
+
 def run() -> None:
     """Console-script entry point."""
     import gc
@@ -79,6 +115,11 @@ def run() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    from .help_cache import is_help_request
+
+    if is_help_request(sys.argv[1:]):
+        _render_help()
+        return
     try:
         build_app()(prog_name="ml")
     except MLError as exc:  # raised outside a command (e.g. while parsing)

@@ -63,8 +63,9 @@ def _wrap(address: str, exc: Exception) -> MLError:
 
 
 class _Planner:
-    def __init__(self, graph, recorded, registry, project_dir, refresh):
+    def __init__(self, graph, recorded, registry, project_dir, refresh, services=None):
         self.graph = graph
+        self.services = services
         self.recorded: dict[str, RecordedResource] = recorded
         self.registry = registry
         self.project_dir = project_dir
@@ -86,7 +87,7 @@ class _Planner:
         def read(address: str):
             record = self.recorded[address]
             try:
-                return address, self.provider(record.backend).read(ReadRequest(record, self.project_dir))
+                return address, self.provider(record.backend).read(ReadRequest(record, self.project_dir, self.services))
             except Exception as exc:  # reported per resource, the rest still plans
                 return address, _wrap(address, exc)
 
@@ -116,7 +117,7 @@ class _Planner:
         prior = self.recorded.get(address)
         try:
             provider = self.provider(node.backend)
-            extra = dict(provider.fingerprint(FingerprintRequest(resource, self.project_dir, prior)) or {})
+            extra = dict(provider.fingerprint(FingerprintRequest(resource, self.project_dir, prior, self.services)) or {})
         except Exception as exc:
             self.issues.append(PlanIssue(address, str(_wrap(address, exc))))
             self.blocked.add(address)
@@ -165,7 +166,7 @@ class _Planner:
             reasons.append(f"backend {prior.backend} → {node.backend} forces replacement")
         else:
             try:
-                result = provider.plan(PlanRequest(resource, prior, tuple(changes)))
+                result = provider.plan(PlanRequest(resource, prior, tuple(changes), self.services))
             except Exception as exc:
                 self.issues.append(PlanIssue(node.address, str(_wrap(node.address, exc))))
                 self.blocked.add(node.address)
@@ -197,10 +198,12 @@ def build_plan(
     env: str | None = None,
     overrides: Iterable[str] = (),
     spec_dir: str | None = None,
+    services=None,
 ) -> Plan:
+    """``services``: the seams providers may use while planning (``registry.services(state=store)``)."""
     recorded_map = {r.address: r for r in recorded}
     targets = tuple(targets)
-    planner = _Planner(graph, recorded_map, registry, project_dir, refresh)
+    planner = _Planner(graph, recorded_map, registry, project_dir, refresh, services)
     changes: list[Change] = []
     drift: list[Drift] = []
     if destroy:

@@ -134,9 +134,7 @@ def _load_overlay(base: Path, env: str, tree: dict, kinds) -> tuple[dict, Locati
         where = locations.find((key,))
         if key in RESERVED_ROOT_KEYS:
             continue
-        if kind_of := kinds.kind_of_plural(key):
-            del kind_of
-        else:
+        if kinds.kind_of_plural(key) is None:
             errors.append(SpecError(f"unknown section {key!r}", location=where, field=key,
                                     hint=did_you_mean(key, kinds.plurals() + list(RESERVED_ROOT_KEYS))))
             continue
@@ -187,7 +185,7 @@ def _apply_override(cfg, text: str, locations: LocationMap) -> None:
         raise SpecError(f"malformed override: {first}", location=where,
                         hint="use key.path=value, +key.path=value to add, ~key.path to delete") from exc
     key = override.key_or_group
-    from ..graph import SENSITIVE_KEY
+    from ..secrets import SENSITIVE_KEY
 
     if SENSITIVE_KEY.search(key.rpartition(".")[2]) and "${" not in text:
         raise SpecError("secret values cannot be passed as overrides (plans and shell history would keep them)",

@@ -127,7 +127,7 @@ def _map_errors(exc: ValidationError, prefix, inner: tuple[str, ...], locations:
 
 def _is_sensitive(path: tuple[str, ...]) -> bool:
     """Never echo a value that may be a secret back into an error message."""
-    from ..graph import SENSITIVE_KEY
+    from ..secrets import SENSITIVE_KEY
 
     return any(SENSITIVE_KEY.search(part) for part in path)
 

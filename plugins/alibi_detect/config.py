@@ -6,17 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml_framework.plugins.monitoring.settings import ReferenceSettings  # shared by drift backends
+
 __all__ = ["AlibiDetectSettings", "ReferenceSettings", "MMDSettings"]
-
-
-class ReferenceSettings(BaseModel):
-    """The data traffic is compared with. Default: the training frame of the deployed model version."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    path: str | None = None  # a parquet/csv/jsonl file (relative to the project) instead of the training frame
-    max_rows: int = Field(default=50_000, ge=100)  # larger references are sampled (seeded); the report says so
-    seed: int = 0
 
 
 class MMDSettings(BaseModel):

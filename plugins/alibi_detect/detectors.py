@@ -20,10 +20,8 @@ carried is not tested (reported), and still counts in the Bonferroni family, whi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -31,26 +29,24 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ml_framework.plugins.monitoring.logcache import LogColumns
-from ml_framework.plugins.monitoring.results import DRIFT, INCONCLUSIVE, OK, DriftResult, FeatureResult
-from ml_framework.plugins.monitoring.schema import (
-    PREDICTION,
-    FeatureSchema,
-    Schema,
-    build_schema,
-    encode_frame,
-    encode_window,
-    histogram,
-    histograms,
-    prediction_values,
+from ml_framework.plugins.monitoring.detection import (
+    HISTOGRAM_ROWS,
+    SavedBundle,
+    chi2_test,
+    decide,
+    encode_reference,
+    ks_test,
+    missing_mask,
+    open_cached,
+    staging,
+    write_meta,
 )
+from ml_framework.plugins.monitoring.results import DRIFT, OK, DriftResult
+from ml_framework.plugins.monitoring.schema import PREDICTION, Schema
 
 __all__ = ["BUNDLE_FORMAT", "build_bundle", "open_bundle", "Bundle", "bundle_key", "HISTOGRAM_ROWS"]
 
 BUNDLE_FORMAT = 1
-HISTOGRAM_ROWS = 5_000  # histograms of larger windows are counted on every k-th row (about this many)
-_LOADED: dict[tuple[str, float], "Bundle"] = {}
-_LOADED_GUARD = threading.Lock()
 
 
 def _quiet() -> None:
@@ -71,24 +67,6 @@ def bundle_key(settings: Mapping[str, Any], features: list[str] | None, predicti
 
 
 # -- building -------------------------------------------------------------------------------------------------
-def _holes(X: np.ndarray, j: int, feature: FeatureSchema | None) -> np.ndarray:
-    """Where column ``j`` has no value: NaN, or the missing code of a categorical feature."""
-    if feature is not None and feature.kind == "categorical":
-        return X[:, j] == feature.missing_code
-    return np.isnan(X[:, j])
-
-
-def _fill_missing(X: np.ndarray, schema: Schema, rng: np.random.Generator) -> np.ndarray:
-    """Reference rows without a value get one drawn from the observed values of the same column, so the
-    reference is the distribution of values present — what windows are tested on."""
-    for j, feature in enumerate(schema.features):
-        holes = _holes(X, j, feature)
-        if holes.any():
-            observed = X[~holes, j]
-            X[holes, j] = rng.choice(observed, size=int(holes.sum())) if len(observed) else 0.0
-    return X
-
-
 def _mmd_inputs(X: np.ndarray, schema: Schema, scale: Mapping[str, Any]) -> np.ndarray:
     """Standardised numeric columns and one-hot categorical codes (missing/unseen get their own column)."""
     parts = []
@@ -104,21 +82,6 @@ def _mmd_inputs(X: np.ndarray, schema: Schema, scale: Mapping[str, Any]) -> np.n
             onehot[np.arange(len(column)), column.astype(np.int64)] = 1.0
             parts.append(onehot)
     return np.hstack(parts).astype(np.float32) if parts else np.zeros((len(X), 0), np.float32)
-
-
-def _prediction_column(schema: Schema, preds, rng: np.random.Generator) -> np.ndarray | None:
-    """The reference predictions as the detector's column: numbers, or class codes (multiclass)."""
-    if schema.prediction is None:
-        return None
-    if schema.prediction.kind == "categorical":
-        frame = _one_column(preds)
-        return encode_frame(frame, Schema([schema.prediction])).X[:, 0]
-    column = np.asarray(preds, dtype=np.float64).copy()
-    holes = np.isnan(column)
-    if holes.any():  # rows the model could not score (NaN inputs it does not handle)
-        observed = column[~holes]
-        column[holes] = rng.choice(observed, size=int(holes.sum())) if len(observed) else 0.0
-    return column
 
 
 def _univariate(X, schema: Schema, pred_column, settings, notes: list[str], progress):
@@ -181,20 +144,13 @@ def build_bundle(folder: Path, reference, settings, *, model: str, version: str,
     from alibi_detect.saving import save_detector
 
     started = time.perf_counter()
-    rng = np.random.default_rng(settings.reference.seed)
-    categorical = sorted(set(reference.categorical) | set(settings.categorical))
-    preds = reference.predictions if predictions else None
-    schema = build_schema(reference.frame, reference.features, categorical=categorical, predictions=preds,
-                          prediction_kind=reference.prediction_kind)
-    X = _fill_missing(encode_frame(reference.frame, schema).X, schema, rng)
-    pred_column = _prediction_column(schema, preds, rng)
-    notes = list(reference.notes)
+    encoded = encode_reference(reference, categorical=settings.categorical, seed=settings.reference.seed,
+                               predictions=predictions)
+    schema, X, pred_column, rng = encoded.schema, encoded.X, encoded.predictions, encoded.rng
+    notes = encoded.notes
     meta: dict[str, Any] = {"format": BUNDLE_FORMAT, "model": model, "version": version, "method": settings.method,
                             "settings": settings.model_dump(), "reference": reference.info()}
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staging(folder) as tmp:
         if settings.method == "mmd":
             columns = list(schema.names)
             detector, prediction = _mmd(X, schema, pred_column, settings, meta, rng, progress)
@@ -206,30 +162,16 @@ def build_bundle(folder: Path, reference, settings, *, model: str, version: str,
         meta.update(schema=schema.to_dict(), columns=columns, notes=notes,
                     build_seconds=round(time.perf_counter() - started, 3),
                     built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_meta(tmp, meta)
     return meta
 
 
-def _one_column(values):
-    import pandas as pd
-
-    return pd.DataFrame({PREDICTION: np.asarray(values).astype(np.int64).astype(str)})
-
-
 # -- running ---------------------------------------------------------------------------------------------------
-class Bundle:
+class Bundle(SavedBundle):
     """A saved detector folder, loaded once per process (the detectors themselves on first use)."""
 
     def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        self.meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
-        self.schema = Schema.from_dict(self.meta["schema"])
-        self.settings = self.meta["settings"]
-        self.columns: list[str] = self.meta["columns"]
+        super().__init__(folder)
         self._detector = None
         self._prediction = None
         self._lock = threading.Lock()
@@ -246,89 +188,32 @@ class Bundle:
                     self._prediction = load_detector(self.folder / "prediction")
             return self._detector
 
-    def check(self, window: LogColumns, *, min_samples: int) -> DriftResult:
-        method = self.meta["method"]
-        result = DriftResult(status=INCONCLUSIVE, method=method, n=window.n, min_samples=min_samples,
-                             notes=list(self.meta.get("notes", [])))
-        pred_feature = self.schema.prediction
-        with_pred = PREDICTION in self.columns
-        encoded = encode_window(window, self.schema, extra=1 if with_pred else 0)
-        pred_values = None
-        if pred_feature is not None:
-            pred_values = np.asarray(prediction_values(window, pred_feature), dtype=np.float64)
-            if with_pred:
-                encoded.X[:, -1] = pred_values
-        self._histograms(result, encoded.X, pred_values)
-        features = self._feature_results(encoded, pred_values)
-        result.features = list(features.values())
-        if window.n == 0:
-            result.notes.append("no traffic in the window yet: inconclusive")
-            return result
-        if window.n < min_samples:
-            result.notes.append(f"the window holds {window.n} rows, fewer than min_samples ({min_samples}): "
-                                "inconclusive, not drift")
-            return result
-        if encoded.absent:
-            result.notes.append("not logged at all, so not tested: " + ", ".join(encoded.absent))
-        if method == "mmd":
+    def tests(self) -> dict[str, str]:
+        """ks/chi2 per tested column; with mmd, every feature is in the one multivariate test."""
+        kinds = {f.name: f.kind for f in self.schema.features}
+        if self.schema.prediction is not None:
+            kinds[PREDICTION] = self.schema.prediction.kind
+        univariate = {name: "ks" if kind == "numeric" else "chi2" for name, kind in kinds.items()}
+        if self.meta["method"] == "mmd":
+            out = {name: "mmd" for name in self.schema.names}
+            if PREDICTION in univariate:
+                out[PREDICTION] = univariate[PREDICTION]
+            return out
+        return {name: univariate[name] for name in self.columns}
+
+    def run(self, result: DriftResult, encoded, pred_values, features) -> None:
+        if self.meta["method"] == "mmd":
             self._run_mmd(result, encoded, pred_values, features)
         else:
             self._run_univariate(result, encoded, features)
-        return result
-
-    def _feature(self, name: str) -> FeatureSchema | None:
-        if name == PREDICTION:
-            return self.schema.prediction
-        return next((f for f in self.schema.features if f.name == name), None)
-
-    def _histograms(self, result: DriftResult, X: np.ndarray, pred_values) -> None:
-        rows = slice(None, None, -(-len(X) // HISTOGRAM_ROWS) or 1)  # every k-th row: a view, no copy
-        result.histogram_rows = len(range(len(X))[rows])
-        result.histograms.update(histograms(self.schema.features, X[rows]))
-        if pred_values is not None:
-            result.histograms[PREDICTION] = histogram(self.schema.prediction, pred_values[rows])
-
-    def _feature_results(self, encoded, pred_values) -> dict[str, FeatureResult]:
-        out = {}
-        tested = set(self.columns) if self.meta["method"] != "mmd" else set()
-        n = len(encoded.X)
-        for feature in self.schema.features:
-            missing = encoded.missing.get(feature.name, 0)
-            test = ("ks" if feature.kind == "numeric" else "chi2") if feature.name in tested else (
-                "mmd" if self.meta["method"] == "mmd" else "none")
-            note = None
-            if feature.name in encoded.absent:
-                note = "not in any logged row"
-            elif test == "none":
-                note = "categorical: not tested by method ks"
-            out[feature.name] = FeatureResult(name=feature.name, kind=feature.kind, test=test, n=n - missing,
-                                              missing=missing, unseen=encoded.unseen.get(feature.name, {}),
-                                              note=note)
-        if pred_values is not None:
-            pred = self.schema.prediction
-            holes = np.isnan(pred_values) if pred.kind == "numeric" else pred_values == pred.missing_code
-            missing = int(holes.sum())
-            test = "ks" if pred.kind == "numeric" else "chi2"
-            if self.meta["method"] != "mmd" and PREDICTION not in tested:
-                test = "none"
-            out[PREDICTION] = FeatureResult(name=PREDICTION, kind=pred.kind, test=test, n=n - missing, missing=missing)
-        return out
-
-    def _matrix(self, encoded) -> np.ndarray:
-        """The window in the detector's column order: the encoded matrix itself when they agree."""
-        names = self.schema.names + ([PREDICTION] if PREDICTION in self.columns else [])
-        if self.columns == names:
-            return encoded.X
-        index = {name: j for j, name in enumerate(names)}
-        return np.asfortranarray(encoded.X[:, [index[c] for c in self.columns]])
 
     def _run_univariate(self, result: DriftResult, encoded, features) -> None:
         detector = self.detector
-        X = self._matrix(encoded)
+        X = self.matrix(encoded)
         observed = {}
         for j, name in enumerate(self.columns):
             if features[name].missing:  # tested below on the rows that have a value
-                holes = _holes(X, j, self._feature(name))
+                holes = missing_mask(X, j, self.feature(name))
                 observed[j] = X[~holes, j].copy()
                 X[holes, j] = observed[j][0] if len(observed[j]) else 0.0
         data = detector.predict(X, drift_type="batch", return_p_val=True, return_distance=True)["data"]
@@ -336,7 +221,7 @@ class Bundle:
         dist = np.asarray(data["distance"], dtype=np.float64)
         if observed:
             self._retest_observed(detector, observed, p, dist)
-        threshold, flags = _decide(p, detector.p_val, self.settings["correction"], detector.n_features)
+        threshold, flags = decide(p, detector.p_val, self.settings["correction"], detector.n_features)
         result.threshold = threshold
         for j, name in enumerate(self.columns):
             feature = features[name]
@@ -349,8 +234,6 @@ class Bundle:
     @staticmethod
     def _retest_observed(detector, observed: Mapping[int, np.ndarray], p, dist) -> None:
         """Columns with missing values: the same test on the rows that have a value (NaN when none)."""
-        from scipy.stats import chi2_contingency, ks_2samp
-
         x_ref = detector.x_ref
         categorical = set(getattr(detector, "cat_vars", []) or [])
         alternative = getattr(detector, "alternative", "two-sided")
@@ -359,11 +242,10 @@ class Bundle:
                 p[j], dist[j] = np.nan, np.nan
                 continue
             if j in categorical:
-                cats = sorted(set(np.unique(x_ref[:, j]).tolist()) | set(np.unique(values).tolist()))
-                table = np.vstack([[np.sum(x_ref[:, j] == c) for c in cats], [np.sum(values == c) for c in cats]])
-                dist[j], p[j] = chi2_contingency(table)[:2]
+                codes, counts = np.unique(x_ref[:, j], return_counts=True)
+                dist[j], p[j] = chi2_test(codes, counts, values)
             else:
-                dist[j], p[j] = ks_2samp(x_ref[:, j], values, alternative=alternative, mode="asymp")
+                dist[j], p[j] = ks_test(x_ref[:, j], values, alternative)
 
     def _run_mmd(self, result: DriftResult, encoded, pred_values, features) -> None:
         detector = self.detector
@@ -391,32 +273,6 @@ class Bundle:
         result.status = DRIFT if drift else OK
 
 
-def _decide(p: np.ndarray, p_val: float, correction: str, n_tests: int) -> tuple[float | None, np.ndarray]:
-    """The per-test threshold and which tests reject, as alibi-detect's batch decision (NaN: not tested)."""
-    valid = ~np.isnan(p)
-    flags = np.zeros(len(p), dtype=bool)
-    if not valid.any():
-        return None, flags
-    if correction == "fdr":
-        from alibi_detect.utils.statstest import fdr
-
-        drift, threshold = fdr(p[valid], q_val=p_val)
-        if not drift:
-            return None, flags
-        threshold = float(threshold)
-    else:
-        threshold = p_val / max(n_tests, 1)
-    flags[valid] = p[valid] < threshold
-    return threshold, flags
-
-
 def open_bundle(folder: Path) -> Bundle:
     """The bundle in ``folder``, shared by the runs of one process (``ml monitor watch``)."""
-    folder = Path(folder)
-    meta = folder / "meta.json"
-    key = (str(folder.resolve()), meta.stat().st_mtime)
-    with _LOADED_GUARD:
-        found = _LOADED.get(key)
-        if found is None:
-            found = _LOADED[key] = Bundle(folder)
-        return found
+    return open_cached(folder, Bundle)

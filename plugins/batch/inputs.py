@@ -151,7 +151,7 @@ class FeatureSource:
     route: str | None = None  # lookup: parquet | feast
     data: Any = None  # lookup: the DataSpec of the version's features (ml_framework.plugins.models.data)
     project_dir: Path | None = None
-    feast_repo: Path | None = None
+    access: Any = None  # lookup through the feature store: the feature-access service
     files: tuple[str, ...] = ()  # data files the lookup reads (for fingerprints)
 
     def frame(self, chunk):
@@ -160,19 +160,19 @@ class FeatureSource:
         return self._lookup(chunk)
 
     def _lookup(self, chunk):
-        from ml_framework.plugins.models.data import _join_feast, _join_parquet, _utc
+        from ml_framework.plugins.models.data import join_feature_store, join_files, to_utc
 
         data = self.data
         left = chunk[self.needed].reset_index(drop=True)
-        left[data.timestamp] = _utc(left[data.timestamp], f"input column {data.timestamp}")
+        left[data.timestamp] = to_utc(left[data.timestamp], f"input column {data.timestamp}")
         if left[data.timestamp].isna().any():
             count = int(left[data.timestamp].isna().sum())
             raise BatchInputError(f"{count} input rows have no timestamp in {data.timestamp!r}: features cannot "
                                   "be looked up as of an unknown time")
         if self.route == "feast":
-            joined = _join_feast(data, left, [], self.feast_repo)
+            joined = join_feature_store(data, left, [], self.access)
         else:
-            joined = _join_parquet(data, left, self.project_dir)
+            joined = join_files(data, left, self.project_dir)
         if len(joined) != len(left):  # the joins keep one row per input row, in order
             raise BatchInputError(f"the feature lookup returned {len(joined)} rows for {len(left)} input rows")
         return joined[self.features]
@@ -187,10 +187,11 @@ def _missing(columns: Sequence[str], available: Sequence[str], what: str, owner:
 
 
 def feature_source(spec, found: InputFile, columns: Sequence[str], predictor, version,
-                   lookup: Callable[[str], Any], project_dir: Path, feast_repo: Path,
+                   lookup: Callable[[str], Any], project_dir: Path, access: Any = None,
                    route: str = "training") -> FeatureSource:
     """Decide raw or lookup for this input and check that the columns it needs are there. ``route``:
-    ``training`` (the version's own), ``parquet`` or ``feast``."""
+    ``training`` (the version's own), ``parquet`` or ``feast`` (through ``access``, the feature-access
+    service)."""
     features = list(predictor.features)
     mode = spec.input.features
     if mode == "auto":
@@ -210,7 +211,7 @@ def feature_source(spec, found: InputFile, columns: Sequence[str], predictor, ve
     data = replace(data, timestamp=ts, label_column=ts)  # no label when scoring: the Feast join needs a column
     files = tuple(path for path in data.files() if path != data.label.path)
     return FeatureSource(mode=LOOKUP, features=features, needed=list(dict.fromkeys(data.join_keys + [ts])),
-                         route=route, data=data, project_dir=Path(project_dir), feast_repo=feast_repo, files=files)
+                         route=route, data=data, project_dir=Path(project_dir), access=access, files=files)
 
 
 def _lookup_spec(version, lookup, features: list[str]):

@@ -67,16 +67,6 @@ class BatchProvider(BaseProvider):
             return resource.config
         return BatchSettings.model_validate(dict(resource.spec.get("options") or {}))
 
-    def feast_repo(self, project_dir: Path) -> Path:
-        """The Feast repository a lookup through Feast reads (``backends.feast.repo`` of ml.yaml)."""
-        from ml_framework.project import Project
-
-        try:
-            backends = Project.load(Path(project_dir)).backends
-        except MLError:
-            backends = {}
-        return Path(project_dir) / str((backends.get("feast") or {}).get("repo", "feature_repo"))
-
     # -- fingerprint -------------------------------------------------------------------------------------------
     def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
         from ml_framework.plugins.batch.kinds import BatchPrediction
@@ -90,21 +80,21 @@ class BatchProvider(BaseProvider):
         if prior is None:
             return {}
         out: dict[str, str] = {}
-        out.update(self._model_input(spec.model, prior, request.project_dir))
+        out.update(self._model_input(spec.model, prior, request.project_dir, request.services))
         out.update(self._data_input(prior, request.project_dir))
         return out
 
-    def _resolved(self, ref: str, project_dir: Path) -> str:
-        from ml_framework.plugins.models.registry import ModelRegistry
+    def _resolved(self, ref: str, project_dir: Path, services=None) -> str:
+        from ml_framework.plugins.models.registry import registry_for
 
         try:
-            return ModelRegistry.for_project(project_dir).resolve(ref).ref
+            return registry_for(services, project_dir).resolve(ref).ref
         except MLError:
             return _NONE  # apply says why, with the address
 
-    def _model_input(self, ref: str, prior, project_dir: Path) -> dict[str, str]:
+    def _model_input(self, ref: str, prior, project_dir: Path, services=None) -> dict[str, str]:
         applied = (prior.outputs or {}).get("model_ref")
-        now = self._resolved(ref, project_dir)
+        now = self._resolved(ref, project_dir, services)
         if now == applied:
             kept = (prior.inputs or {}).get(MODEL_INPUT)
             return {MODEL_INPUT: kept} if kept is not None else {}

@@ -49,24 +49,15 @@ def output_path(spec, project_dir: Path) -> Path:
 
 
 def _state_lookup(ctx: ApplyContext):
-    """Recorded specs by address: the resource's upstream first, then the project's state store."""
-    from ml_framework.project import Project
-
-    opened: dict[str, Any] = {}
+    """Recorded specs by address: the resource's upstream first, then the run's state store (``ctx.state``)."""
 
     def lookup(address: str):
         record = ctx.upstream.get(address)
-        if record is None:
-            if "store" not in opened:
-                opened["store"] = Project.load(Path(ctx.project_dir)).open_state()
-            record = opened["store"].get(address)
+        if record is None and ctx.state is not None:
+            record = ctx.state.get(address)
         return (dict(record.spec), record.backend) if record is not None else None
 
-    def close() -> None:
-        if "store" in opened:
-            opened["store"].close()
-
-    return lookup, close
+    return lookup, lambda: None
 
 
 @dataclass
@@ -177,8 +168,8 @@ class _Job:
 
 
 def _prepare(provider, request: ApplyRequest, ctx: ApplyContext) -> _Job:
-    from ml_framework.plugins.models.registry import ModelRegistry
     from ml_framework.plugins.batch.kinds import BatchPrediction
+    from ml_framework.plugins.models.registry import registry_for
 
     from ml_framework.plugins.models.fingerprint import DataKeys
     from ml_framework.plugins.models.predictor import load_predictor
@@ -188,7 +179,7 @@ def _prepare(provider, request: ApplyRequest, ctx: ApplyContext) -> _Job:
     spec = BatchPrediction.model_validate(dict(request.resource.spec))
     settings = provider.settings(request.resource)
     project_dir = Path(ctx.project_dir)
-    version = resolve_version(ModelRegistry.for_project(project_dir), spec.model)
+    version = resolve_version(registry_for(ctx.services, project_dir), spec.model)
     ctx.progress(f"scoring with {version.ref} ({spec.model})")
     predictor = load_predictor(version.bentoml_tag)
     lookup, close = _state_lookup(ctx)
@@ -200,7 +191,7 @@ def _prepare(provider, request: ApplyRequest, ctx: ApplyContext) -> _Job:
             raise BatchInputError(f"output.path {spec.output.path} is the input file: it would be overwritten")
         schema = file_schema(path, found.format)
         features = feature_source(spec, found, schema.names, predictor, version, lookup, project_dir,
-                                  provider.feast_repo(project_dir), route=settings.route)
+                                  _feature_access(ctx), route=settings.route)
     finally:
         close()
     layout = _layout(spec, schema, predictor, found, features)
@@ -280,3 +271,13 @@ def _row_count(path: Path, fmt: str) -> int | None:
 
     with pq.ParquetFile(path) as handle:
         return handle.metadata.num_rows
+
+
+def _feature_access(ctx):
+    """The feature-access service, or None when no plugin provides one (a lookup through it then explains)."""
+    from ml_framework.errors import PluginError
+
+    try:
+        return ctx.services.get("feature_access")
+    except PluginError:
+        return None

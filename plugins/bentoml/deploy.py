@@ -50,13 +50,16 @@ class DeploymentApply:
         if not keys:
             return {}
         dtypes = {k: "int64" for k in keys}
-        from ml_framework.project import Project
+        if self.ctx.state is not None:  # the run's open state store
+            records = {r.address: r for r in self.ctx.state.list_resources()}
+        else:
+            from ml_framework.project import Project
 
-        store = Project.load(self.project_dir).open_state()
-        try:
-            records = {r.address: r for r in store.list_resources()}
-        finally:
-            store.close()
+            store = Project.load(self.project_dir).open_state()
+            try:
+                records = {r.address: r for r in store.list_resources()}
+            finally:
+                store.close()
         join_of = {}
         for record in records.values():
             if record.kind == "Entity":
@@ -81,30 +84,28 @@ class DeploymentApply:
                               "in features")
         return dtypes
 
-    def _feast_repo(self) -> str | None:
+    def _feature_access(self):
+        """The feature-access seam (provided by the feature store's plugin), checked, when requests carry
+        entity keys; None otherwise."""
         if not self.spec.input.entity_keys:
             return None
-        from ml_framework.project import Project
+        from ml_framework.errors import PluginError
 
-        project = Project.load(self.project_dir)
-        repo = self.project_dir / str((project.backends.get("feast") or {}).get("repo", "feature_repo"))
-        if not (repo / "feature_store.yaml").is_file():
-            raise MLError(f"input.entity_keys needs the Feast repository, but {repo / 'feature_store.yaml'} is missing",
-                          hint="apply the feature specs first, or send raw features (input.raw_features)")
-        return str(repo.resolve())
+        try:
+            access = self.ctx.services.get("feature_access")
+        except PluginError as exc:
+            raise MLError(f"input.entity_keys needs a feature store: {exc.message}",
+                          hint="install/enable the feast plugin, or send raw features (input.raw_features)") from None
+        access.check()
+        return access
 
     def _feature_lookup(self) -> str:
         if self.settings.feature_lookup != "auto" or not self.spec.input.entity_keys:
             return self.settings.feature_lookup
         try:
-            import yaml
-
-            repo = Path(self._feast_repo())
-            store = (yaml.safe_load((repo / "feature_store.yaml").read_text(encoding="utf-8")) or {}).get("online_store")
-        except (OSError, ValueError, TypeError):
+            return "inline" if self._feature_access().inline_lookups else "thread"
+        except MLError:
             return "thread"
-        kind = store.get("type") if isinstance(store, dict) else store
-        return "inline" if kind in (None, "sqlite") else "thread"
 
     def _auth(self) -> dict[str, Any] | None:
         auth = self.spec.auth
@@ -137,7 +138,7 @@ class DeploymentApply:
                 "service_dir": str(self.folder.resolve()), "route": "/predict",
                 "input": {"entity_keys": self._entity_dtypes(target), "raw_features": bool(self.spec.input.raw_features),
                           "on_unknown_entity": self.spec.input.on_unknown_entity},
-                "feast_repo": self._feast_repo(), "auth": self._auth(), "rate_limit": rate,
+                "feature_access": self._feature_access() is not None, "auth": self._auth(), "rate_limit": rate,
                 "max_request_bytes": self.settings.max_request_bytes, "batching": batching,
                 "workers": self.settings.workers, "fast_path": self.settings.fast_path,
                 "feature_lookup": self._feature_lookup(),
@@ -154,11 +155,10 @@ class DeploymentApply:
 
     # -- the steps --------------------------------------------------------------------------------------------
     def _resolve(self):
-        from ml_framework.plugins.models.registry import ModelRegistry
-
         from ml_framework.plugins.models.artifacts import model_exists
+        from ml_framework.plugins.models.registry import registry_for
 
-        version = ModelRegistry.for_project(self.project_dir).resolve(self.spec.model)
+        version = registry_for(self.ctx.services, self.project_dir).resolve(self.spec.model)
         if version.status != "accepted":
             raise MLError(f"{self.spec.model} resolves to {version.ref}, which is {version.status}",
                           hint="deploy an accepted version (ml models list)")

@@ -1,7 +1,7 @@
 """The monitors' drift and performance gauges on the service's own ``/metrics``.
 
 A scrape of ``GET /metrics`` gets BentoML's exposition (request counts, latencies, ours) followed by the
-gauges of the monitors that watch this deployment (:func:`ml_framework.plugins.monitoring.gauges.metrics_text`), so
+gauges of the monitors that watch this deployment (the ``monitor_gauges`` service of the monitoring plugin), so
 one Prometheus target shows a deployment's traffic and its drift side by side. The gauges come from the
 state database, read off the event loop and kept for ``ttl_s`` (scrapes every few seconds cost one read
 per ``ttl_s``). Monitoring not set up, or its tables unreadable: BentoML's part alone, never an error.
@@ -31,9 +31,12 @@ class MonitorGauges:
 
     def _read(self) -> bytes:
         try:
-            from ml_framework.plugins.monitoring.gauges import metrics_text
+            from .runtime import project_services
 
-            return metrics_text(self.project_dir, deployment=self.deployment).encode()
+            services = project_services({"project_dir": self.project_dir})
+            if "monitor_gauges" not in services.names():  # no monitoring plugin: BentoML's metrics alone
+                return b""
+            return services.get("monitor_gauges").metrics_text(deployment=self.deployment).encode()
         except Exception:  # a scrape never fails because monitoring does
             logger.exception("ml: monitor gauges unavailable")
             return b""

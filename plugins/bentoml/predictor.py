@@ -1,9 +1,9 @@
 """Model versions loaded for serving: one request's feature values -> a prediction, fast.
 
-A LightGBM version is predicted from a numpy row built directly from the request's values (categories
-mapped to the codes LightGBM was trained with, unknown ones missing), without a pandas DataFrame per
-request: the same numbers the training pipeline's pandas path gives (tests check it), at a fraction of
-the cost. Other flavors (PyTorch) go through ``ml_framework.plugins.models.predictor`` (pandas).
+A flavour that predicts plain rows (``load_rows`` of the model-artifact seam, e.g. lightgbm: a numpy row
+built directly from the request's values) is used that way, without a pandas DataFrame per request: the
+same numbers the training pipeline's pandas path gives (tests check it), at a fraction of the cost.
+Other flavours (torch) go through ``ml_framework.plugins.models.predictor`` (pandas).
 
 Every artifact folder holds ``ml_model.json`` (written by the trainer backends): flavor, task, feature
 columns in order, categories, feature references and the version label.
@@ -20,7 +20,6 @@ from typing import Any, Callable, Mapping, Sequence
 __all__ = ["ServingModel", "load_serving_model", "FeatureKind"]
 
 NUMBER, CATEGORY = "number", "category"
-SMALL_BATCH = 1024  # rows predicted on the calling thread alone
 
 
 @dataclass(frozen=True)
@@ -108,43 +107,20 @@ def load_serving_model(folder: str | Path, tag: str | None = None) -> ServingMod
     common = dict(tag=tag or f"{folder.parent.name}:{folder.name}", model=model,
                   version=str(schema.get("ml_version") or "?"), flavor=str(flavor), task=str(schema["task"]),
                   features=features, kinds=kinds, feature_refs=list(schema.get("feature_refs") or []))
-    if flavor == "lightgbm":
-        encode, predict = _lightgbm(folder, schema, features, kinds)
-    else:
-        encode, predict = _generic(folder)
+    encode, predict = _fast(folder, schema) or _generic(folder)
     return ServingModel(**common, _encode=encode, _predict_batch=predict)
 
 
-def _lightgbm(folder: Path, schema, features, kinds):
-    import lightgbm as lgb
-    import numpy as np
+def _fast(folder: Path, schema: Mapping[str, Any]):
+    """The flavour's own row predictor (the model-artifact seam's optional fast path), if it has one."""
+    from ml_framework.plugins.models.flavors import flavor_loader
 
-    booster = lgb.Booster(model_file=str(folder / "saved_model.ubj"))
-    nan = float("nan")
-    codes = {name: {value: float(i) for i, value in enumerate(kind.categories)}
-             for name, kind in kinds.items() if kind.kind == CATEGORY}
-    plan = [(name, codes.get(name)) for name in features]
+    fast = flavor_loader(str(schema.get("flavor"))).load_rows(folder, schema)
+    if fast is None:
+        return None
+    encode, predict_rows = fast
     convert = _outputs(schema["task"])
-
-    def encode(values: Mapping[str, Any]) -> list[float]:
-        row = []
-        for name, mapping in plan:
-            value = values.get(name)
-            if value is None:
-                row.append(nan)
-            elif mapping is not None:
-                row.append(mapping.get(value, nan))
-            else:
-                row.append(float(value))
-        return row
-
-    def predict(items: Sequence[list[float]]) -> list:
-        # One thread for request-sized inputs: an OpenMP team gains nothing on a few rows, and its idle
-        # threads spin after every call, taking a core from the event loop (measured: ~2x CPU per request).
-        threads = 1 if len(items) <= SMALL_BATCH else 0
-        return convert(booster.predict(np.asarray(items, dtype=np.float64), num_threads=threads))
-
-    return encode, predict
+    return encode, lambda items: convert(predict_rows(items))
 
 
 def _generic(folder: Path):

@@ -99,9 +99,9 @@ class BentoMLProvider(BaseProvider):
         drift: dict[str, tuple[Any, Any]] = {}
         serving = (outputs.get("stable") or {}).get("version")
         try:
-            from ml_framework.plugins.models.registry import ModelRegistry
+            from ml_framework.plugins.models.registry import registry_for
 
-            wanted = ModelRegistry.for_project(request.project_dir).resolve(str(recorded.spec["model"])).label
+            wanted = registry_for(request.services, request.project_dir).resolve(str(recorded.spec["model"])).label
         except MLError:
             wanted = serving  # the registry cannot say: apply will, with a clear error
         held = set(outputs.get("skip") or [])

@@ -12,9 +12,9 @@ Per worker, one :class:`Runtime`:
   and acknowledges in ``status/<pid>.json`` — weights change without a restart and without failing a
   request;
 * validates requests (422 naming each field), fetches online features for entity keys
-  (plugins/feast/online.py; unknown entity: 404, or missing features with ``on_unknown_entity: missing``),
+  (the feature-access service of the project's plugins; unknown entity: 404, or missing features with ``on_unknown_entity: missing``),
   predicts (optionally through BentoML's adaptive batching dispatcher), and logs every request to the
-  prediction log without blocking (framework/prediction_log.py);
+  prediction log without blocking (plugins/serving/prediction_log.py);
 * checks API keys (401) and the rate limit (429) for the gateway (plugins/bentoml/gateway.py: the ASGI
   middleware that serves ``POST /predict``; the guards themselves are in plugins/bentoml/guards.py).
 
@@ -118,6 +118,19 @@ class Route:
 # --- the runtime -------------------------------------------------------------------------------------------
 
 
+_SERVICES: dict[str, Any] = {}
+
+
+def project_services(config: Mapping[str, Any]):
+    """The services of the project's plugins (seams: feature access, monitor gauges), once per process."""
+    project_dir = str(config.get("project_dir") or "")
+    if project_dir not in _SERVICES:
+        from ml_framework.project import Project
+
+        _SERVICES[project_dir] = Project.load(Path(project_dir) if project_dir else None).registry().services()
+    return _SERVICES[project_dir]
+
+
 class Runtime:
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)
@@ -129,9 +142,10 @@ class Runtime:
         self.entity_keys: dict[str, str] = dict(inp.get("entity_keys") or {})
         self.raw_features = bool(inp.get("raw_features", True))
         self.on_unknown_entity = inp.get("on_unknown_entity") or "reject"
-        self.feast_repo = config.get("feast_repo")
+        self.uses_features = bool(config.get("feature_access"))  # entity keys are looked up in the feature store
+        self.features = None  # the feature-access service, built on first use (tests may set a fake)
         self.lookup_inline = config.get("feature_lookup") == "inline"
-        self.feature_views: dict[str, list[str] | None] = {}  # view -> join keys, read from Feast when needed
+        self.feature_views: dict[str, list[str] | None] = {}  # view -> join keys, read from the store when needed
         self._splits: dict[str, tuple[list[str], list[str]]] = {}
         self.max_bytes = int(config.get("max_request_bytes") or 65_536)
         from .guards import ApiKeys, RateLimiter
@@ -158,10 +172,8 @@ class Runtime:
 
             self._writer = PredictionLogWriter(Path(self.config["log_dir"]))
         self._metrics = _Metrics(self.deployment)
-        if self.entity_keys and self.feast_repo:
-            from ml_framework.plugins.feast.online import feature_store
-
-            feature_store(self.feast_repo)  # build Feast's FeatureStore now, not on the first request
+        if self.entity_keys and self.uses_features:
+            self.feature_access().warm()  # e.g. build Feast's FeatureStore now, not on the first request
         control = self._read_control()
         if control is None:
             raise RuntimeError(f"{self.control_path} is missing: the service was not set up by `ml apply`")
@@ -408,16 +420,20 @@ class Runtime:
             found = self._splits[model.tag] = (fetched, raw)
         return found
 
+    def feature_access(self):
+        """The project's feature-access service (the seam the feature store's plugin provides)."""
+        if self.features is None:
+            self.features = project_services(self.config).get("feature_access")
+        return self.features
+
     def _view_keys(self, view: str) -> list[str] | None:
-        """A feature view's join keys, from Feast's registry (read once per view), else None."""
+        """A feature view's join keys, from the feature store (read once per view), else None."""
         if view not in self.feature_views:
             keys = None
-            if self.feast_repo:
+            if self.uses_features:
                 try:
-                    from ml_framework.plugins.feast.online import feature_store
-
-                    keys = list(feature_store(self.feast_repo).get_feature_view(view).join_keys)
-                except Exception:  # not a Feast view (or the registry is unreadable): fetch as declared
+                    keys = self.feature_access().join_keys(view)
+                except Exception:  # not a stored view (or the registry is unreadable): fetch as declared
                     keys = None
             self.feature_views[view] = keys
         return self.feature_views[view]
@@ -431,16 +447,14 @@ class Runtime:
             refs += [r for r in self._split(route.candidate)[0] if r not in refs and r.partition(":")[2] not in given]
         if not refs:
             return {}
-        if not self.feast_repo:
+        if not self.uses_features:
             raise RequestError(503, "no feature store is configured for this deployment")
-        from ml_framework.plugins.feast.online import fetch_online_features
-
         try:
+            lookup = self.feature_access().online_features
             if self.lookup_inline:
-                found = fetch_online_features(self.feast_repo, refs, [dict(keys)])
+                found = lookup(refs, [dict(keys)])
             else:
-                found = await asyncio.get_running_loop().run_in_executor(
-                    None, fetch_online_features, self.feast_repo, refs, [dict(keys)])
+                found = await asyncio.get_running_loop().run_in_executor(None, lookup, refs, [dict(keys)])
         except Exception as exc:
             logger.exception("ml: online feature lookup failed")
             raise RequestError(503, "feature store unavailable", f"{type(exc).__name__}: {exc}") from None
@@ -554,7 +568,7 @@ class _Batcher:
     dispatcher gives up on (over its latency budget) is predicted on its own instead of failing."""
 
     def __init__(self, model, settings: Mapping[str, Any]):
-        from bentoml._internal.marshal.dispatcher import CorkDispatcher
+        from ml_framework.plugins.compat.bentoml import cork_dispatcher
 
         self.model = model
         self.loop = asyncio.get_running_loop()
@@ -562,9 +576,9 @@ class _Batcher:
         def overloaded():
             raise _GiveUp()
 
-        self.dispatcher = CorkDispatcher(max_latency_in_ms=float(settings.get("max_latency_ms", 5.0)),
-                                         max_batch_size=int(settings.get("max_batch_size", 64)),
-                                         fallback=overloaded, get_batch_size=lambda item: 1)
+        self.dispatcher = cork_dispatcher(max_latency_in_ms=float(settings.get("max_latency_ms", 5.0)),
+                                          max_batch_size=int(settings.get("max_batch_size", 64)),
+                                          fallback=overloaded, get_batch_size=lambda item: 1)
 
         async def batch(items):
             return model.predict_batch(list(items))
@@ -593,9 +607,9 @@ class _Metrics:
         if not enabled:
             return
         try:
-            from bentoml._internal.configuration.containers import BentoMLContainer
+            from ml_framework.plugins.compat.bentoml import metrics_client
 
-            client = BentoMLContainer.metrics_client.get()
+            client = metrics_client()
             self.total = client.Counter(name="ml_predictions_total", documentation="Predictions answered, by model version",
                                         labelnames=["deployment", "model_version", "variant", "status"])
             self.latency = client.Histogram(

@@ -2,6 +2,7 @@
 
 The same calls `FeatureStore.materialize` makes (provider.materialize_single_feature_view, then
 registry.apply_materialization), minus its printing to stdout: progress goes to a callback instead.
+Feast's private internals are reached through ml_framework.plugins.compat.feast only.
 
 `OFFLINE_READS` serializes the local offline store's dask work within a process (materializations here,
 training retrievals in training.py): dask-expr's cached properties share one lock per property on
@@ -49,6 +50,8 @@ def materialize_view(store, view_name: str, start: datetime, end: datetime,
     """Materialize [start, end) of one view; returns the number of entity rows written online."""
     from feast import utils
 
+    from ml_framework.plugins.compat.feast import materialize_single_view
+
     view = store.registry.get_feature_view(view_name, store.project, allow_cache=True)  # caller refreshed
     bars: list[_Progress] = []
 
@@ -58,10 +61,7 @@ def materialize_view(store, view_name: str, start: datetime, end: datetime,
 
     start, end = utils.make_tzaware(start), utils.make_tzaware(end)
     with OFFLINE_READS:
-        store._get_provider().materialize_single_feature_view(
-            config=store.config, feature_view=view, start_date=start, end_date=end,
-            registry=store.registry, project=store.project, tqdm_builder=builder,
-        )
+        materialize_single_view(store, view, start, end, tqdm_builder=builder)
     store.registry.apply_materialization(view, store.project, start, end)
     return sum(bar.total for bar in bars)
 
@@ -86,12 +86,11 @@ def purge_redis_view(store, view) -> int:
     layout, which never matches keys written with entity_key_serialization_version 3: the rows stay.
     This finds them by the view's own `_ts:<view>` hash field instead.
     """
-    from feast.infra.online_stores.helpers import _mmh3
+    from ml_framework.plugins.compat.feast import mmh3_hash, redis_client
 
-    online = store._get_provider().online_store
-    client = online._get_client(store.config.online_store)
+    client = redis_client(store)
     ts_field = f"_ts:{view.name}".encode()
-    fields = [_mmh3(f"{view.name}:{f.name}") for f in view.features] + [ts_field]
+    fields = [mmh3_hash(f"{view.name}:{f.name}") for f in view.features] + [ts_field]
     touched = 0
     with client.pipeline(transaction=False) as pipe:
         for key in client.scan_iter(match=b"*" + store.project.encode(), count=1000):

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from ml_framework.plugins.features.access import OnlineFeatures  # the seam's result type
 
 __all__ = ["OnlineFeatures", "fetch_online_features", "feature_store", "clear_cache"]
 
@@ -27,24 +29,6 @@ _NOT_FOUND = 3  # feast.protos.feast.serving.ServingService_pb2.FieldStatus.NOT_
 _STORES: dict[Any, Any] = {}  # by the path as given (str or Path) and by the resolved path
 _GUARD = threading.Lock()
 _PLANS: dict[tuple, tuple[Any, Any, Any]] = {}  # (store, features, row keys) -> (registry version, refs, _Partial)
-
-
-@dataclass(frozen=True)
-class OnlineFeatures:
-    """Column-wise values (as `OnlineResponse.to_dict()`), plus what was not found."""
-
-    features: dict[str, list[Any]]
-    missing: list[dict[str, Any]] = field(default_factory=list)  # entity rows unknown to every requested view
-    not_found: dict[str, list[int]] = field(default_factory=dict)  # feature -> indexes of rows without a value
-
-    @property
-    def complete(self) -> bool:
-        return not self.not_found
-
-    def rows(self) -> list[dict[str, Any]]:
-        names = list(self.features)
-        count = len(self.features[names[0]]) if names else 0
-        return [{name: self.features[name][i] for name in names} for i in range(count)]
 
 
 def feature_store(repo: str | Path | Any):

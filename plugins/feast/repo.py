@@ -19,9 +19,11 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 import yaml
+
+from ml_framework.plugins.compat.feast import plan_infra, recording_infra_on_commit
 
 __all__ = ["FeastRepo", "new_feature_store", "MANIFEST_FILE", "MODULE_FILE", "SECTIONS", "DEFAULT_ONLINE_STORE"]
 
@@ -118,29 +120,17 @@ class FeastRepo:
         registry = store.registry
         if refresh:
             registry.refresh(project=store.project)
-        infra = store._get_provider().plan_infra(store.config, registry.proto())
+        infra = plan_infra(store, registry)
         registry.update_infra(infra, store.project, commit=True)
 
-    @contextlib.contextmanager
-    def infra_recorded_on_commit(self, store) -> Iterator[None]:
+    def infra_recorded_on_commit(self, store) -> ContextManager[None]:
         """Within: the registry's commit also records the online-store tables, in the same write.
 
         `FeatureStore.apply` creates the tables and commits the registry without recording them (the
         `feast apply` CLI records them, so `feast plan` expects them); recording them afterwards would
-        rewrite the whole registry file once more. `feast apply` too writes both in one commit."""
-        registry = store.registry
-        commit = registry.commit
-
-        def commit_with_infra() -> None:
-            infra = store._get_provider().plan_infra(store.config, registry.proto())
-            registry.update_infra(infra, store.project, commit=False)
-            commit()
-
-        registry.commit = commit_with_infra  # this registry object only, under the repository lock
-        try:
-            yield
-        finally:
-            del registry.commit
+        rewrite the whole registry file once more. `feast apply` too writes both in one commit. Patches
+        this registry object only: use it under the repository lock (compat.feast.recording_infra_on_commit)."""
+        return recording_infra_on_commit(store)
 
     # -- applied definitions and the generated module ----------------------------------------------------
     @property

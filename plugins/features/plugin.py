@@ -4,6 +4,36 @@ from ml_framework.contract import Kind, Plugin
 
 _KINDS = "ml_framework.plugins.features.kinds:"
 
+EXAMPLE_SPECS = """\
+# Specs: one YAML document per resource; several per file are fine.
+# Editor completion: `ml schema -o .ml-schema.json` and point yaml-language-server at it.
+kind: Entity
+name: customer
+description: A card holder.
+join_keys: [customer_id]
+---
+kind: Source
+name: customer_stats
+path: data/customer_stats.parquet
+timestamp_field: event_ts
+---
+kind: FeatureView
+name: customer_stats
+entities: [customer]
+source: customer_stats
+ttl: 7d
+features:
+  amount_mean_7d: {dtype: float32, checks: {ge: 0}}
+  txn_count_7d: {dtype: int64, checks: {ge: 0}}
+"""
+
+PROD_OVERLAY = """\
+# `ml plan env=prod` merges this over the specs, keyed by kind then name.
+feature_views:
+  customer_stats:
+    ttl: 14d
+"""
+
 plugin = Plugin(
     name="features",
     description="Feature stores, entities, sources, feature views and feature services.",
@@ -15,4 +45,5 @@ plugin = Plugin(
              references={"entities": "Entity", "store": "FeatureStore"}),
         Kind("FeatureService", plural="feature_services", schema=_KINDS + "FeatureService", default_backend="feast"),
     ),
+    scaffold={"specs/features.yaml": EXAMPLE_SPECS, "specs/env/prod.yaml": PROD_OVERLAY},
 )

@@ -3,7 +3,9 @@
 The store is ``$BENTOML_HOME/models`` (default ``~/bentoml/models``), read from the environment on
 every call: BentoML itself caches the home at first use, which would pin one process (a test run) to
 the first home it saw. BentoML is imported only here, only when a model is saved or deleted; checking
-that a model exists is a file-system test (cheap enough for every `ml plan`).
+that a model exists is a file-system test (cheap enough for every `ml plan`). BentoML's private
+internals (ModelStore, ModelContext, create's `_model_store`) are reached through
+ml_framework.plugins.compat.bentoml only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from ml_framework.plugins.compat.bentoml import create_model, model_context, model_store
 
 __all__ = ["bentoml_home", "save_model", "model_exists", "delete_models", "artifact_dir", "bento_name"]
 
@@ -32,15 +36,13 @@ def bento_name(model: str) -> str:
 
 def _store():
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    from bentoml._internal.models.model import ModelStore
-
     root = bentoml_home() / "models"
     key = str(root)
     with _GUARD:
         store = _STORES.get(key)
         if store is None:
             root.mkdir(parents=True, exist_ok=True)
-            store = _STORES[key] = ModelStore(key)
+            store = _STORES[key] = model_store(key)
         return store
 
 
@@ -73,22 +75,19 @@ def save_model(name: str, write: Callable[[Callable[[str], str]], None], *, modu
                signatures: Mapping[str, Any] | None = None) -> tuple[str, int]:
     """Create a model in the store; ``write(path_of)`` writes its files. Returns (tag, size in bytes)."""
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    import bentoml
-    from bentoml._internal.models.model import ModelContext
-
+    context = model_context(framework, versions)  # imports BentoML (outside the filter below, as before)
     with warnings.catch_warnings():  # BentoML's own dependencies warn about their deprecations on save
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _create(bentoml, ModelContext, name, write, module=module, framework=framework, versions=versions,
-                       labels=labels, metadata=metadata, signatures=signatures)
+        return _create(name, write, context=context, module=module, labels=labels, metadata=metadata,
+                       signatures=signatures)
 
 
-def _create(bentoml, ModelContext, name, write, *, module, framework, versions, labels, metadata, signatures):
-    with bentoml.models.create(
+def _create(name, write, *, context, module, labels, metadata, signatures):
+    with create_model(
         bento_name(name), module=module, api_version="v1",
         signatures=dict(signatures or {"predict": {"batchable": True, "batch_dim": 0}}),
-        labels=dict(labels), metadata=_metadata(metadata),
-        context=ModelContext(framework_name=framework, framework_versions=dict(versions)),
-        _model_store=_store(),
+        labels=dict(labels), metadata=_metadata(metadata), context=context,
+        store=_store(),
     ) as model:
         write(model.path_of)
     tag = str(model.tag)

@@ -223,6 +223,7 @@ def _build(project_and_registry, handles_errors, console, fail, split_args) -> t
         rows: list[tuple[list[str], Any, str | None]] = []
         try:
             reg = ModelRegistry.for_store(store)
+            services = registry.services(state=store)
             with held_lock(store, "models sweep"):
                 for i, combo in enumerate(combos, 1):
                     loaded = load_specs(project, registry, env=env, overrides=fixed + combo)
@@ -241,7 +242,8 @@ def _build(project_and_registry, handles_errors, console, fail, split_args) -> t
                     upstream = {d: store.get(d) for d in node.depends_on}
                     out.print(f"[bold]candidate {i}/{len(combos)}[/bold]: {_esc(' '.join(combo))}")
                     ctx = ApplyContext(address=address, project_dir=project.root, env=env, upstream=upstream,
-                                       on_progress=lambda a, m, f: out.print(f"  [dim]{_esc(m)}[/dim]"))
+                                       on_progress=lambda a, m, f: out.print(f"  [dim]{_esc(m)}[/dim]"),
+                                       services=services, state=store, project=project)
                     request = ApplyRequest("update", to_resource(loaded.graph, address), store.get(address))
                     try:
                         version = train(request, ctx, {"id": sweep_id, "overrides": combo})

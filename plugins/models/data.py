@@ -26,7 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 from ml_framework.errors import MLError, did_you_mean
 from ml_framework.spec.kinds import parse_duration
 
-__all__ = ["ModelDataError", "FileRef", "ViewRef", "DataSpec", "resolve_inputs", "load_frame", "Frame"]
+__all__ = ["ModelDataError", "FileRef", "ViewRef", "DataSpec", "resolve_inputs", "load_frame", "Frame", "label_frame",
+           "join_files", "join_feature_store", "to_utc"]
 
 ROW = "__ml_row"
 
@@ -206,7 +207,8 @@ def _read(path: Path, fmt: str, columns: list[str]):
     return pq.read_table(path, columns=columns).to_pandas()
 
 
-def _utc(series, what: str):
+def to_utc(series, what: str):
+    """A timestamp column as UTC datetimes; naive values are taken as UTC; a clear error otherwise."""
     import pandas as pd
 
     try:
@@ -227,7 +229,8 @@ def _check_file(ref: FileRef, project_dir: Path) -> Path:
     return path
 
 
-def _label_frame(data: DataSpec, project_dir: Path, slices: Sequence[str]):
+def label_frame(data: DataSpec, project_dir: Path, slices: Sequence[str]):
+    """The label rows (join keys, timestamp, label and the label-file slice columns); (frame, slice columns)."""
     path = _check_file(data.label, project_dir)
     fmt = data.label.file_format
     available = _schema(path, fmt)
@@ -246,14 +249,15 @@ def _label_frame(data: DataSpec, project_dir: Path, slices: Sequence[str]):
     extra = [s for s in slices if s in available and s not in data.feature_columns]
     columns = list(dict.fromkeys(data.join_keys + [data.timestamp, data.label_column] + extra))
     frame = _read(path, fmt, columns)
-    frame[data.timestamp] = _utc(frame[data.timestamp], f"{data.label.owner} column {data.timestamp}")
+    frame[data.timestamp] = to_utc(frame[data.timestamp], f"{data.label.owner} column {data.timestamp}")
     return frame, extra
 
 
 def load_frame(data: DataSpec, project_dir: Path, *, slices: Sequence[str] = (), route: str = "parquet",
-               feast_repo: Path | None = None) -> Frame:
-    """The training frame (see the module docstring). ``route``: ``parquet`` or ``feast``."""
-    labels, label_slices = _label_frame(data, project_dir, slices)
+               features=None) -> Frame:
+    """The training frame (see the module docstring). ``route``: ``parquet`` (the source files joined
+    here) or ``feast`` (the feature store, through ``features``: the feature-access service)."""
+    labels, label_slices = label_frame(data, project_dir, slices)
     unknown = [s for s in slices if s not in label_slices and s not in data.feature_columns]
     if unknown:
         raise ModelDataError(f"slice column {unknown[0]!r} is neither a feature of the model nor a column of "
@@ -261,14 +265,15 @@ def load_frame(data: DataSpec, project_dir: Path, *, slices: Sequence[str] = (),
                              hint=did_you_mean(unknown[0], data.feature_columns) or
                              f"features: {', '.join(data.feature_columns)}")
     if route == "feast":
-        df = _join_feast(data, labels, label_slices, feast_repo or Path(project_dir) / "feature_repo")
+        df = join_feature_store(data, labels, label_slices, features)
     else:
-        df = _join_parquet(data, labels, project_dir)
+        df = join_files(data, labels, project_dir)
     return Frame(df=df, features=data.feature_columns, label=data.label_column, timestamp=data.timestamp,
                  slices=list(slices), route=route)
 
 
-def _join_parquet(data: DataSpec, labels, project_dir: Path):
+def join_files(data: DataSpec, labels, project_dir: Path):
+    """The point-in-time join of the label rows with the feature views' source files (pandas merge_asof)."""
     import pandas as pd
 
     left = labels.copy()
@@ -288,7 +293,7 @@ def _join_parquet(data: DataSpec, labels, project_dir: Path):
                                  f"its columns: {', '.join(available)}")
         right = _read(path, fmt, needed)
         ts = "__ml_view_ts"
-        right[ts] = _utc(right[view.file.timestamp_field], f"{view.file.owner} column {view.file.timestamp_field}")
+        right[ts] = to_utc(right[view.file.timestamp_field], f"{view.file.owner} column {view.file.timestamp_field}")
         order = [ts] + ([view.file.created_timestamp_field] if view.file.created_timestamp_field else [])
         right = right.sort_values(order, kind="mergesort")
         for key in view.join_keys:
@@ -307,21 +312,22 @@ def _join_parquet(data: DataSpec, labels, project_dir: Path):
     return left
 
 
-def _join_feast(data: DataSpec, labels, label_slices: list[str], repo: Path):
-    try:
-        from ml_framework.plugins.feast.training import build_training_frame
-    except ImportError as exc:  # the feast plugin is not installed
-        raise ModelDataError(f"trainer data: feast needs the feast plugin: {exc}",
-                             hint="set trainer.data: parquet to join the source files directly") from exc
+def join_feature_store(data: DataSpec, labels, label_slices: list[str], features):
+    """The point-in-time join through the feature store: ``features`` is the feature-access service
+    (ml_framework.plugins.features.access), e.g. ``ctx.services.get("feature_access")``."""
+    if features is None:
+        raise ModelDataError("trainer data: feast needs a feature store, and no plugin provides feature access",
+                             hint="install/enable the feast plugin, or set trainer.data: parquet to join the source files")
     collide = any(column != feature for view in data.views for feature, column in view.features)
     base = labels[[c for c in labels.columns if c not in label_slices]]
     try:
-        out = build_training_frame(repo, base, data.feature_refs, timestamp_field=data.timestamp,
-                                   label_columns=[data.label_column], full_feature_names=collide)
+        out = features.training_frame(base, data.feature_refs, timestamp_field=data.timestamp,
+                                      label_columns=[data.label_column], full_feature_names=collide)
     except MLError:
         raise
-    except Exception as exc:  # Feast's own errors: keep the message, add what we were doing
-        raise ModelDataError(f"Feast could not build the training frame from {repo}: {type(exc).__name__}: {exc}",
+    except Exception as exc:  # the store's own errors: keep the message, add what we were doing
+        raise ModelDataError(f"could not build the training frame from the {features.describe()}: "
+                             f"{type(exc).__name__}: {exc}",
                              hint="is the feature repository applied? (ml apply) — or set trainer.data: parquet") from exc
     if collide:
         out = out.rename(columns={f"{view.name}__{feature}": column for view in data.views

@@ -6,12 +6,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ml_framework.contract import ApplyContext, ApplyRequest, ApplyResult
 from ml_framework.errors import MLError
 
-from .provider import MAX_SEGMENTS, GateFailure, TrainerProvider, TrainingError
+from .trained import MAX_SEGMENTS, GateFailure, TrainingError
+
+if TYPE_CHECKING:
+    from .provider import TrainerProvider
 
 __all__ = ["run_training", "slice_metrics", "choose_route", "cached_frame"]
 
@@ -42,15 +45,19 @@ def cached_frame(key: tuple, build):
 
 
 def _lookup(ctx: ApplyContext, project):
-    """Recorded specs by address: the resource's upstream first, then the state store."""
+    """Recorded specs by address: the resource's upstream first, then the run's state store (``ctx.state``;
+    a store of the project's own only when the caller lent none)."""
     opened: dict[str, Any] = {}
 
     def lookup(address: str):
         record = ctx.upstream.get(address)
         if record is None:
-            if "store" not in opened:
-                opened["store"] = project.open_state()
-            record = opened["store"].get(address)
+            store = ctx.state
+            if store is None:
+                if "store" not in opened:
+                    opened["store"] = project.open_state()
+                store = opened["store"]
+            record = store.get(address)
         return (dict(record.spec), record.backend) if record is not None else None
 
     def close() -> None:
@@ -147,20 +154,20 @@ class _Inputs:
 
 
 def _start(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext) -> _Run:
-    from ml_framework.project import Project
-    from ml_framework.plugins.models.registry import ModelRegistry
     from ml_framework.plugins.models.kinds import Model
+    from ml_framework.plugins.models.registry import registry_for
+    from ml_framework.project import Project
 
     from .checks import check_model_spec, metric_list, primary_metric
     from .gates import parse_gates
 
     spec = Model.model_validate(dict(request.resource.spec))
     check_model_spec(spec)
-    registry = ModelRegistry.for_project(ctx.project_dir)
+    registry = registry_for(ctx.services, ctx.project_dir)
     return _Run(provider=provider, resource=request.resource, ctx=ctx, spec=spec,
                 settings=provider._settings(request.resource), names=metric_list(spec),
                 primary=primary_metric(spec), gates=parse_gates(spec.gates, spec.task),
-                project=Project.load(Path(ctx.project_dir)), registry=registry,
+                project=ctx.project or Project.load(Path(ctx.project_dir)), registry=registry,
                 production=registry.alias(spec.name, "production"), started=time.perf_counter())
 
 
@@ -177,13 +184,13 @@ def _inputs(run: _Run) -> _Inputs:
     finally:
         close()
     route = choose_route(settings.data, data)
-    feast_repo = Path(project.root) / str((project.backends.get("feast") or {}).get("repo", "feature_repo"))
     ctx.progress(f"building the training frame ({route} point-in-time join, {len(data.feature_columns)} features)")
     started = time.perf_counter()
     keys = DataKeys(ctx.project_dir).keys(data.files())
     key = (route, repr(data), combine(keys), tuple(spec.slices), str(Path(ctx.project_dir).resolve()))
+    features = ctx.services.get("feature_access") if route == "feast" and "feature_access" in ctx.services.names() else None
     frame = cached_frame(key, lambda: load_frame(data, ctx.project_dir, slices=spec.slices, route=route,
-                                                 feast_repo=feast_repo))
+                                                 features=features))
     split_key = key + ("prepared", spec.task, spec.split.by, spec.split.valid, spec.split.seed,
                        tuple(settings.categorical))
     prepared = cached_frame(split_key, lambda: prepare(frame, spec.task, by=spec.split.by, valid=spec.split.valid,

@@ -12,4 +12,5 @@ plugin = Plugin(
     commands=(Command("models", "ml_framework.plugins.models.cli:app",
                       "The model registry: versions, lineage, aliases (promote / rollback), sweeps."),),
     capabilities=(TRAIN_CANDIDATE,),
+    services={"model_registry": "ml_framework.plugins.models.registry:registry_service"},
 )

@@ -58,30 +58,11 @@ def load_predictor(ref: str | Path) -> Predictor:
     schema = json.loads((folder / "ml_model.json").read_text(encoding="utf-8"))
     flavor = schema["flavor"]
     features = list(schema["features"])
-    categorical = {c: list(v) for c, v in (schema.get("categorical") or {}).items()}
-    if flavor == "lightgbm":
-        import lightgbm as lgb
+    from .flavors import flavor_loader
 
-        from .prepare import encode_features
-
-        booster = lgb.Booster(model_file=str(folder / "saved_model.ubj"))
-
-        def predict(frame):
-            return booster.predict(encode_features(frame, features, categorical))
-    elif flavor == "torch":
-        import torch
-
-        from ml_framework.plugins.torch.preprocess import transform
-        from ml_framework.plugins.torch.train import _predict, build_mlp
-
-        arch = schema["architecture"]
-        model = build_mlp(arch["inputs"], arch["layers"], arch["outputs"], arch["dropout"])
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-        model.eval()
-
-        def predict(frame):
-            X = torch.as_tensor(transform(frame, schema["preprocess"]))
-            return _predict(model, X, schema["task"], schema["target_scale"], "cpu")
-    else:
-        raise ValueError(f"{tag}: unknown model flavor {flavor!r}")
+    try:
+        loader = flavor_loader(flavor)
+    except ValueError as exc:
+        raise ValueError(f"{tag}: {exc}") from None
+    predict = loader.load(folder, schema)
     return Predictor(tag=tag, flavor=flavor, task=schema["task"], features=features, schema=schema, _predict=predict)

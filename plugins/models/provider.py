@@ -18,9 +18,8 @@ implement :meth:`fit` (train and return a :class:`Trained`) and :meth:`save_arti
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping
 
 from ml_framework.contract import (
     ApplyContext,
@@ -34,31 +33,10 @@ from ml_framework.contract import (
     ReadRequest,
     ReadResult,
 )
-from ml_framework.errors import MLError
 
 __all__ = ["TrainerProvider", "Trained", "TrainingError", "GateFailure", "TRAINING_DATA_INPUT"]
 
-TRAINING_DATA_INPUT = "training_data"
-MAX_SEGMENTS = 50  # per slice column: the largest segments are evaluated
-
-
-class TrainingError(MLError):
-    """Training failed inside the library (wrapped with the model's address by the engine)."""
-
-
-class GateFailure(MLError):
-    """The new version failed a gate: it is recorded as rejected and nothing else changes."""
-
-
-@dataclass
-class Trained:
-    """What a backend's fit returns."""
-
-    model: Any
-    predict: Callable[[Any], Any]  # features frame -> probabilities / values
-    params: dict[str, Any]  # the effective parameters (defaults filled in)
-    seconds: float
-    info: dict[str, Any] = field(default_factory=dict)  # e.g. best_iteration, device, epochs run
+from .trained import MAX_SEGMENTS, TRAINING_DATA_INPUT, GateFailure, Trained, TrainingError  # noqa: F401 - re-exported
 
 
 class TrainerProvider(BaseProvider):
@@ -128,7 +106,7 @@ class TrainerProvider(BaseProvider):
         return {}
 
     def read(self, request: ReadRequest) -> ReadResult:
-        from ml_framework.plugins.models.registry import DELETED, ModelRegistry, parse_version
+        from ml_framework.plugins.models.registry import DELETED, parse_version, registry_for
 
         from .artifacts import model_exists
 
@@ -137,7 +115,7 @@ class TrainerProvider(BaseProvider):
         version = outputs.get("version")
         if not version:
             return ReadResult(exists=True, outputs=outputs)
-        registry = ModelRegistry.for_project(request.project_dir)
+        registry = registry_for(request.services, request.project_dir)
         found = registry.get(recorded.spec["name"], parse_version(version))
         if found is None or found.status == DELETED:
             return ReadResult(exists=False)
@@ -158,12 +136,12 @@ class TrainerProvider(BaseProvider):
                           estimate_seconds=float(estimate) if estimate is not None else None)
 
     def delete(self, request: DeleteRequest, ctx: ApplyContext) -> None:
-        from ml_framework.plugins.models.registry import DELETED, ModelRegistry
+        from ml_framework.plugins.models.registry import DELETED, registry_for
 
         from .artifacts import delete_models
 
         name = request.recorded.spec["name"]
-        registry = ModelRegistry.for_project(ctx.project_dir)
+        registry = registry_for(ctx.services, ctx.project_dir)
         live = [mv for mv in registry.versions(name) if mv.status != DELETED]
         ctx.progress(f"deleting {len(live)} version(s) from the BentoML model store")
         delete_models(mv.bentoml_tag for mv in live)

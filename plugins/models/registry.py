@@ -392,3 +392,17 @@ class ModelRegistry(SideTables):
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
+
+def registry_service(services) -> "ModelRegistry":
+    """The ``model_registry`` service (declared by the models plugin): the registry beside the run's open
+    state store, so providers never reopen the project to find it."""
+    if getattr(services, "state", None) is not None:
+        return ModelRegistry.for_store(services.state)
+    return ModelRegistry.for_project(Path(services.project_dir))
+
+
+def registry_for(services, project_dir: Path) -> "ModelRegistry":
+    """The model registry from ``services`` when the engine lent them, else the project's (tests, scripts)."""
+    if services is not None and "model_registry" in services.names():
+        return services.get("model_registry")
+    return ModelRegistry.for_project(Path(project_dir))

@@ -11,6 +11,10 @@ Nothing heavy is imported by this package itself. Modules, one job each:
   runner        one pass of a monitor: window -> checks -> store -> actions
   report        the self-contained HTML report (aggregates only)
   gauges        Prometheus text for a metrics endpoint or the service's /metrics
+What drift backends (alibi-detect, scipy-drift) share:
+  settings      the detector block's fields every backend has (reference: path, max_rows, seed)
+  backend       DriftBackend: the Monitor kind's contract hooks, detector folders, open_checker
+  detection     encoding the reference, the univariate tests and their correction, the checker's base
 """
 
 __all__: list[str] = []

@@ -13,4 +13,5 @@ plugin = Plugin(
     commands=(Command("monitor", "ml_framework.plugins.monitoring.cli:app",
                       "Drift and performance monitors: run, watch, report, history, metrics."),),
     capabilities=(DRIFT_CHECKER,),
+    services={"monitor_gauges": "ml_framework.plugins.monitoring.services:monitor_gauges"},
 )

@@ -138,16 +138,16 @@ def _training_frame(project_dir: Path, version, store, max_rows: int, seed: int)
     route = (lineage.get("data") or {}).get("route") or "parquet"
     if route == "parquet":
         # Sample the labelled rows before the point-in-time join, so a huge frame is never built whole.
-        labels, _ = data_mod._label_frame(data, project_dir, ())
+        labels, _ = data_mod.label_frame(data, project_dir, ())
         total = len(labels)
         labels, sampled = _sample(labels, max_rows, seed)
-        frame = data_mod._join_parquet(data, labels.reset_index(drop=True), project_dir)
+        frame = data_mod.join_files(data, labels.reset_index(drop=True), project_dir)
     else:
         from ml_framework.project import Project
 
-        settings = Project.load(Path(project_dir)).backends.get("feast") or {}
-        feast_repo = Path(project_dir) / str(settings.get("repo", "feature_repo"))  # as the trainer finds it
-        full = data_mod.load_frame(data, project_dir, route=route, feast_repo=feast_repo).df
+        # The feature-access seam of the project's plugins (the trainer used the same one).
+        features = Project.load(Path(project_dir)).registry().services(state=store).get("feature_access")
+        full = data_mod.load_frame(data, project_dir, route=route, features=features).df
         total = len(full)
         frame, sampled = _sample(full, max_rows, seed)
     return frame.reset_index(drop=True), total, sampled, notes, spec

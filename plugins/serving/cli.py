@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-__all__ = ["status_app", "rollback_app", "rollback_deployment", "deployment_address", "revisions_table"]
+__all__ = ["status", "rollback", "rollback_deployment", "deployment_address", "revisions_table"]
 
 
 def deployment_address(text: str) -> str:
@@ -58,7 +58,7 @@ def rollback_deployment(project, registry, address: str, *, to: int | None = Non
     from datetime import datetime, timezone
 
     from ml_framework.errors import MLError, did_you_mean
-    from ml_framework.graph import mask_secrets
+    from ml_framework.secrets import mask_secrets
     from ml_framework.locking import held_lock
     from ml_framework.state.base import ResourceOutcome
 
@@ -202,4 +202,7 @@ def _apps() -> tuple[typer.Typer, typer.Typer]:
     return _build(kit.project_and_registry, kit.handles_errors, kit.console, kit.fail)
 
 
-status_app, rollback_app = _apps()  # `ml status`, `ml rollback` (contributed by the serving plugin)
+status_app, rollback_app = _apps()
+# `ml status`, `ml rollback`: single commands contributed by the serving plugin (functions, not groups)
+status = status_app.registered_commands[0].callback
+rollback = rollback_app.registered_commands[0].callback

@@ -9,9 +9,9 @@ plugin = Plugin(
     kinds=(Kind("Deployment", plural="deployments", schema="ml_framework.plugins.serving.kinds:Deployment",
                 backend_block="serving"),),
     commands=(
-        Command("status", "ml_framework.plugins.serving.cli:status_app",
+        Command("status", "ml_framework.plugins.serving.cli:status",
                 "What serves: process, health, versions and traffic of each deployment."),
-        Command("rollback", "ml_framework.plugins.serving.cli:rollback_app",
+        Command("rollback", "ml_framework.plugins.serving.cli:rollback",
                 "Switch a deployment back to an earlier revision, instantly."),
     ),
 )

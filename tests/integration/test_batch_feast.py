@@ -39,9 +39,7 @@ gates: ["auc >= 0.5"]
 
 
 @pytest.fixture
-def example(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+def example(tmp_path, monkeypatch, bentoml_home):
     monkeypatch.delenv("ML_STATE_URL", raising=False)
     root = tmp_path / "example"
     shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")

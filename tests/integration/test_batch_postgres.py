@@ -33,14 +33,6 @@ def admin():
 
 
 @pytest.fixture
-def bentoml_home(tmp_path, monkeypatch):
-    home = tmp_path / "bentoml"
-    monkeypatch.setenv("BENTOML_HOME", str(home))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
-    return home
-
-
-@pytest.fixture
 def schema(monkeypatch):
     """A fresh schema name (created by the sink itself) and the URL in the environment variable the spec names."""
     name = f"ml_batch_{uuid.uuid4().hex[:10]}"

@@ -16,15 +16,7 @@ from ml_framework.testing.harness import Harness
 from ml_framework.plugins.batch.testing import ADDRESS, batch_providers, batch_spec, write_batch
 from ml_framework.plugins.models.testing import write_data, write_project
 
-pytestmark = pytest.mark.usefixtures("clean_ml_env", "bentoml_home")
-
-
-@pytest.fixture
-def bentoml_home(tmp_path, monkeypatch):
-    home = tmp_path / "bentoml"
-    monkeypatch.setenv("BENTOML_HOME", str(home))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
-    return home
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env", "bentoml_home")]
 
 
 def providers():

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("ml_framework.plugins.feast.training")
 
 from ml_framework.plugins.models.registry import ModelRegistry  # noqa: E402
@@ -35,9 +37,7 @@ slices: [home_country]
 
 
 @pytest.fixture
-def example(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+def example(tmp_path, monkeypatch, bentoml_home):
     monkeypatch.delenv("ML_STATE_URL", raising=False)
     root = tmp_path / "example"
     shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
@@ -70,7 +70,8 @@ def test_a_model_trains_from_feast_and_the_parquet_join_matches_feast(example):
             return (dict(record.spec), record.backend) if record else None
 
         data = resolve_inputs(harness.store.get("model.fraud").spec, lookup)
-        via_feast = load_frame(data, example, route="feast", feast_repo=example / "feature_repo").df
+        access = harness.registry.services(state=harness.store).get("feature_access")  # the seam trainers use
+        via_feast = load_frame(data, example, route="feast", features=access).df
         via_parquet = load_frame(data, example, route="parquet").df
         assert len(via_feast) == len(via_parquet) > 1000
         for column in data.feature_columns + ["is_fraud"]:

@@ -61,13 +61,12 @@ def test_registry_tables_live_in_the_state_schema_and_aliases_move(schema):
     assert {"ml_resources", "ml_model_versions", "ml_model_aliases", "ml_model_events"} <= tables
 
 
-def test_a_model_applied_with_postgres_state_is_recorded_there(schema, tmp_path, monkeypatch):
+def test_a_model_applied_with_postgres_state_is_recorded_there(schema, tmp_path, monkeypatch, bentoml_home):
     from ml_framework.testing.harness import Harness
     from ml_framework.plugins.lightgbm import LightGBMProvider
     from ml_framework.plugins.models.testing import feature_providers, write_project
 
     monkeypatch.setenv("ML_STATE_URL", f"{SERVER}?schema={schema}")
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
     root = write_project(tmp_path / "p", rows=1500)
     harness = Harness(root, {**feature_providers(), "lightgbm": LightGBMProvider()})
     try:

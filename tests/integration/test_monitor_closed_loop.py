@@ -46,9 +46,7 @@ def drifted(count: int) -> list[dict]:
 
 
 @pytest.fixture
-def loop(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+def loop(tmp_path, bentoml_home):
     root = write_project(tmp_path / "proj", rows=1500, gates=("auc >= 0.6", "auc >= production.auc - 0.15"))
     (root / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port(), rollout=CANARY))
     (root / "specs" / "monitor.yaml").write_text(MONITOR)

@@ -44,9 +44,7 @@ serving: {backend: serving}
 
 
 @pytest.fixture
-def example(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+def example(tmp_path, bentoml_home):
     root = tmp_path / "example"
     shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
     shutil.copytree(REPO / "specs" / "monitors", root / "specs" / "monitors")

@@ -11,79 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ml_framework.plugins.models.registry import ModelRegistry
-from ml_framework.testing import run_cli
 from ml_framework.testing.contract import ProviderContract
-from ml_framework.testing.harness import Harness
-from ml_framework.plugins.alibi_detect import AlibiDetectProvider
-from ml_framework.plugins.lightgbm import LightGBMProvider
 from ml_framework.plugins.monitoring.reference import load_reference
 from ml_framework.plugins.monitoring.testing import monitor_specs, serving_provider, traffic_frame, write_labels, write_traffic
 from ml_framework.plugins.models.predictor import load_predictor
-from ml_framework.plugins.models.testing import feature_providers, write_data, write_project
+from ml_framework.plugins.models.testing import write_data, write_project
+
+# The loop's helpers are shared with the other drift backends' loop tests (test_monitor_scipy.py).
+from monitor_loop_helpers import FEATURES, make_loop, providers, run_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env", "bentoml_home")]
-
-FEATURES = ["amount_mean_7d", "txn_count_7d", "segment"]
-
-
-@pytest.fixture
-def bentoml_home(tmp_path, monkeypatch):
-    home = tmp_path / "bentoml"
-    monkeypatch.setenv("BENTOML_HOME", str(home))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
-    return home
-
-
-def providers(serving=None):
-    return {**feature_providers(), "lightgbm": LightGBMProvider(), "serving": serving or serving_provider(),
-            "alibi-detect": AlibiDetectProvider()}
-
-
-class Loop:
-    def __init__(self, root: Path, provider_map):
-        self.root = root
-        self.providers = provider_map
-        self.harness = Harness(root, provider_map)
-
-    def apply(self):
-        report = self.harness.apply()
-        assert report.ok, [(o.address, o.error) for o in report.outcomes if o.error]
-        return report
-
-    def ml(self, *args):
-        return run_cli(list(args), providers=self.providers, cwd=self.root)
-
-    @property
-    def registry(self):
-        return ModelRegistry.for_project(self.root)
-
-    def reference(self, label="v1"):
-        version = self.registry.get("fraud", label)
-        return load_reference(self.root, version, self.harness.store, predictions=False).frame, version
-
-    def traffic(self, n, *, label="v1", seed=0, **kwargs):
-        frame, version = self.reference(label)
-        rows = traffic_frame(frame, n, seed=seed, **{k: kwargs.pop(k) for k in ("shift", "scale", "replace") if k in kwargs})
-        predict = load_predictor(version.bentoml_tag).predict
-        return write_traffic(self.root, "fraud-api", rows, version=label, predict=predict, features=FEATURES,
-                             seed=seed, **kwargs), rows
-
-    def close(self):
-        self.harness.close()
-
-
-def make_loop(tmp_path, *, specs: str | None = None, serving=None, **model_args) -> Loop:
-    root = write_project(tmp_path / "proj", rows=2000, **model_args)
-    (root / "specs" / "monitor.yaml").write_text(specs or monitor_specs())
-    loop = Loop(root, providers(serving))
-    loop.apply()
-    return loop
 
 
 @pytest.fixture
@@ -91,11 +32,6 @@ def loop(tmp_path):
     made = make_loop(tmp_path)
     yield made
     made.close()
-
-
-def run_json(loop, *args):
-    result = loop.ml("monitor", "run", "--json", *args)
-    return result, json.loads(result.stdout)
 
 
 # -- apply ---------------------------------------------------------------------------------------------------------

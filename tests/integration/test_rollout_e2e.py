@@ -26,7 +26,7 @@ from ml_framework.plugins.bentoml.testing import LoadGenerator, deployment_spec,
 from ml_framework.plugins.lightgbm import LightGBMProvider
 from ml_framework.plugins.models.testing import feature_providers, model_spec, write_project
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env", "bentoml_home")]
 PAYLOADS = raw_payloads(300)
 FAST = "interval: 1s, max_wait: 15s, analysis: {min_requests: 40, max_error_rate: 0.01, max_prediction_shift: 0.15}"
 
@@ -35,9 +35,7 @@ def providers(bentoml=None):
     return {**feature_providers(), "lightgbm": LightGBMProvider(), "bentoml": bentoml or BentoMLProvider()}
 
 
-def make_project(tmp_path, monkeypatch, rollout: str):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+def make_project(tmp_path, rollout: str):
     root = write_project(tmp_path / "proj", rows=1500, gates=())
     import numpy as np
     import pandas as pd
@@ -73,8 +71,8 @@ def outcome(report):
 
 
 @pytest.fixture
-def canary(tmp_path, monkeypatch):
-    root = make_project(tmp_path, monkeypatch, "{strategy: canary, steps: [20, 50, 100], " + FAST + "}")
+def canary(tmp_path):
+    root = make_project(tmp_path, "{strategy: canary, steps: [20, 50, 100], " + FAST + "}")
     harness = Harness(root, providers())
     assert harness.apply().ok
     yield harness, root
@@ -138,8 +136,8 @@ def test_canary_of_a_worse_model_rolls_back_and_a_better_one_is_promoted_under_l
     assert not harness.plan().has_changes  # the rollback holds: v3 is not rolled out again by itself
 
 
-def test_shadow_users_see_stable_while_the_candidate_is_compared(tmp_path, monkeypatch):
-    root = make_project(tmp_path, monkeypatch, "{strategy: shadow, " + FAST.replace("max_prediction_shift: 0.15",
+def test_shadow_users_see_stable_while_the_candidate_is_compared(tmp_path):
+    root = make_project(tmp_path, "{strategy: shadow, " + FAST.replace("max_prediction_shift: 0.15",
                                                                                    "min_agreement: 0.5, agreement_tolerance: 0.2") + "}")
     harness = Harness(root, providers())
     try:
@@ -165,8 +163,8 @@ def test_shadow_users_see_stable_while_the_candidate_is_compared(tmp_path, monke
         stop_all_servers([root])
 
 
-def test_blue_green_switches_in_one_step_after_checking(tmp_path, monkeypatch):
-    root = make_project(tmp_path, monkeypatch, "{strategy: blue_green, warmup_requests: 10, "
+def test_blue_green_switches_in_one_step_after_checking(tmp_path):
+    root = make_project(tmp_path, "{strategy: blue_green, warmup_requests: 10, "
                         + FAST.replace("max_prediction_shift: 0.15", "min_agreement: 0.5, agreement_tolerance: 0.2") + "}")
     harness = Harness(root, providers())
     try:
@@ -208,8 +206,8 @@ class Interrupting(BentoMLProvider):
         return super().apply(request, ctx)
 
 
-def test_an_interrupted_rollout_resumes_at_its_step(tmp_path, monkeypatch):
-    root = make_project(tmp_path, monkeypatch, "{strategy: canary, steps: [20, 50, 100], " + FAST + "}")
+def test_an_interrupted_rollout_resumes_at_its_step(tmp_path):
+    root = make_project(tmp_path, "{strategy: canary, steps: [20, 50, 100], " + FAST + "}")
     provider = Interrupting("canary 50%: collecting")
     harness = Harness(root, providers(provider))
     try:
@@ -239,8 +237,8 @@ def test_an_interrupted_rollout_resumes_at_its_step(tmp_path, monkeypatch):
         stop_all_servers([root])
 
 
-def test_an_inconclusive_step_pauses_and_ml_rollback_aborts_it(tmp_path, monkeypatch):
-    root = make_project(tmp_path, monkeypatch, "{strategy: canary, steps: [30, 100], interval: 1s, max_wait: 2s, "
+def test_an_inconclusive_step_pauses_and_ml_rollback_aborts_it(tmp_path):
+    root = make_project(tmp_path, "{strategy: canary, steps: [30, 100], interval: 1s, max_wait: 2s, "
                                                "on_inconclusive: pause, analysis: {min_requests: 1000}}")
     harness = Harness(root, providers())
     try:

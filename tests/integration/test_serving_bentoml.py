@@ -32,13 +32,11 @@ def providers():
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, module_bentoml_home):
     with pytest.MonkeyPatch.context() as mp:
         tmp = tmp_path_factory.mktemp("serving")
         for name in ("ML_STATE_URL", "ML_DEBUG"):
             mp.delenv(name, raising=False)
-        mp.setenv("BENTOML_HOME", str(tmp / "bentoml"))
-        mp.setenv("BENTOML_DO_NOT_TRACK", "True")
         mp.setenv("NO_COLOR", "1")
         mp.setenv("TEST_ML_API_KEYS", f"{KEY},other-key")
         root = write_project(tmp / "proj", rows=1500, gates=())
@@ -215,8 +213,7 @@ def test_cli_status_and_history(served, monkeypatch):
     assert result.exit_code == 1 and "not in state" in result.output
 
 
-def test_destroy_stops_the_service_and_keeps_the_prediction_log(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+def test_destroy_stops_the_service_and_keeps_the_prediction_log(tmp_path, bentoml_home):
     root = write_project(tmp_path / "proj", rows=800, gates=())
     port = free_port()
     (root / "specs" / "deploy.yaml").write_text(deployment_spec(port=port))

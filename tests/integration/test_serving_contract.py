@@ -17,9 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 
 class TestBentoMLProviderContract(ProviderContract):
     @pytest.fixture
-    def contract_project(self, tmp_path, monkeypatch):
-        monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-        monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+    def contract_project(self, tmp_path, bentoml_home):
         root = write_project(tmp_path / "proj", rows=600, gates=())
         (root / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port()))
         yield root

@@ -42,11 +42,9 @@ AB = ("{strategy: ab, split: 50, interval: 1s, max_wait: 20s, "
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory):
+def example(tmp_path_factory, module_bentoml_home):
     with pytest.MonkeyPatch.context() as mp:
         tmp = tmp_path_factory.mktemp("feast-serving")
-        mp.setenv("BENTOML_HOME", str(tmp / "bentoml"))
-        mp.setenv("BENTOML_DO_NOT_TRACK", "True")
         mp.delenv("ML_STATE_URL", raising=False)
         root = tmp / "example"
         shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")

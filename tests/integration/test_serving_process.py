@@ -27,9 +27,7 @@ def providers():
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+def project(tmp_path, bentoml_home):
     root = write_project(tmp_path / "proj", rows=800, gates=())
     yield root
     stop_all_servers([root])

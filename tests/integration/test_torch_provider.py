@@ -13,13 +13,7 @@ from ml_framework.plugins.torch import TorchProvider
 from ml_framework.plugins.models.predictor import load_predictor
 from ml_framework.plugins.models.testing import feature_providers, write_project
 
-pytestmark = pytest.mark.usefixtures("clean_ml_env", "bentoml_home")
-
-
-@pytest.fixture
-def bentoml_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
-    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env", "bentoml_home")]
 
 
 def providers():

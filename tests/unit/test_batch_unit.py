@@ -155,7 +155,7 @@ def provider(monkeypatch, tmp_path):
     found = {"ref": "fraud:v1"}
     p = BatchProvider()
     p.configure(tmp_path, {})
-    monkeypatch.setattr(p, "_resolved", lambda ref, project_dir: found["ref"])
+    monkeypatch.setattr(p, "_resolved", lambda ref, project_dir, services=None: found["ref"])
     p.registry_answer = found
     return p
 

@@ -552,26 +552,32 @@ def test_port_in_use_is_refused_before_anything_starts(tmp_path):
     assert port_free("127.0.0.1", port)
 
 
-def test_unknown_entity_is_404_or_predicted_with_missing_features(tmp_path, monkeypatch):
-    from ml_framework.plugins.feast import online
+class FakeFeatureAccess:
+    """The feature-access seam (ml_framework.plugins.features.access) as a serving runtime sees it."""
 
-    found = {"value": online.OnlineFeatures(features={"customer_id": [7], "amount": [None], "segment": [None]},
-                                            missing=[{"customer_id": 7}],
-                                            not_found={"amount": [0], "segment": [0]})}
+    def __init__(self, found):
+        self.found = found
 
-    def fake_fetch(repo, refs, rows):
-        if isinstance(found["value"], Exception):
-            raise found["value"]
+    def online_features(self, refs, rows):
+        if isinstance(self.found["value"], Exception):
+            raise self.found["value"]
         assert refs == ["stats:amount", "stats:segment"] and rows == [{"customer_id": 7}]
-        return found["value"]
+        return self.found["value"]
 
-    monkeypatch.setattr(online, "fetch_online_features", fake_fetch)
-    config = dict(input={"entity_keys": {"customer_id": "int64"}, "raw_features": False}, feast_repo=str(tmp_path))
+
+def test_unknown_entity_is_404_or_predicted_with_missing_features(tmp_path):
+    from ml_framework.plugins.features.access import OnlineFeatures
+
+    found = {"value": OnlineFeatures(features={"customer_id": [7], "amount": [None], "segment": [None]},
+                                     missing=[{"customer_id": 7}], not_found={"amount": [0], "segment": [0]})}
+    config = dict(input={"entity_keys": {"customer_id": "int64"}, "raw_features": False}, feature_access=True)
     runtime = make_runtime(tmp_path, **config)
+    runtime.features = FakeFeatureAccess(found)
     runtime.feature_views = {"stats": ["customer_id"]}
     status, body = errors_of(runtime, {"entity_keys": {"customer_id": 7}})
     assert status == 404 and body["error"] == "unknown entity" and body["detail"]["entity_keys"] == {"customer_id": 7}
-    lenient = make_runtime(tmp_path, input=dict(config["input"], on_unknown_entity="missing"), feast_repo=str(tmp_path))
+    lenient = make_runtime(tmp_path, input=dict(config["input"], on_unknown_entity="missing"), feature_access=True)
+    lenient.features = FakeFeatureAccess(found)
     lenient.feature_views = {"stats": ["customer_id"]}
     answer = asyncio.run(lenient.handle({"entity_keys": {"customer_id": 7}}))
     assert answer["prediction"] == 0.25  # predicted with the features missing, as documented

@@ -1,0 +1,128 @@
+"""The private Feast internals the built-in plugins use, wrapped; tested with Feast :data:`TESTED_VERSION`.
+
+Nothing here imports Feast at module level: each function imports what it needs when called.
+
+* :func:`feast_provider`           ``FeatureStore._get_provider()``
+* :func:`materialize_single_view`  the provider's ``materialize_single_feature_view`` (what
+                                   ``FeatureStore.materialize`` calls, without its printing)
+* :func:`plan_infra`               the provider's ``plan_infra`` (what ``feast apply`` records)
+* :func:`recording_infra_on_commit` patches ``registry.commit`` on one registry object
+* :func:`redis_client`             the provider's ``online_store`` and ``RedisOnlineStore._get_client``
+* :func:`mmh3_hash`                ``feast.infra.online_stores.helpers._mmh3`` (Redis hash field names)
+
+Also relied on, outside this module, for a Feast behaviour rather than a private name:
+``plugins/feast/materialize.py:purge_redis_view`` works around Feast 0.49's
+``RedisOnlineStore.delete_table`` leaving the rows of entity_key_serialization_version 3 behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+from . import Internal, installed_version, version_mismatch
+
+__all__ = ["TESTED_VERSION", "DISTRIBUTION", "INTERNALS", "check_version", "installed", "feast_provider",
+           "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash"]
+
+TESTED_VERSION = "0.49.0"
+DISTRIBUTION = "feast"
+
+_VIEW_PARAMS = ("config", "feature_view", "start_date", "end_date", "registry", "project", "tqdm_builder")
+
+#: Every private object reached below, with the parameters the wrappers pass (see tests/unit/test_compat.py).
+INTERNALS: tuple[Internal, ...] = (
+    Internal("feast.feature_store:FeatureStore._get_provider", ("self",), "feast_provider"),
+    Internal("feast.infra.provider:Provider.materialize_single_feature_view", ("self",) + _VIEW_PARAMS,
+             "materialize_single_view"),
+    Internal("feast.infra.passthrough_provider:PassthroughProvider.materialize_single_feature_view",
+             ("self",) + _VIEW_PARAMS, "materialize_single_view"),
+    Internal("feast.infra.provider:Provider.plan_infra", ("self", "config", "desired_registry_proto"), "plan_infra"),
+    Internal("feast.infra.passthrough_provider:PassthroughProvider.plan_infra",
+             ("self", "config", "desired_registry_proto"), "plan_infra"),
+    Internal("feast.infra.registry.registry:Registry.commit", ("self",), "recording_infra_on_commit"),
+    Internal("feast.infra.passthrough_provider:PassthroughProvider.online_store", None, "redis_client"),
+    Internal("feast.infra.online_stores.redis:RedisOnlineStore._get_client", ("self", "online_store_config"),
+             "redis_client"),
+    Internal("feast.infra.online_stores.helpers:_mmh3", ("key",), "mmh3_hash"),
+)
+
+_RECHECK = ("every wrapper in plugins/compat/feast.py against the new Feast (the objects in its INTERNALS, "
+            "and that FeatureStore.apply still ends with one registry commit), and whether "
+            "plugins/feast/materialize.py:purge_redis_view (Feast 0.49's RedisOnlineStore.delete_table leaves "
+            "entity_key_serialization_version 3 rows behind) is still needed")
+
+
+def installed() -> str | None:
+    """The installed Feast version (None: not installed); Feast itself is not imported."""
+    return installed_version(DISTRIBUTION)
+
+
+def check_version() -> None:
+    """Raise RuntimeError, naming this module, both versions and what to re-check, unless the installed
+    Feast is :data:`TESTED_VERSION`."""
+    message = version_mismatch(__name__, DISTRIBUTION, TESTED_VERSION, _RECHECK)
+    if message:
+        raise RuntimeError(message)
+
+
+def feast_provider(store) -> Any:
+    """The Provider of a FeatureStore (``FeatureStore._get_provider()``: built once per store)."""
+    return store._get_provider()
+
+
+def materialize_single_view(store, view, start: datetime, end: datetime, *,
+                            tqdm_builder: Callable[[int], Any]) -> None:
+    """Write [start, end) of one FeatureView to the online store, as ``FeatureStore.materialize`` does
+    (``provider.materialize_single_feature_view``) but without printing to stdout. ``tqdm_builder(total)``
+    returns the tqdm-like progress object (a context manager with ``update(n)``) Feast reports to. The
+    caller records the materialization (``registry.apply_materialization``) afterwards."""
+    feast_provider(store).materialize_single_feature_view(
+        config=store.config, feature_view=view, start_date=start, end_date=end,
+        registry=store.registry, project=store.project, tqdm_builder=tqdm_builder,
+    )
+
+
+def plan_infra(store, registry=None) -> Any:
+    """The online-store tables (a Feast ``Infra``) the registry's objects need, as ``feast apply`` records
+    them; ``registry``: the store's own unless given."""
+    registry = store.registry if registry is None else registry
+    return feast_provider(store).plan_infra(store.config, registry.proto())
+
+
+@contextlib.contextmanager
+def recording_infra_on_commit(store) -> Iterator[None]:
+    """Within: the store's registry commit also records the online-store tables, in the same write.
+
+    ``FeatureStore.apply`` creates the tables and commits the registry without recording them (the
+    ``feast apply`` CLI records them, so ``feast plan`` expects them); recording them afterwards would
+    rewrite the whole registry file once more. ``feast apply`` too writes both in one commit. The patch
+    is on this registry object only (an instance attribute, removed on exit): hold the repository lock."""
+    registry = store.registry
+    commit = registry.commit
+
+    def commit_with_infra() -> None:
+        infra = plan_infra(store, registry)
+        registry.update_infra(infra, store.project, commit=False)
+        commit()
+
+    registry.commit = commit_with_infra
+    try:
+        yield
+    finally:
+        del registry.commit
+
+
+def redis_client(store) -> Any:
+    """The ``redis`` client of a store whose online store is Redis (``RedisOnlineStore._get_client``)."""
+    online = feast_provider(store).online_store
+    return online._get_client(store.config.online_store)
+
+
+def mmh3_hash(key: str) -> bytes:
+    """The 4-byte murmur3 hash Feast's Redis online store names a feature's hash field with
+    (``"<view>:<feature>"``)."""
+    from feast.infra.online_stores.helpers import _mmh3
+
+    return _mmh3(key)
