@@ -373,6 +373,7 @@ class Kind:
     default_backend: str | None = None
     references: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    style: str | None = None  # how `ml graph` draws it: "data", "model", "service", "watch" (else a plain box)
 
 
 @dataclass(frozen=True)

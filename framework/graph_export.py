@@ -14,23 +14,19 @@ from dataclasses import dataclass
 
 __all__ = ["GraphNode", "normalize_nodes", "node_ids", "to_mermaid", "to_dot"]
 
-# Fill colours per kind; unknown kinds fall back to grey, missing dependencies are dashed.
-KIND_COLORS = {
-    "featureview": "#dbeafe",
-    "model": "#fde68a",
-    "deployment": "#bbf7d0",
-    "monitor": "#e9d5ff",
-}
+# How a node is drawn depends on the role its kind declares (``Kind(style=...)``: data, model, service,
+# watch); the core knows roles, not kinds. Unknown roles fall back to grey boxes, missing dependencies
+# are dashed.
+STYLE_COLORS = {"data": "#dbeafe", "model": "#fde68a", "service": "#bbf7d0", "watch": "#e9d5ff"}
 _DEFAULT_COLOR = "#e5e7eb"
 MISSING_KIND = "missing"
 _MERMAID_SHAPES = {  # (open, close)
-    "featureview": ('[("', '")]'),  # cylinder: data
+    "data": ('[("', '")]'),  # cylinder
     "model": ('("', '")'),  # rounded
-    "deployment": ('{{"', '"}}'),  # hexagon
-    "monitor": ('(["', '"])'),  # stadium
-    MISSING_KIND: ('["', '"]'),
+    "service": ('{{"', '"}}'),  # hexagon
+    "watch": ('(["', '"])'),  # stadium
 }
-_DOT_SHAPES = {"featureview": "cylinder", "model": "box", "deployment": "hexagon", "monitor": "ellipse"}
+_DOT_SHAPES = {"data": "cylinder", "model": "box", "service": "hexagon", "watch": "ellipse"}
 _MERMAID_RESERVED = {"end", "graph", "flowchart", "subgraph", "style", "class", "classdef", "click",
                      "linkstyle", "direction", "default", "node", "edge", "digraph", "strict"}
 
@@ -99,14 +95,16 @@ def _class_name(kind: str) -> str:
     return "kind_" + re.sub(r"[^A-Za-z0-9_]", "_", kind)
 
 
-def to_mermaid(nodes: Iterable, *, direction: str = "LR") -> str:
-    """A Mermaid ``flowchart``: one node per resource (label = address), shaped and coloured by kind."""
+def to_mermaid(nodes: Iterable, *, direction: str = "LR", styles: Mapping[str, str | None] | None = None) -> str:
+    """A Mermaid ``flowchart``: one node per resource (label = address), shaped and coloured by the role of
+    its kind (``styles``: address prefix such as ``featureview`` -> role)."""
+    styles = styles or {}
     graph = normalize_nodes(nodes)
     ids = node_ids(n.address for n in graph)
     lines = [f"flowchart {direction}"]
     for n in graph:
         label = n.address.replace('"', "#quot;")
-        open_, close = _MERMAID_SHAPES.get(n.kind, ('["', '"]'))
+        open_, close = _MERMAID_SHAPES.get(styles.get(n.kind) or "", ('["', '"]'))
         lines.append(f"    {ids[n.address]}{open_}{label}{close}")
     for src, dst in _edges(graph):
         lines.append(f"    {ids[src]} --> {ids[dst]}")
@@ -114,7 +112,7 @@ def to_mermaid(nodes: Iterable, *, direction: str = "LR") -> str:
     for n in graph:
         by_kind.setdefault(n.kind, []).append(ids[n.address])
     for kind in sorted(by_kind):
-        style = f"fill:{KIND_COLORS.get(kind, _DEFAULT_COLOR)},stroke:#374151"
+        style = f"fill:{STYLE_COLORS.get(styles.get(kind) or '', _DEFAULT_COLOR)},stroke:#374151"
         if kind == MISSING_KIND:
             style = "fill:#ffffff,stroke:#9ca3af,stroke-dasharray:4 3"
         lines.append(f"    classDef {_class_name(kind)} {style}")
@@ -126,8 +124,10 @@ def _dot_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def to_dot(nodes: Iterable, *, name: str = "ml") -> str:
-    """A Graphviz ``digraph``: one cluster per kind, node label = address, edges dependency -> dependent."""
+def to_dot(nodes: Iterable, *, name: str = "ml", styles: Mapping[str, str | None] | None = None) -> str:
+    """A Graphviz ``digraph``: one cluster per kind, node label = address, edges dependency -> dependent;
+    shapes and colours by the role of the kind (``styles``, as for :func:`to_mermaid`)."""
+    styles = styles or {}
     graph = normalize_nodes(nodes)
     ids = node_ids(n.address for n in graph)
     lines = [
@@ -143,12 +143,12 @@ def to_dot(nodes: Iterable, *, name: str = "ml") -> str:
         lines.append(f"        label={_dot_str(kind)};")
         lines.append("        style=dashed;")
         for n in by_kind[kind]:
-            attrs = [f"label={_dot_str(n.address)}", f"shape={_DOT_SHAPES.get(kind, 'box')}"]
+            attrs = [f"label={_dot_str(n.address)}", f"shape={_DOT_SHAPES.get(styles.get(kind) or '', 'box')}"]
             if kind == MISSING_KIND:
                 attrs.append('style="dashed"')
                 attrs.append('fillcolor="#ffffff"')
             else:
-                attrs.append(f"fillcolor={_dot_str(KIND_COLORS.get(kind, _DEFAULT_COLOR))}")
+                attrs.append(f"fillcolor={_dot_str(STYLE_COLORS.get(styles.get(kind) or '', _DEFAULT_COLOR))}")
             lines.append(f"        {ids[n.address]} [{', '.join(attrs)}];")
         lines.append("    }")
     for src, dst in _edges(graph):

@@ -356,9 +356,11 @@ def register(app) -> None:  # noqa: C901
 
         if fmt not in ("mermaid", "dot"):
             fail(f"--format: unknown format {fmt!r} (mermaid or dot)")
-        _, _, loaded = load(args, registry_needed=False)
+        _, registry, loaded = load(args, registry_needed=False)
         nodes = [(n.address, n.kind, n.depends_on) for n in loaded.graph.nodes.values()]
-        typer.echo(to_mermaid(nodes) if fmt == "mermaid" else to_dot(nodes))
+        kinds = registry.kinds
+        styles = {key: kinds.get(name).style for name in kinds.names() for key in (name, name.lower())}
+        typer.echo(to_mermaid(nodes, styles=styles) if fmt == "mermaid" else to_dot(nodes, styles=styles))
 
     @app.command()
     @handles_errors

@@ -6,5 +6,5 @@ plugin = Plugin(
     name="batch",
     description="Batch predictions: score a data set with a model version.",
     kinds=(Kind("BatchPrediction", plural="batch_predictions", schema="ml_framework.plugins.batch.kinds:BatchPrediction",
-                default_backend="batch"),),
+                default_backend="batch", style="model"),),
 )

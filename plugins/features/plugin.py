@@ -40,8 +40,8 @@ plugin = Plugin(
     kinds=(
         Kind("FeatureStore", plural="feature_stores", schema=_KINDS + "FeatureStore", default_backend="feast"),
         Kind("Entity", plural="entities", schema=_KINDS + "Entity", default_backend="feast"),
-        Kind("Source", plural="sources", schema=_KINDS + "Source", default_backend="feast"),
-        Kind("FeatureView", plural="feature_views", schema=_KINDS + "FeatureView", default_backend="feast",
+        Kind("Source", plural="sources", schema=_KINDS + "Source", default_backend="feast", style="data"),
+        Kind("FeatureView", plural="feature_views", schema=_KINDS + "FeatureView", default_backend="feast", style="data",
              references={"entities": "Entity", "store": "FeatureStore"}),
         Kind("FeatureService", plural="feature_services", schema=_KINDS + "FeatureService", default_backend="feast"),
     ),

@@ -8,7 +8,8 @@ from .capabilities import TRAIN_CANDIDATE
 plugin = Plugin(
     name="models",
     description="Models: training with gates, the model registry, `ml models`.",
-    kinds=(Kind("Model", plural="models", schema="ml_framework.plugins.models.kinds:Model", backend_block="trainer"),),
+    kinds=(Kind("Model", plural="models", schema="ml_framework.plugins.models.kinds:Model", backend_block="trainer",
+                style="model"),),
     commands=(Command("models", "ml_framework.plugins.models.cli:app",
                       "The model registry: versions, lineage, aliases (promote / rollback), sweeps."),),
     capabilities=(TRAIN_CANDIDATE,),

@@ -9,7 +9,7 @@ plugin = Plugin(
     name="monitoring",
     description="Drift and performance monitors, `ml monitor`.",
     kinds=(Kind("Monitor", plural="monitors", schema="ml_framework.plugins.monitoring.kinds:Monitor",
-                backend_block="detector", references={"deployment": "Deployment"}),),
+                backend_block="detector", references={"deployment": "Deployment"}, style="watch"),),
     commands=(Command("monitor", "ml_framework.plugins.monitoring.cli:app",
                       "Drift and performance monitors: run, watch, report, history, metrics."),),
     capabilities=(DRIFT_CHECKER,),

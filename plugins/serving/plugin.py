@@ -7,7 +7,7 @@ plugin = Plugin(
     name="serving",
     description="Deployments, rollouts and their analysis, `ml status`, `ml rollback`.",
     kinds=(Kind("Deployment", plural="deployments", schema="ml_framework.plugins.serving.kinds:Deployment",
-                backend_block="serving"),),
+                backend_block="serving", style="service"),),
     commands=(
         Command("status", "ml_framework.plugins.serving.cli:status",
                 "What serves: process, health, versions and traffic of each deployment."),

@@ -301,6 +301,7 @@ def test_markdown_drift_errors_and_no_changes():
 
 # --- graph export ------------------------------------------------------------------------------------
 
+STYLES = {"featureview": "data", "model": "model", "deployment": "service", "monitor": "watch"}
 NODES = [
     ("model.fraud-v2", "model", ["featureview.txn-stats"]),
     ("featureview.txn-stats", "featureview", []),
@@ -324,6 +325,9 @@ def test_mermaid_ids_labels_edges():
             assert re.fullmatch(r"\w+", a) and re.fullmatch(r"\w+", b)
     assert re.search(r"classDef kind_model ", out) and "class model_fraud_v2 kind_model" in out
     assert to_mermaid(list(reversed(NODES))) == out  # deterministic regardless of input order
+    styled = to_mermaid(NODES, styles=STYLES)  # shapes and colours come from the role a kind declares
+    assert 'featureview_txn_stats[("featureview.txn-stats")]' in styled and "fill:#dbeafe" in styled
+    assert 'featureview_txn_stats[("' not in out  # no role declared: a plain box
 
 
 def test_dot_ids_labels_edges_and_clusters():
@@ -334,6 +338,7 @@ def test_dot_ids_labels_edges_and_clusters():
     assert "deployment_fraud_api -> monitor_drift;" in out
     assert 'subgraph "cluster_model"' in out
     assert to_dot(list(reversed(NODES))) == out
+    assert "shape=cylinder" in to_dot(NODES, styles=STYLES) and "shape=cylinder" not in out
 
 
 def test_graph_accepts_changes_and_marks_missing_deps():
