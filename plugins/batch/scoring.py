@@ -27,7 +27,7 @@ __all__ = ["run_batch", "resolve_version", "output_path", "VERSION_COLUMN"]
 VERSION_COLUMN = "model_version"
 
 
-def resolve_version(registry, ref: str):
+def resolve_version(registry, ref: str, project_dir=None):
     """The ModelVersion a reference points at, if it can score (accepted, artifact present)."""
     from ml_framework.plugins.models.registry import ACCEPTED
 
@@ -37,7 +37,7 @@ def resolve_version(registry, ref: str):
     if version.status != ACCEPTED:
         raise BatchInputError(f"{version.ref} is {version.status} and cannot score",
                               hint=f"versions: ml models list {version.model}")
-    if not version.bentoml_tag or not model_exists(version.bentoml_tag):
+    if not version.bentoml_tag or not model_exists(version.bentoml_tag, project_dir):
         raise BatchInputError(f"the artifact of {version.ref} ({version.bentoml_tag}) is not in the BentoML model "
                               "store", hint="retrain it (ml apply) or score with another version")
     return version
@@ -179,9 +179,9 @@ def _prepare(provider, request: ApplyRequest, ctx: ApplyContext) -> _Job:
     spec = BatchPrediction.model_validate(dict(request.resource.spec))
     settings = provider.settings(request.resource)
     project_dir = Path(ctx.project_dir)
-    version = resolve_version(registry_for(ctx.services, project_dir), spec.model)
+    version = resolve_version(registry_for(ctx.services, project_dir), spec.model, project_dir)
     ctx.progress(f"scoring with {version.ref} ({spec.model})")
-    predictor = load_predictor(version.bentoml_tag)
+    predictor = load_predictor(version.bentoml_tag, project_dir)
     lookup, close = _state_lookup(ctx)
     try:
         found = input_file(spec, lookup)

@@ -71,7 +71,7 @@ class DeploymentApply:
             if record.kind == "FeatureView":
                 self.feature_views[record.spec["name"]] = [join_of.get(e, e) for e in record.spec.get("entities") or []]
         needed: list[str] = []
-        for ref in feature_refs(target.bentoml_tag):
+        for ref in feature_refs(target.bentoml_tag, self.project_dir):
             for join in self.feature_views.get(ref.partition(":")[0], []):
                 if join not in needed:
                     needed.append(join)
@@ -162,7 +162,7 @@ class DeploymentApply:
         if version.status != "accepted":
             raise MLError(f"{self.spec.model} resolves to {version.ref}, which is {version.status}",
                           hint="deploy an accepted version (ml models list)")
-        if not version.bentoml_tag or not model_exists(version.bentoml_tag):
+        if not version.bentoml_tag or not model_exists(version.bentoml_tag, self.project_dir):
             raise MLError(f"{version.ref} has no artifact in the BentoML model store ({version.bentoml_tag})",
                           hint="retrain it with ml apply")
         return version
@@ -202,7 +202,8 @@ class DeploymentApply:
         generation = write_control(self.folder, traffic(stable))
         server = start_server(self.folder, class_name(self.name), host=self.settings.host, port=self.settings.port,
                               workers=self.settings.workers, generation=generation,
-                              timeout=self.settings.startup_timeout_s, progress=self.ctx.progress)
+                              timeout=self.settings.startup_timeout_s, progress=self.ctx.progress,
+                              project_dir=self.project_dir)
         self.outputs.update(url=server.url, host=server.host, port=server.port, pid=server.pid,
                             service_dir=str(self.folder), config_hash=config_hash, workers=self.settings.workers)
 
@@ -218,7 +219,7 @@ class DeploymentApply:
         from ml_framework.plugins.models.artifacts import model_exists
 
         if not running:
-            if stable and not model_exists(stable.get("tag")):
+            if stable and not model_exists(stable.get("tag"), self.project_dir):
                 stable = None  # what served is gone from the store: start on the target instead
             if pid:
                 stop_server(pid, self.folder)  # a half-dead server (not ready): clear it first
@@ -292,7 +293,7 @@ class DeploymentApply:
         if self.outputs.get("bento_tag") and self.outputs.get("bento_source") == source:
             return
         self.ctx.progress("building the Bento (bentoml build)")
-        self.outputs.update(bento_tag=build_bento(self.folder), bento_source=source)
+        self.outputs.update(bento_tag=build_bento(self.folder, project_dir=self.project_dir), bento_source=source)
         message.append(f"built Bento {self.outputs['bento_tag']}")
 
     def _drop_rollout(self, pending: Mapping[str, Any], why: str) -> None:

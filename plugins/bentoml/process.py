@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -141,20 +142,45 @@ def log_tail(folder: Path, lines: int = 15) -> str:
     return "\n".join(useful[-lines:])
 
 
-def _environment() -> dict[str, str]:
+def _environment(folder: Path | None = None, project_dir: Path | None = None) -> dict[str, str]:
+    """The environment of a `bentoml serve` process. Its BENTOML_HOME is the deployment's own folder
+    (``<service folder>/bentoml``): BentoML wipes ``$BENTOML_HOME/prometheus_multiproc_dir`` at every start
+    and counts every process sharing it, so one home per deployment keeps each ``/metrics`` to itself;
+    its ``models`` is a link to the project's model store, where the versions it serves are."""
     env = dict(os.environ)
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     from ml_framework.plugins.models.artifacts import bentoml_home
 
-    env["BENTOML_HOME"] = str(bentoml_home())
-    root = str(Path(__file__).resolve().parents[2])  # the checkout whose `plugins` package ml runs
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if folder is not None and project_dir is not None:
+        env["BENTOML_HOME"] = str(deployment_home(folder, bentoml_home(project_dir)))
+    else:
+        env["BENTOML_HOME"] = str(bentoml_home(project_dir))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
+def deployment_home(folder: Path, store_home: Path) -> Path:
+    """``<folder>/bentoml`` with ``models`` linking to ``store_home/models`` (made or repaired here)."""
+    home = Path(folder) / "bentoml"
+    home.mkdir(parents=True, exist_ok=True)
+    models = Path(store_home) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    link = home / "models"
+    if link.is_symlink() and Path(os.readlink(link)) == models:
+        return home
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    tmp = home / f".models.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(models, target_is_directory=True)
+    os.replace(tmp, link)
+    return home
+
+
 def start_server(folder: Path, class_name: str, *, host: str, port: int, workers: int, generation: int,
-                 timeout: float, progress=None) -> Server:
+                 timeout: float, progress=None, project_dir: Path | None = None) -> Server:
     """Start `bentoml serve` for the service in `folder`; return once every worker is ready."""
     folder = Path(folder)
     if not port_free(host, port):
@@ -165,7 +191,7 @@ def start_server(folder: Path, class_name: str, *, host: str, port: int, workers
     command = [sys.executable, "-m", "bentoml", "serve", f"service:{class_name}", "--host", host, "--port", str(port),
                "--working-dir", str(folder)]
     try:
-        process = subprocess.Popen(command, cwd=folder, env=_environment(), stdin=subprocess.DEVNULL, stdout=log,
+        process = subprocess.Popen(command, cwd=folder, env=_environment(folder, project_dir), stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         log.close()
@@ -318,7 +344,7 @@ def stop_server(pid: int | None, folder: Path | None = None, *, timeout: float =
     return running or bool(leftover)
 
 
-def build_bento(folder: Path, *, timeout: float = 300.0) -> str:
+def build_bento(folder: Path, *, timeout: float = 300.0, project_dir: Path | None = None) -> str:
     """`bentoml build` of the service folder (copied out of `.ml/`: BentoML refuses hidden paths);
     returns the Bento tag. The Bento runs where `ml`'s packages are installed (it imports them)."""
     import shutil
@@ -326,9 +352,10 @@ def build_bento(folder: Path, *, timeout: float = 300.0) -> str:
 
     with tempfile.TemporaryDirectory(prefix="ml-bento-") as tmp:
         source = Path(tmp) / Path(folder).name
-        shutil.copytree(folder, source, ignore=shutil.ignore_patterns("status", "server.*", "*.tmp"))
+        shutil.copytree(folder, source, ignore=shutil.ignore_patterns("status", "server.*", "*.tmp", "bentoml"))
         proc = subprocess.run([sys.executable, "-m", "bentoml", "build", str(source), "--output", "tag"],
-                              capture_output=True, text=True, env=_environment(), cwd=source, timeout=timeout)
+                              capture_output=True, text=True, env=_environment(project_dir=project_dir), cwd=source,
+                              timeout=timeout)
     if proc.returncode != 0:
         lines = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
         raise ServerError("bentoml build failed: " + (lines[-1] if lines else f"exit status {proc.returncode}"))

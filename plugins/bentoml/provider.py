@@ -195,7 +195,7 @@ class BentoMLProvider(BaseProvider):
             raise MLError(f"deployment {record.spec['name']} is not running", hint="run `ml apply` to start it")
         from ml_framework.plugins.models.artifacts import model_exists
 
-        if not model_exists(target["tag"]):
+        if not model_exists(target["tag"], project_dir):
             raise MLError(f"revision {target['revision']} served {target['tag']}, which is no longer in the "
                           "BentoML model store")
         settings = self._settings(record.spec)

@@ -27,12 +27,12 @@ def version_ref(version) -> dict[str, Any]:
     return {"version": version.label, "tag": version.bentoml_tag, "ref": version.ref}
 
 
-def feature_refs(tag: str | None) -> list[str]:
+def feature_refs(tag: str | None, project_dir=None) -> list[str]:
     """The feature references a saved version was trained on (its ml_model.json)."""
     from ml_framework.plugins.models.artifacts import artifact_dir
 
     try:
-        return list(json.loads((artifact_dir(tag) / "ml_model.json").read_text(encoding="utf-8")).get("feature_refs") or [])
+        return list(json.loads((artifact_dir(tag, project_dir) / "ml_model.json").read_text(encoding="utf-8")).get("feature_refs") or [])
     except (OSError, ValueError, TypeError):
         return []
 

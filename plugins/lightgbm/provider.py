@@ -25,7 +25,7 @@ class LightGBMProvider(TrainerProvider):
 
         return train(prepared, spec, settings, progress=ctx.progress)
 
-    def save_artifact(self, name, trained, prepared, spec, *, labels, metadata):
+    def save_artifact(self, name, trained, prepared, spec, *, labels, metadata, project_dir=None):
         from .train import save
 
-        return save(name, trained, labels=labels, metadata=metadata)
+        return save(name, trained, labels=labels, metadata=metadata, project_dir=project_dir)

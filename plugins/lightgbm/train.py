@@ -87,7 +87,7 @@ def train(prepared, spec, settings, *, progress: Callable[..., None] | None = No
                    seconds=seconds, info=info)
 
 
-def save(name: str, trained: Trained, *, labels, metadata) -> tuple[str, int]:
+def save(name: str, trained: Trained, *, labels, metadata, project_dir=None) -> tuple[str, int]:
     from ml_framework.plugins.models.artifacts import save_model
     from ml_framework.plugins.models.lineage import library_versions
 
@@ -102,4 +102,4 @@ def save(name: str, trained: Trained, *, labels, metadata) -> tuple[str, int]:
     versions = {"lightgbm": library_versions("lightgbm").get("lightgbm", "")}
     return save_model(name, write, module="bentoml.lightgbm", framework="lightgbm", versions=versions,
                       labels=labels, metadata=dict(metadata, flavor="lightgbm", best_iteration=best),
-                      signatures={"predict": {"batchable": False}})
+                      signatures={"predict": {"batchable": False}}, project_dir=project_dir)

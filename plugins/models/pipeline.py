@@ -307,17 +307,18 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
                           "features": prepared.features, "categorical": prepared.categorical,
                           "classes": prepared.classes, "metrics": metrics, "label": inputs.data.label_column,
                           "feature_refs": inputs.data.feature_refs})
-    tag, size = provider.save_artifact(spec.name, trained, prepared, spec, labels=labels, metadata=metadata)
+    tag, size = provider.save_artifact(spec.name, trained, prepared, spec, labels=labels, metadata=metadata,
+                                       project_dir=ctx.project_dir)
     promote = run.settings.promote == "auto" and sweep is None
     try:
-        reference_info["bytes"] = save_reference(artifact_dir(tag), reference, reference_info)
+        reference_info["bytes"] = save_reference(artifact_dir(tag, ctx.project_dir), reference, reference_info)
         lineage["reference"] = reference_info
         lineage["model_size_bytes"] = size
         lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
         version = registry.record_version(status=ACCEPTED, lineage=_jsonable(lineage), version=number,
                                           bentoml_tag=tag, promote=promote, move_aliases=sweep is None, **common)
     except BaseException:
-        delete_models([tag])  # nothing half-recorded: the artifact goes with the failed record
+        delete_models([tag], ctx.project_dir)  # nothing half-recorded: the artifact goes with the failed record
         raise
     if sweep is not None:
         return version

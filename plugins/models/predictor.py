@@ -41,20 +41,21 @@ class Predictor:
         return self._predict(frame)
 
 
-def _folder(ref: str | Path) -> tuple[str, Path]:
+def _folder(ref: str | Path, project_dir=None) -> tuple[str, Path]:
     path = Path(ref)
     if path.is_dir():
         return path.name, path
     from .artifacts import artifact_dir
 
-    folder = artifact_dir(str(ref))
+    folder = artifact_dir(str(ref), project_dir)
     if not (folder / "ml_model.json").is_file():
-        raise FileNotFoundError(f"no model artifact for {ref} in {folder.parent.parent} (BENTOML_HOME)")
+        raise FileNotFoundError(f"no model artifact for {ref} in {folder.parent.parent} (the project's BentoML home)")
     return str(ref), folder
 
 
-def load_predictor(ref: str | Path) -> Predictor:
-    tag, folder = _folder(ref)
+def load_predictor(ref: str | Path, project_dir: str | Path | None = None) -> Predictor:
+    """``ref``: a BentoML tag (in the store of the project at ``project_dir``) or an artifact folder."""
+    tag, folder = _folder(ref, project_dir)
     schema = json.loads((folder / "ml_model.json").read_text(encoding="utf-8"))
     flavor = schema["flavor"]
     features = list(schema["features"])

@@ -68,7 +68,8 @@ class TrainerProvider(BaseProvider):
     def fit(self, prepared, spec, settings, ctx: ApplyContext) -> Trained:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def save_artifact(self, name: str, trained: Trained, prepared, spec, *, labels, metadata) -> tuple[str, int]:  # pragma: no cover
+    def save_artifact(self, name: str, trained: Trained, prepared, spec, *, labels, metadata,
+                      project_dir=None) -> tuple[str, int]:  # pragma: no cover
         raise NotImplementedError
 
     def wrap_library_error(self, exc: Exception) -> bool:
@@ -119,7 +120,7 @@ class TrainerProvider(BaseProvider):
         found = registry.get(recorded.spec["name"], parse_version(version))
         if found is None or found.status == DELETED:
             return ReadResult(exists=False)
-        if outputs.get("bentoml_tag") and not model_exists(outputs["bentoml_tag"]):
+        if outputs.get("bentoml_tag") and not model_exists(outputs["bentoml_tag"], request.project_dir):
             return ReadResult(exists=False)
         return ReadResult(exists=True, outputs=outputs)
 
@@ -144,7 +145,7 @@ class TrainerProvider(BaseProvider):
         registry = registry_for(ctx.services, ctx.project_dir)
         live = [mv for mv in registry.versions(name) if mv.status != DELETED]
         ctx.progress(f"deleting {len(live)} version(s) from the BentoML model store")
-        delete_models(mv.bentoml_tag for mv in live)
+        delete_models((mv.bentoml_tag for mv in live), ctx.project_dir)
         registry.delete_model(name, reason=f"{request.recorded.address} destroyed")
 
     def apply(self, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:

@@ -52,12 +52,12 @@ class Reference:
                 "notes": list(self.notes)}
 
 
-def _artifact_schema(version) -> dict | None:
+def _artifact_schema(version, project_dir=None) -> dict | None:
     if not version.bentoml_tag:
         return None
     from ml_framework.plugins.models.artifacts import artifact_dir
 
-    path = artifact_dir(version.bentoml_tag) / "ml_model.json"
+    path = artifact_dir(version.bentoml_tag, project_dir) / "ml_model.json"
     if not path.is_file():
         return None
     import json
@@ -65,9 +65,10 @@ def _artifact_schema(version) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def version_features(version, model_spec) -> tuple[list[str], list[str]]:
-    """(feature columns, categorical columns) of a version: from its artifact, else its model spec."""
-    schema = _artifact_schema(version)
+def version_features(version, model_spec, project_dir=None) -> tuple[list[str], list[str]]:
+    """(feature columns, categorical columns) of a version: from its artifact (in the store of the project
+    at ``project_dir``), else its model spec."""
+    schema = _artifact_schema(version, project_dir)
     if schema is not None:
         return list(schema.get("features") or []), list((schema.get("categorical") or {}).keys())
     trainer = (version.lineage or {}).get("trainer") or {}
@@ -181,9 +182,9 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
     record = store.get(version.address)
     model_spec = dict(record.spec) if record is not None else {}
     task = str(model_spec.get("task") or "binary")
-    artifact_features, artifact_categorical = version_features(version, model_spec)
+    artifact_features, artifact_categorical = version_features(version, model_spec, project_dir)
     notes: list[str] = []
-    saved, not_saved = (None, None) if path else _saved(version, features or artifact_features, max_rows, seed)
+    saved, not_saved = (None, None) if path else _saved(version, features or artifact_features, max_rows, seed, project_dir)
     if path:
         frame, total, sampled = _file_frame(project_dir, path, max_rows, seed)
         source = path
@@ -206,7 +207,7 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
     if predictions and saved is not None:
         preds, kind = saved_preds, saved_kind
     elif predictions:
-        preds, kind, note = _predict(version, frame, artifact_features, task)
+        preds, kind, note = _predict(version, frame, artifact_features, task, project_dir)
         if note:
             notes.append(note)
     if sampled:
@@ -217,7 +218,7 @@ def load_reference(project_dir: Path, version, store, *, features: list[str] | N
                      notes=notes)
 
 
-def _saved(version, features: list[str], max_rows: int, seed: int):
+def _saved(version, features: list[str], max_rows: int, seed: int, project_dir=None):
     """The reference saved with the version's artifact (:mod:`ml_framework.plugins.models.training_reference`),
     sampled to ``max_rows``: ((frame, total, sampled, predictions, prediction kind), None), or
     (None, why) when there is none to use (then the training frame is rebuilt and ``why`` noted)."""
@@ -226,10 +227,10 @@ def _saved(version, features: list[str], max_rows: int, seed: int):
     from ml_framework.plugins.models.artifacts import artifact_dir, model_exists
     from ml_framework.plugins.models.training_reference import load_saved_reference
 
-    found = load_saved_reference(artifact_dir(version.bentoml_tag), features or None)
+    found = load_saved_reference(artifact_dir(version.bentoml_tag, project_dir), features or None)
     rebuilt = "its reference was rebuilt from the data"
     if found is None:
-        if not model_exists(version.bentoml_tag):
+        if not model_exists(version.bentoml_tag, project_dir):
             return None, None  # the artifact is gone: said where prediction drift is turned off
         return None, f"{version.ref} was trained before references were saved with models: {rebuilt}"
     frame, info = found
@@ -246,7 +247,7 @@ def _saved(version, features: list[str], max_rows: int, seed: int):
     return (frame, total, sampled, preds, kind), None
 
 
-def _predict(version, frame, features: list[str], task: str):
+def _predict(version, frame, features: list[str], task: str, project_dir=None):
     """Predictions of the version on the reference rows: (values, kind, note)."""
     import numpy as np
 
@@ -254,7 +255,7 @@ def _predict(version, frame, features: list[str], task: str):
         return None, "numeric", f"{version.ref} has no model artifact to score the reference: prediction drift is off"
     from ml_framework.plugins.models.artifacts import model_exists
 
-    if not model_exists(version.bentoml_tag):
+    if not model_exists(version.bentoml_tag, project_dir):
         return None, "numeric", f"the artifact of {version.ref} ({version.bentoml_tag}) is gone: prediction drift is off"
     from ml_framework.plugins.models.predictor import load_predictor
 
@@ -262,7 +263,7 @@ def _predict(version, frame, features: list[str], task: str):
     if missing:
         return None, "numeric", f"the reference lacks {missing[0]!r}, which {version.ref} needs: prediction drift is off"
     try:
-        scores = np.asarray(load_predictor(version.bentoml_tag).predict(frame[features]))
+        scores = np.asarray(load_predictor(version.bentoml_tag, project_dir).predict(frame[features]))
     except Exception as exc:  # the model could not score: drift on features still works
         return None, "numeric", f"{version.ref} could not score the reference ({type(exc).__name__}: {exc}): prediction drift is off"
     if scores.ndim == 2:

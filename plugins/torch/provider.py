@@ -25,7 +25,7 @@ class TorchProvider(TrainerProvider):
 
         return train(prepared, spec, settings.params, progress=ctx.progress)
 
-    def save_artifact(self, name, trained, prepared, spec, *, labels, metadata):
+    def save_artifact(self, name, trained, prepared, spec, *, labels, metadata, project_dir=None):
         from .train import save
 
-        return save(name, trained, labels=labels, metadata=metadata)
+        return save(name, trained, labels=labels, metadata=metadata, project_dir=project_dir)

@@ -173,7 +173,7 @@ def _fit(X_train, y_train, X_valid, y_valid, task, prep, params, outputs, device
     return model, {"epochs_run": epoch, "best_epoch": best_epoch, "best_valid_loss": round(best_loss, 6)}
 
 
-def save(name: str, trained: Trained, *, labels, metadata) -> tuple[str, int]:
+def save(name: str, trained: Trained, *, labels, metadata, project_dir=None) -> tuple[str, int]:
     import torch
 
     from ml_framework.plugins.models.artifacts import save_model
@@ -190,4 +190,4 @@ def save(name: str, trained: Trained, *, labels, metadata) -> tuple[str, int]:
 
     versions = {"torch": library_versions("torch").get("torch", "")}
     return save_model(name, write, module="ml_framework.plugins.torch", framework="torch", versions=versions, labels=labels,
-                      metadata=dict(metadata, flavor="torch", architecture=info["architecture"]))
+                      metadata=dict(metadata, flavor="torch", architecture=info["architecture"]), project_dir=project_dir)

@@ -208,27 +208,43 @@ def test_interrupt_mid_apply_keeps_finished_work_and_releases_the_lock(project: 
     assert project.ml("plan", "--detailed-exitcode").returncode == 0
 
 
-def test_a_killed_run_leaves_a_lock_that_force_unlock_frees(project: Project, procs):
+def test_a_killed_run_leaves_a_lock_the_next_run_takes_over_and_says_so(project: Project, procs):
     first = project.start("apply", "--auto-approve", "--parallelism", "1", ML_TEST_APPLY_SLEEP="5")
     procs.append(first)
     wait_for(lambda: project.events(), what="the first apply to start")
     first.kill()  # no chance to clean up: the lease stays behind
     first.communicate()
     lock_id, who, _ = project.lock()
+    assert sorted(a for a, _ in project.pending()) == ALL  # nothing finished before the kill
 
-    refused = project.ml("apply", "--auto-approve")
+    # Its holder is provably gone (this host, its PID namespace, no such process): no 2-minute wait.
+    applied = project.ml("apply", "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert f"took over the state lock of {who}" in applied.stderr and "that process is gone" in applied.stderr
+    assert project.recorded() == ALL  # converged, nothing duplicated
+    assert project.lock() is None
+    assert project.ml("plan", "--detailed-exitcode").returncode == 0
+
+
+def test_force_unlock_frees_a_lock_whose_holder_cannot_be_proven_gone(project: Project, procs):
+    second = project.start("apply", "--auto-approve", "--parallelism", "1", ML_TEST_APPLY_SLEEP="5")
+    procs.append(second)
+    wait_for(lambda: project.events(), what="the apply to start")
+    lock_id, who, _ = project.lock()
+    refused = project.ml("apply", "--auto-approve")  # the holder is alive: refused, naming it
     assert refused.returncode == 1
     assert f"lock id {lock_id}" in refused.stderr and who in refused.stderr
     assert re.search(rf"ml force-unlock {UUID}", refused.stderr)
+    second.kill()
+    second.communicate()
 
     unlocked = project.ml("force-unlock", lock_id, "--force")
     assert unlocked.returncode == 0, unlocked.stderr
     assert lock_id in unlocked.stdout
     assert project.lock() is None
-
-    assert sorted(a for a, _ in project.pending()) == ALL  # nothing finished before the kill
     applied = project.ml("apply", "--auto-approve")
     assert applied.returncode == 0, applied.stderr
+    assert "took over" not in applied.stderr
     assert project.recorded() == ALL
 
 

@@ -126,7 +126,9 @@ def test_a_failing_gate_records_a_rejected_version_and_changes_nothing_else(harn
     assert [g["status"] for g in rejected.gates] == ["failed"]
     assert reg.aliases("fraud") == {"candidate": 1, "production": 1}
     assert harness.store.get("model.fraud").outputs == before.outputs
-    assert len(list((bentoml_home / "models" / "fraud").iterdir())) == 2  # v1 + "latest" link only
+    name = before.outputs["bentoml_tag"].split(":")[0]  # namespaced by the project in a shared store
+    assert name.endswith(".fraud") and name != "fraud"
+    assert len(list((bentoml_home / "models" / name).iterdir())) == 2  # v1 + "latest" link only
     assert harness.plan(overrides=["models.fraud.gates=[\"auc >= 0.99\"]"]).has_changes
 
 
@@ -197,7 +199,7 @@ def test_a_model_deleted_from_the_bentoml_store_is_planned_again(harness, bentom
 
     assert harness.apply().ok
     tag = harness.store.get("model.fraud").outputs["bentoml_tag"]
-    shutil.rmtree(bentoml_home / "models" / "fraud" / tag.split(":")[1])
+    shutil.rmtree(bentoml_home / "models" / tag.split(":")[0] / tag.split(":")[1])
     plan = harness.plan()
     assert [(d.address, d.exists) for d in plan.drift] == [("model.fraud", False)]
     assert [c.action for c in plan.pending()] == ["create"]
