@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .state.base import LockInfo
 
@@ -14,8 +14,17 @@ LEASE_SECONDS = 120.0  # an abandoned lease (killed process) expires after this 
 
 
 @contextmanager
-def held_lock(store, operation: str, *, ttl_seconds: float = LEASE_SECONDS) -> Iterator[LockInfo]:
+def held_lock(store, operation: str, *, ttl_seconds: float = LEASE_SECONDS,
+              notice: Callable[[str], None] | None = None) -> Iterator[LockInfo]:
+    """``notice(message)`` is told when the lock was taken over from a run that is gone (killed) or whose
+    lease expired."""
+    store.taken_over = None
     lock = store.acquire_lock(operation, ttl_seconds=ttl_seconds)
+    previous = getattr(store, "taken_over", None)
+    if previous is not None and notice is not None:
+        holder, why = previous
+        notice(f"took over the state lock of {holder.who} ({holder.operation!r} since {holder.created}): {why}; "
+               "what it recorded is kept and this run goes on from there")
     stop = threading.Event()
 
     def renew() -> None:

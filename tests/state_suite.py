@@ -205,7 +205,7 @@ class StateStoreSuite:
     def test_acquire_records_holder(self, store):
         lock = store.acquire_lock("destroy", ttl_seconds=60)
         assert lock.operation == "destroy"
-        assert f"(pid {os.getpid()})" in lock.who and "@" in lock.who
+        assert f"(pid {os.getpid()}" in lock.who and "@" in lock.who
         from ml_framework import __version__
         assert lock.version == __version__
         created, expires = datetime.fromisoformat(lock.created), datetime.fromisoformat(lock.expires)

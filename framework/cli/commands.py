@@ -185,7 +185,7 @@ def register(app) -> None:  # noqa: C901
         loaded = load_specs(project, registry, env=env, overrides=overrides)
         store = project.open_state()
         try:
-            with held_lock(store, verb) as lock:
+            with held_lock(store, verb, notice=lambda m: console(stderr=True).print(f"[yellow]Note:[/yellow] {_esc(m)}")) as lock:
                 fresh = make_plan(project, registry, store, loaded, targets=target, refresh=refresh and saved is None,
                                   destroy=destroy)
                 if saved is not None:

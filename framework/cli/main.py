@@ -115,6 +115,10 @@ def run() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    # A shell starts background jobs with SIGINT ignored and children inherit it, so Python would never
+    # raise KeyboardInterrupt: a Ctrl-C (or a CI runner's SIGINT) was lost and the apply ran to the end.
+    # ml always stops on SIGINT, finishing what is in flight and releasing the lock.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from .help_cache import is_help_request
 
     if is_help_request(sys.argv[1:]):

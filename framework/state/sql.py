@@ -62,7 +62,36 @@ def _who() -> str:
         user = getpass.getuser()
     except Exception:  # no user name in this environment (e.g. containers without passwd entry)
         user = "unknown"
-    return f"{user}@{socket.gethostname()} (pid {os.getpid()})"
+    namespace = _pid_namespace()
+    return f"{user}@{socket.gethostname()} (pid {os.getpid()}" + (f", pidns {namespace})" if namespace else ")")
+
+
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (containers on one host share host names and pid numbers otherwise)."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return None
+
+
+_WHO = re.compile(r"^(?P<user>.*)@(?P<host>[^@]+) \(pid (?P<pid>\d+)(, pidns (?P<ns>\d+))?\)$")
+
+
+def holder_is_gone(who: str) -> bool:
+    """True only when the lock's holder provably no longer runs: it ran on this host, in this PID
+    namespace, and no process has its pid. Anything less certain (another host, an older ml that did not
+    record its namespace, a live pid) is treated as alive: its lease has to expire."""
+    found = _WHO.match(who or "")
+    here = _pid_namespace()
+    if not found or found["host"] != socket.gethostname() or not found["ns"] or found["ns"] != here:
+        return False
+    try:
+        os.kill(int(found["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
 
 
 def _json_default(value: Any) -> Any:
@@ -365,8 +394,10 @@ class SqlStateStore:
             if holder is None:
                 conn.execute(sa.insert(lock).values(slot=_SLOT, **vars(info)))
                 return info
-            if datetime.fromisoformat(holder.expires) > now:
+            expired = datetime.fromisoformat(holder.expires) <= now
+            if not expired and not holder_is_gone(holder.who):
                 raise self._locked(holder)
+            self.taken_over = (holder, "its lease expired" if expired else "that process is gone")
             taken = conn.execute(sa.update(lock).where(lock.c.slot == _SLOT, lock.c.id == holder.id)
                                  .values(**vars(info)))
             if taken.rowcount != 1:
