@@ -216,7 +216,7 @@ class _Walk:
                     address, duration, exc = future.result()
                     del running[future]
                     self._finish(address, duration, exc)
-                    if exc is not None:
+                    if exc is not None and not (getattr(exc, "prior_kept", False) and address in self.recorded):
                         self._skip_dependents(address, edges_rev)
                         if isinstance(exc, KeyboardInterrupt) or not self.keep_going:
                             self.stop = True

@@ -38,6 +38,11 @@ class MLError(Exception):
     """Base of every error `ml` reports. `str()` is the whole user-facing message."""
 
     exit_code = 1
+    # Raised by a provider's apply: True when the failed change left the resource exactly as recorded
+    # (e.g. a retrained model rejected by its gates: production stays). Its dependents then go ahead
+    # against the recorded resource instead of being skipped, so restoring what serves never waits on a
+    # rejected candidate. The run still fails.
+    prior_kept = False
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)

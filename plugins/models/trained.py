@@ -21,6 +21,8 @@ class TrainingError(MLError):
 class GateFailure(MLError):
     """The new version failed a gate: it is recorded as rejected and nothing else changes."""
 
+    prior_kept = True  # the model as recorded (its production version) still stands: dependents go ahead
+
 
 @dataclass
 class Trained:

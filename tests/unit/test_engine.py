@@ -310,3 +310,34 @@ def test_validation_errors_never_echo_sensitive_values(tmp_path, provider):
         h.plan()
     assert "trainer.api_key" in str(info.value) and "hunter2" not in str(info.value)
     h.close()
+
+
+def test_a_change_rejected_with_the_prior_kept_does_not_hold_back_its_dependents(harness, provider):
+    """A retrain rejected by its gates leaves production as it was: the deployment that died meanwhile is
+    restored in the same apply instead of being skipped; the run still fails."""
+    from ml_framework.errors import MLError
+
+    class Rejected(MLError):
+        prior_kept = True
+
+    assert harness.apply().ok
+    del provider.world["model.fraud"]  # a dependent that must be restored (as a dead service would)
+    # ... and the upstream feature view's change is rejected, leaving it as recorded
+    def reject(request, ctx):
+        if request.resource.address == "featureview.txn_stats":
+            raise Rejected("featureview.txn_stats: v2 rejected by a gate; v1 stays")
+
+    provider.on_apply = reject
+    report = harness.apply(parallelism=1, overrides=["feature_views.txn_stats.features.amount_mean_7d.dtype=float64"])
+    outcomes = {o.address: o.outcome for o in report.outcomes}
+    assert outcomes["featureview.txn_stats"] == "failed" and not report.ok
+    assert outcomes["model.fraud"] == "succeeded" and "model.fraud" in provider.world  # restored meanwhile
+
+    class Broken(MLError):
+        pass  # prior_kept False: the resource may be half-changed, its dependents wait
+
+    del provider.world["model.fraud"]
+    provider.on_apply = lambda request, ctx: (_ for _ in ()).throw(Broken("broken")) if (
+        request.resource.address == "featureview.txn_stats") else None
+    report = harness.apply(parallelism=1, overrides=["feature_views.txn_stats.features.amount_mean_7d.dtype=float64"])
+    assert {o.address: o.outcome for o in report.outcomes}["model.fraud"] == "skipped"
