@@ -91,6 +91,7 @@ __all__ = [
     "CORE_CAPABILITIES",
     "verify_capability",
     "resolve",
+    "SpecIssue",
 ]
 
 ENTRY_POINT_GROUP = "ml.providers"  # backend name -> provider (a provider-only plugin)
@@ -399,11 +400,29 @@ class Capability:
 
 
 @dataclass(frozen=True)
+class SpecIssue:
+    """A problem a plugin's spec check found: the resource, the dotted field inside its spec (the engine
+    adds the file and line), what is wrong and how to fix it."""
+
+    address: str
+    field: str
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
 class Plugin:
-    """Everything one plugin contributes; one object per ``ml.plugins`` entry point."""
+    """Everything one plugin contributes; one object per ``ml.plugins`` entry point.
+
+    ``checks``: ``"module:function"`` of spec checks run by ``ml validate`` (and every command that loads
+    specs) after each spec validated on its own: ``function(specs)`` gets every valid spec by address
+    (``Mapping[str, SpecBase]``, all kinds) and returns :class:`SpecIssue` s — for rules that span fields
+    or resources (two deployments on one port, entity keys that are no join keys of the model's
+    features), caught before anything runs."""
 
     name: str
     kinds: tuple[Kind, ...] = ()
+    checks: tuple[str, ...] = ()
     commands: tuple[Command, ...] = ()
     backends: Mapping[str, str] = field(default_factory=dict)  # backend name -> "module:Provider"
     capabilities: tuple[Capability, ...] = ()

@@ -420,7 +420,9 @@ def register(app) -> None:  # noqa: C901
         out = console()
         for path in created:
             out.print(f"  created {path}")
-        out.print(f"\nNext: cd {directory} && ml validate && ml plan")
+        steps = "ml validate && ml plan && ml apply"
+        here = Path(directory).resolve() == Path.cwd().resolve()
+        out.print(f"\nNext: {steps}" if here else f"\nNext: cd {_esc(str(directory))} && {steps}")
 
 
 

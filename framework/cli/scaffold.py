@@ -21,7 +21,7 @@ plugins:
 backends: {{}}                         # each backend's project-level settings, e.g. feast: {{repo: feature_repo}}
 """
 
-GITIGNORE = ".ml/\ndata/\n"
+GITIGNORE = ".ml/\n"
 
 
 def scaffold(directory: Path, plugins: Iterable = ()) -> list[Path]:

@@ -63,9 +63,33 @@ def validate_specs(composed: ComposedSpecs, registry=None) -> list[ValidSpec]:
         models: dict[tuple[str, str], Any] = {}  # (backend, kind) -> settings model: asked once per run
         for item in valid:
             errors.extend(_validate_backend(item, composed.locations, registry, models))
+        errors.extend(_plugin_checks(valid, composed.locations, registry))
     if errors:
         raise SpecErrors(errors)
     return valid
+
+
+def _plugin_checks(valid: list[ValidSpec], locations: LocationMap, registry) -> list[SpecError]:
+    """The spec checks plugins contribute (rules across fields and resources), mapped to file and line."""
+    from ..contract import SpecIssue, resolve
+
+    specs = {item.spec.address: item.spec for item in valid}
+    plurals = {item.spec.address: item.plural for item in valid}
+    errors: list[SpecError] = []
+    for plugin in registry.plugins().values():
+        for target in plugin.checks:
+            try:
+                issues = list(resolve(target)(specs) or ())
+            except Exception as exc:  # a broken check is the plugin's bug: say so, never a traceback
+                errors.append(SpecError(f"plugin {plugin.name!r}: spec check {target} failed: {type(exc).__name__}: {exc}"))
+                continue
+            for issue in issues:
+                if not isinstance(issue, SpecIssue) or issue.address not in specs:
+                    continue
+                path = (plurals[issue.address], specs[issue.address].name) + tuple(p for p in issue.field.split(".") if p)
+                errors.append(SpecError(issue.message, location=locations.find(path), field=issue.field or None,
+                                        hint=issue.hint))
+    return errors
 
 
 def _validate_backend(item: ValidSpec, locations: LocationMap, registry, models: dict) -> list[SpecError]:

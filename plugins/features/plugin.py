@@ -14,7 +14,7 @@ join_keys: [customer_id]
 ---
 kind: Source
 name: customer_stats
-path: data/customer_stats.parquet
+path: data/customer_stats.csv
 timestamp_field: event_ts
 ---
 kind: FeatureView
@@ -25,6 +25,14 @@ ttl: 7d
 features:
   amount_mean_7d: {dtype: float32, checks: {ge: 0}}
   txn_count_7d: {dtype: int64, checks: {ge: 0}}
+"""
+
+SAMPLE_DATA = """\
+customer_id,event_ts,amount_mean_7d,txn_count_7d
+1001,2026-01-01T00:00:00Z,42.5,3
+1002,2026-01-01T00:00:00Z,17.0,8
+1003,2026-01-02T00:00:00Z,120.25,1
+1001,2026-01-03T00:00:00Z,40.0,4
 """
 
 PROD_OVERLAY = """\
@@ -45,5 +53,6 @@ plugin = Plugin(
              references={"entities": "Entity", "store": "FeatureStore"}),
         Kind("FeatureService", plural="feature_services", schema=_KINDS + "FeatureService", default_backend="feast"),
     ),
-    scaffold={"specs/features.yaml": EXAMPLE_SPECS, "specs/env/prod.yaml": PROD_OVERLAY},
+    scaffold={"specs/features.yaml": EXAMPLE_SPECS, "specs/env/prod.yaml": PROD_OVERLAY,
+              "data/customer_stats.csv": SAMPLE_DATA},
 )

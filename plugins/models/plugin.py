@@ -13,5 +13,6 @@ plugin = Plugin(
     commands=(Command("models", "ml_framework.plugins.models.cli:app",
                       "The model registry: versions, lineage, aliases (promote / rollback), sweeps."),),
     capabilities=(TRAIN_CANDIDATE,),
+    checks=("ml_framework.plugins.models.spec_checks:check_models",),
     services={"model_registry": "ml_framework.plugins.models.registry:registry_service"},
 )

@@ -8,6 +8,7 @@ plugin = Plugin(
     description="Deployments, rollouts and their analysis, `ml status`, `ml rollback`.",
     kinds=(Kind("Deployment", plural="deployments", schema="ml_framework.plugins.serving.kinds:Deployment",
                 backend_block="serving", style="service"),),
+    checks=("ml_framework.plugins.serving.spec_checks:check_deployments",),
     commands=(
         Command("status", "ml_framework.plugins.serving.cli:status",
                 "What serves: process, health, versions and traffic of each deployment."),

@@ -630,7 +630,8 @@ def test_init_then_validate_and_plan(tmp_path: Path):
     project.mkdir()
     result = run_cli(["init"], cwd=project)
     assert result.exit_code == 0, result.output
-    for rel in ("ml.yaml", "specs/features.yaml", "specs/env/prod.yaml", ".gitignore"):
+    for rel in ("ml.yaml", "specs/features.yaml", "specs/env/prod.yaml", ".gitignore", "data/customer_stats.csv",
+                "feature_repo/feature_store.yaml"):
         assert (project / rel).is_file(), rel
 
     # The scaffold uses the feast backend; stand in for it with an in-memory provider of that name.
@@ -646,6 +647,10 @@ def test_init_then_validate_and_plan(tmp_path: Path):
     real = run_cli(["validate"], cwd=project)  # with the plugins actually installed
     if _feast_installed():
         assert real.exit_code == 0, real.output
+        # As generated, with its sample data and Feast repository: it applies, and then plans no change.
+        applied = run_cli(["apply", "--auto-approve"], cwd=project)
+        assert applied.exit_code == 0, applied.output
+        assert run_cli(["plan", "--detailed-exitcode"], cwd=project).exit_code == 0
     else:
         assert_clean_error(real, "specs/features.yaml:", "backend", "no plugin provides backend 'feast'")
 

@@ -1,0 +1,26 @@
+"""Spec checks of the bentoml backend, run by `ml validate`: two deployments cannot listen on one port of
+one host (the second apply would fail after the first one's rollout)."""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from ml_framework.contract import SpecIssue
+
+__all__ = ["check_ports"]
+
+
+def check_ports(specs: Mapping[str, object]) -> Iterable[SpecIssue]:
+    taken: dict[tuple[str, int], str] = {}
+    for address, spec in sorted(specs.items()):
+        if getattr(spec, "kind", None) != "Deployment" or spec.backend_name() != "bentoml":
+            continue
+        settings = spec.backend_settings()
+        port = settings.get("port", 3000)
+        host = str(settings.get("host", "127.0.0.1"))
+        if not isinstance(port, int):
+            continue  # the backend's own settings model reports a wrong type
+        first = taken.setdefault((host, port), address)
+        if first != address:
+            yield SpecIssue(address, "serving.port", f"port {port} on {host} is already taken by {first}",
+                            hint="give each deployment its own serving.port")
