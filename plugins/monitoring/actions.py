@@ -60,7 +60,7 @@ def alert_line(result: RunResult) -> str:
             detail = detail or f"multivariate(p={_fmt_p(version.drift.p_val)})"
         perf = version.performance
         metrics = (perf.decayed() + perf.decayed_slices()) if perf else []
-        decayed = ",".join(f"{_metric_name(m)}={m.value:.4f}<{m.baseline:.4f}" for m in metrics
+        decayed = ",".join(f"{_metric_name(m)}={m.value:.4f}{_worse_than(m.metric)}{m.baseline:.4f}" for m in metrics
                            if m.value is not None and m.baseline is not None)
         parts.append(f"version={version.model_version}")
         parts.append(f"rows={version.drift.n}")
@@ -69,6 +69,14 @@ def alert_line(result: RunResult) -> str:
         if decayed:
             parts.append(f"decay={decayed}")
     return " ".join(parts)
+
+
+def _worse_than(metric: str) -> str:
+    """How a decayed value compares with its baseline: below for auc-like metrics, above for rmse-like ones."""
+    from ml_framework.plugins.models.metrics import METRICS
+
+    found = METRICS.get(metric)
+    return "<" if found is None or found.higher_is_better else ">"
 
 
 def _metric_name(metric) -> str:

@@ -332,3 +332,20 @@ def test_metrics_text_for_the_serving_backend(tmp_path, monkeypatch):
     text = metrics_text(tmp_path, deployment="api")
     assert 'ml_monitor_drift{monitor="m1",deployment="api",model_version="v3"} 1' in text
     assert metrics_text(tmp_path, deployment="other-api") == ""
+
+
+def test_the_alert_line_compares_a_decayed_metric_in_its_own_direction():
+    from ml_framework.plugins.monitoring.actions import alert_line
+    from ml_framework.plugins.monitoring.results import (DriftResult, MetricResult, PerformanceResult, RunResult,
+                                                         VersionResult)
+
+    def run(metric, value, baseline):
+        perf = PerformanceResult(status="decay", n=500, matched_labels=500, unmatched_labels=0,
+                                 metrics=[MetricResult(metric, value, baseline, 500, decayed=True)])
+        version = VersionResult("m", "v1", DriftResult(status="ok", method="tabular", n=500, min_samples=100),
+                                performance=perf)
+        return alert_line(RunResult(monitor="mon", deployment="api", at="2026-12-07T00:00:00+00:00",
+                                    window={"last": 1000}, versions=[version]))
+
+    assert "decay=auc=0.7000<0.9000" in run("auc", 0.7, 0.9)  # higher is better: fell below
+    assert "decay=rmse=3.5000>2.0000" in run("rmse", 3.5, 2.0)  # lower is better: rose above
