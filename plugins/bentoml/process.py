@@ -26,7 +26,7 @@ from ml_framework.errors import MLError
 from .control import wait_for_generation
 
 __all__ = ["ServerError", "PortInUse", "Server", "start_server", "stop_server", "is_running", "is_ready",
-           "port_free", "who_listens", "log_tail", "url_for", "build_bento"]
+           "port_free", "who_listens", "log_tail", "url_for", "build_bento", "orphan_workers"]
 
 
 class ServerError(MLError):
@@ -253,6 +253,15 @@ def _cwd(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return None
+
+
+def orphan_workers(folder: Path, server_pid: int | None) -> set[int]:
+    """Workers of this deployment's server still alive after the server itself is gone (kill -9 of the
+    parent leaves them answering on the port)."""
+    if not server_pid:
+        return set()
+    folder_text = str(Path(folder).resolve())
+    return {w for w in _worker_pids(Path(folder), int(server_pid)) if _alive(w) and _cwd(w) == folder_text}
 
 
 def _worker_pids(folder: Path, server_pid: int) -> set[int]:

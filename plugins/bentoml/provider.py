@@ -89,12 +89,20 @@ class BentoMLProvider(BaseProvider):
 
     # -- read (refresh) ------------------------------------------------------------------------------------------
     def read(self, request: ReadRequest) -> ReadResult:
-        from .process import is_ready, is_running
+        from .process import is_ready, is_running, orphan_workers
 
         recorded = request.recorded
         outputs = dict(recorded.outputs or {})
         folder = self._folder(request.project_dir, recorded.spec["name"])
-        if not is_running(outputs.get("pid"), folder) or not outputs.get("url") or not is_ready(outputs["url"]):
+        if not is_running(outputs.get("pid"), folder):
+            orphans = orphan_workers(folder, outputs.get("pid"))
+            if orphans:  # the server was killed but its workers still answer on the port: say what listens
+                return ReadResult(exists=True, outputs=outputs, drift={"server": (
+                    f"pid {outputs.get('pid')} serving",
+                    f"pid {outputs.get('pid')} gone; its worker(s) {', '.join(map(str, sorted(orphans)))} still "
+                    "answer without a supervisor (apply stops them and starts the service again)")})
+            return ReadResult(exists=False)
+        if not outputs.get("url") or not is_ready(outputs["url"]):
             return ReadResult(exists=False)
         drift: dict[str, tuple[Any, Any]] = {}
         serving = (outputs.get("stable") or {}).get("version")

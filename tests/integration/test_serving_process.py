@@ -134,3 +134,41 @@ def test_build_records_a_bento_of_what_serves(project, harness):
     name, _, version = outputs["bento_tag"].partition(":")
     assert name == "fraud_api" and (project.parent / "bentoml" / "bentos" / name / version / "bento.yaml").is_file()
     assert not harness.plan().has_changes
+
+
+def test_a_killed_server_whose_workers_still_answer_is_reported_and_replaced(project, harness):
+    from ml_framework.plugins.bentoml.process import orphan_workers
+
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port()))
+    assert harness.apply().ok
+    before = deployment(harness).outputs
+    folder = project / ".ml" / "serving" / "fraud-api"
+    os.kill(before["pid"], signal.SIGKILL)  # the supervisor only: its worker keeps the port
+    deadline = time.monotonic() + 10
+    while is_running(before["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    orphans = orphan_workers(folder, before["pid"])
+    assert orphans, "the worker should outlive its killed server"
+    assert post(before["url"] + "/predict", GOOD)[0] == 200  # what is actually listening
+    plan = harness.plan()
+    [drift] = plan.drift
+    assert drift.address == "deployment.fraud-api" and drift.exists  # not "deleted": something answers
+    assert "still answer without a supervisor" in str(drift.fields)
+    assert any(c.address == "deployment.fraud-api" for c in plan.pending())
+    assert harness.apply().ok
+    after = deployment(harness).outputs
+    assert after["pid"] != before["pid"] and is_running(after["pid"])
+    assert not any(_alive(w) for w in orphans)  # the orphans were stopped, not left beside the new server
+    assert post(after["url"] + "/predict", GOOD)[0] == 200
+    assert not harness.plan().has_changes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
