@@ -233,6 +233,26 @@ class _Walk:
         return self.report
 
 
+def _preflight(plan: Plan, resources: Mapping[str, Resource], registry, project_dir: Path) -> None:
+    from .errors import ApplyRefused
+
+    problems = []
+    for change in plan.pending():
+        resource = resources.get(change.address)
+        if change.action == DELETE or resource is None:
+            continue
+        capable = getattr(registry, "capable", None)
+        try:
+            provider = capable(change.backend, "preflight") if callable(capable) else None
+            if provider is not None:
+                provider.preflight(ApplyRequest(change.action, resource, None), project_dir)
+        except MLError as exc:
+            problems.append(f"{change.address}: {exc}")
+    if problems:
+        raise ApplyRefused("nothing was applied: " + "; ".join(problems) if len(problems) == 1 else
+                           "nothing was applied:\n  " + "\n  ".join(problems))
+
+
 def _wrap(address: str, exc: BaseException) -> MLError:
     if isinstance(exc, ProviderError):
         return exc
@@ -257,7 +277,10 @@ def apply_plan(
     trigger: Mapping[str, Any] | None = None,
 ) -> ApplyReport:
     """Apply the plan's pending changes. The caller holds the lock and has checked serial/lineage.
-    ``trigger``: what started the apply when not a person (handed to providers as ``ctx.trigger``)."""
+    ``trigger``: what started the apply when not a person (handed to providers as ``ctx.trigger``).
+    Providers offering ``preflight`` check every pending change first; any refusal stops the apply before
+    anything starts."""
+    _preflight(plan, resources, registry, project_dir)
     run_id = store.begin_run(plan.operation, plan_id=plan.plan_id, lock_id=lock_id,
                              details={"env": plan.env, "overrides": list(plan.overrides), "targets": list(plan.targets)})
     walk = _Walk(plan, resources, store, registry, lock_id=lock_id, run_id=run_id, project_dir=project_dir,

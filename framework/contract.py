@@ -88,6 +88,8 @@ __all__ = [
     "CONFIGURABLE",
     "STATUS",
     "ROLLBACK",
+    "PREFLIGHT",
+    "Preflights",
     "CORE_CAPABILITIES",
     "verify_capability",
     "resolve",
@@ -494,10 +496,20 @@ class RollsBack(Protocol):
                  progress: Callable[[str], None] | None = None, reason: str = "") -> Mapping[str, Any]: ...
 
 
+class Preflights(Protocol):
+    """Checks that need the environment of the apply (secrets, files, ports) and must not wait until the
+    resource's turn: the engine asks every pending change before applying any, and refuses the whole
+    apply — nothing started — if one raises (an MLError with a hint). Plans stay quiet about them, so a
+    pull request's plan made without production secrets still passes."""
+
+    def preflight(self, request: ApplyRequest, project_dir: Path) -> None: ...
+
+
 CONFIGURABLE = Capability("configure", Configurable, "receives ml.yaml's backends.<name> settings")
+PREFLIGHT = Capability("preflight", Preflights, "checks the apply's environment before any change starts")
 STATUS = Capability("status", ReportsStatus, "reports what runs (ml status)")
 ROLLBACK = Capability("rollback", RollsBack, "switches back to an earlier revision (ml rollback)")
-CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK)
+CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK, PREFLIGHT)
 
 
 def _protocol_methods(protocol: type) -> dict[str, Callable]:

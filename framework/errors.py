@@ -16,6 +16,7 @@ __all__ = [
     "GraphError",
     "StateError",
     "LockedError",
+    "ApplyRefused",
     "PlanError",
     "PluginError",
     "ProviderError",
@@ -115,3 +116,7 @@ def did_you_mean(name: str, candidates) -> str | None:
 
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
+
+
+class ApplyRefused(MLError):
+    """An apply stopped before any change started (a provider's preflight check failed)."""

@@ -45,7 +45,7 @@ __all__ = ["BentoMLProvider"]
 class BentoMLProvider(BaseProvider):
     name: ClassVar[str] = "bentoml"
     kinds: ClassVar[tuple[str, ...]] = ("Deployment",)
-    capabilities: ClassVar[tuple[str, ...]] = ("configure", "status", "rollback")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "status", "rollback", "preflight")
 
     def __init__(self) -> None:
         self.project_dir: Path | None = None
@@ -86,6 +86,10 @@ class BentoMLProvider(BaseProvider):
         from .codegen import RUNTIME_VERSION
 
         return {"serving_runtime": RUNTIME_VERSION}
+
+    def preflight(self, request: ApplyRequest, project_dir: Path) -> None:
+        """Before the apply starts anything (models train first): the API keys a guarded service needs."""
+        _check_api_keys(request.resource.spec.get("auth"), project_dir)
 
     # -- read (refresh) ------------------------------------------------------------------------------------------
     def read(self, request: ReadRequest) -> ReadResult:
@@ -238,3 +242,19 @@ class BentoMLProvider(BaseProvider):
         return new
 
 
+def _check_api_keys(auth: Mapping[str, Any] | None, project_dir: Path) -> None:
+    """At plan, before anything trains: a deployment with auth needs at least one key where it says."""
+    import os
+
+    if not auth:
+        return
+    env, file = auth.get("api_keys_env"), auth.get("api_keys_file")
+    if env and any(k.strip() for k in (os.environ.get(env) or "").split(",")):
+        return
+    path = (Path(project_dir) / file) if file else None
+    if path is not None and path.is_file() and any(
+            line.strip() and not line.lstrip().startswith("#") for line in path.read_text(encoding="utf-8").splitlines()):
+        return
+    where = " or ".join(filter(None, [env and f"${env}", file and str(file)]))
+    raise MLError(f"auth: no API key in {where}: the service would refuse every request",
+                  hint=(f"export {env}=KEY1,KEY2" if env else f"write one key per line to {file}") + ", then apply again")

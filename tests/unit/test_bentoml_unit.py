@@ -584,3 +584,19 @@ def test_unknown_entity_is_404_or_predicted_with_missing_features(tmp_path):
     found["value"] = ConnectionError("redis is down")
     status, body = errors_of(runtime, {"entity_keys": {"customer_id": 7}})
     assert status == 503 and body["error"] == "feature store unavailable" and "redis is down" in body["detail"]
+
+
+def test_a_deployment_whose_api_keys_are_not_set_is_refused_before_the_apply_starts(tmp_path, monkeypatch):
+    from ml_framework.contract import ApplyRequest, Resource
+    from ml_framework.errors import MLError
+    from ml_framework.plugins.bentoml import BentoMLProvider
+
+    spec = {"kind": "Deployment", "name": "api", "model": "m", "serving": {"backend": "bentoml"},
+            "auth": {"api_keys_env": "ML_TEST_UNSET_KEYS", "header": "x-api-key"}}
+    request = ApplyRequest("create", Resource("deployment.api", "Deployment", "api", "bentoml", spec))
+    monkeypatch.delenv("ML_TEST_UNSET_KEYS", raising=False)
+    with pytest.raises(MLError, match=r"auth: no API key in \$ML_TEST_UNSET_KEYS") as info:
+        BentoMLProvider().preflight(request, tmp_path)
+    assert "export ML_TEST_UNSET_KEYS=" in info.value.hint
+    monkeypatch.setenv("ML_TEST_UNSET_KEYS", "k1,k2")
+    BentoMLProvider().preflight(request, tmp_path)  # keys present: nothing to say

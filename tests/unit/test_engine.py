@@ -341,3 +341,26 @@ def test_a_change_rejected_with_the_prior_kept_does_not_hold_back_its_dependents
         request.resource.address == "featureview.txn_stats") else None
     report = harness.apply(parallelism=1, overrides=["feature_views.txn_stats.features.amount_mean_7d.dtype=float64"])
     assert {o.address: o.outcome for o in report.outcomes}["model.fraud"] == "skipped"
+
+
+def test_a_failed_preflight_refuses_the_whole_apply_before_anything_starts(tmp_path):
+    """Checks that need the apply's environment (a missing secret) stop it before the first change: the
+    models upstream are not trained for a deployment that could not start."""
+    from ml_framework.errors import ApplyRefused, MLError
+
+    class Checked(InMemoryProvider):
+        capabilities = ("preflight",)
+
+        def preflight(self, request, project_dir):
+            if request.resource.address == "model.fraud":
+                raise MLError("trainer: the credentials are not set", hint="export THEM")
+
+    provider = Checked()
+    h = Harness(write_project(tmp_path), {"memory": provider})
+    try:
+        with pytest.raises(ApplyRefused, match="nothing was applied: model.fraud: trainer: the credentials are not set"):
+            h.apply()
+        assert provider.count("apply") == 0 and h.store.list_resources() == []
+        assert h.store.current_lock() is None
+    finally:
+        h.close()
