@@ -11,47 +11,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ml_framework.plugins.alibi_detect.config import AlibiDetectSettings
 from ml_framework.plugins.alibi_detect.detectors import Bundle, build_bundle, open_bundle
-from ml_framework.plugins.monitoring.logcache import Categories, LogColumns
+from ml_framework.plugins.monitoring.logcache import LogColumns
 from ml_framework.plugins.monitoring.reference import Reference
 from ml_framework.plugins.monitoring.results import DRIFT, INCONCLUSIVE, OK
 from ml_framework.plugins.monitoring.schema import PREDICTION
 
-FEATURES = ["a", "b", "c", "d", "seg"]
-
-
-def population(n: int, seed: int, *, shift: dict | None = None, seg_p=(0.5, 0.3, 0.2)) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "a": rng.normal(0, 1, n), "b": rng.exponential(2.0, n), "c": rng.normal(5, 2, n),
-        "d": rng.poisson(4, n).astype("int64"), "seg": rng.choice(["x", "y", "z"], n, p=list(seg_p)),
-    })
-    for column, delta in (shift or {}).items():
-        frame[column] = frame[column] + delta
-    return frame
-
-
-def score(frame: pd.DataFrame) -> np.ndarray:
-    return 1 / (1 + np.exp(-(frame["a"].to_numpy() + 0.3 * frame["c"].to_numpy() - 1.5)))
-
-
-def window(frame: pd.DataFrame, predictions=None) -> LogColumns:
-    cols = {}
-    for name in frame.columns:
-        values = frame[name].to_numpy()
-        if values.dtype.kind in "OU":
-            vocab, codes = np.unique(values.astype(str), return_inverse=True)
-            cols["f:" + name] = Categories(codes.astype(np.int32), vocab)
-        else:
-            cols["f:" + name] = values.astype(np.float64)
-    n = len(frame)
-    cols["prediction"] = np.asarray(predictions if predictions is not None else score(frame), dtype=np.float64)
-    cols["prediction_class"] = np.full(n, -1)
-    return LogColumns(cols, n)
+from drift_data import FEATURES, population, score, window  # noqa: E402 - shared with test_scipy_drift.py
 
 
 def bundle_for(tmp_path, *, method="tabular", correction="bonferroni", rows=4000, predictions=True, name="b",
