@@ -2,8 +2,9 @@
 
 Labels arrive after the predictions, in a file the monitor names (``ground_truth.path``: parquet, csv or
 jsonl). ``join: request_id`` matches its ``request_id`` column with the logged request ids;
-``join: entity`` matches on ``entity_keys`` and takes, per label, the logged prediction for the same
-entity nearest in time to the label's ``timestamp_field``, within ``tolerance``. Labels that match no
+``join: entity`` matches on ``entity_keys`` and takes, per label, the prediction that was served for the
+same entity at or before the label's ``timestamp_field`` (the latest one, within ``tolerance``) — never
+a later one, which a newer model version may have answered. Labels that match no
 logged prediction (unknown request ids, entities never scored, or older than ``lookback``) are counted
 and reported, never an error.
 
@@ -109,7 +110,7 @@ def _join(log_frame, labels, gt):
 
     tolerance = pd.Timedelta(seconds=parse_duration(gt.tolerance))
     joined = pd.merge_asof(right, left, left_on="__label_ts", right_on="__pred_ts", by=keys,
-                           direction="nearest", tolerance=tolerance)
+                           direction="backward", tolerance=tolerance)
     found = joined["__pred_ts"].notna()
     return joined[found], int(found.sum()), int((~found).sum())
 

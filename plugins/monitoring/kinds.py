@@ -34,8 +34,8 @@ class GroundTruth(StrictModel):
     """Labels that arrive after the predictions, joined to the prediction log.
 
     ``join: request_id`` matches the label file's ``request_id`` column with the logged request ids;
-    ``join: entity`` matches on ``entity_keys`` and the nearest logged prediction within ``tolerance``
-    of the label's ``timestamp_field``. ``max_decay``: the drop of a metric below the deployed
+    ``join: entity`` matches on ``entity_keys`` and the prediction served for that entity at or before the
+    label's ``timestamp_field`` (the latest, within ``tolerance``). ``max_decay``: the drop of a metric below the deployed
     version's validation value that counts as decay (default: 0.05 on the version's primary metric).
     ``slice_decay``: ``act`` (default) — a slice segment with at least ``min_samples`` labelled rows whose
     metric fell more than ``max_decay`` below the version's validation value for that segment is decay

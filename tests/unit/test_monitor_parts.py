@@ -84,7 +84,7 @@ def test_slices_per_segment_with_recorded_baselines():
     assert segments["online"].n == int((channel == "online").sum())
 
 
-def test_labels_by_entity_and_time_take_the_nearest_prediction_within_tolerance():
+def test_labels_by_entity_and_time_take_the_prediction_served_before_them_within_tolerance():
     log, p, customers, _ = logged(500)
     rows = [{"customer_id": int(customers[i]), "event_ts": T0 + timedelta(minutes=i, seconds=20),
              "label": int(p[i] > 0.5)} for i in range(500)]
@@ -349,3 +349,18 @@ def test_the_alert_line_compares_a_decayed_metric_in_its_own_direction():
 
     assert "decay=auc=0.7000<0.9000" in run("auc", 0.7, 0.9)  # higher is better: fell below
     assert "decay=rmse=3.5000>2.0000" in run("rmse", 3.5, 2.0)  # lower is better: rose above
+
+
+
+def test_an_entity_label_is_credited_to_the_prediction_served_before_it_not_a_later_nearer_one():
+    """v1 answered at 10:00, v2 (after a rollout) at 10:01 for the same customer; the label for the
+    decision made at 10:00 arrives stamped 10:00:45 — nearer to v2's answer, but v1's decision."""
+    from ml_framework.plugins.monitoring.ground_truth import _join
+
+    t = pd.Timestamp("2026-12-07T10:00:00Z")
+    log_frame = pd.DataFrame({"__e:customer_id": ["7", "7"], "__ts": [int(t.value // 1000), int((t + pd.Timedelta("1min")).value // 1000)],
+                              "model_version": ["v1", "v2"], "__rid": ["a", "b"]})
+    labels = pd.DataFrame({"customer_id": [7], "event_ts": [t + pd.Timedelta("45s")], "label": [1]})
+    spec = gt(join="entity", entity_keys=["customer_id"], timestamp_field="event_ts", tolerance="5m")
+    joined, matched, unmatched = _join(log_frame, labels, spec)
+    assert (matched, unmatched) == (1, 0) and list(joined["model_version"]) == ["v1"]
