@@ -143,7 +143,8 @@ class _Walk:
             prior = None
         resource = self.resources[address]
         action = CREATE if change.action == REPLACE else change.action
-        result = provider.apply(ApplyRequest(action=action, resource=resource, prior=prior), ctx)
+        result = provider.apply(ApplyRequest(action=action, resource=resource, prior=prior,
+                                             fingerprint=change.fingerprint), ctx)
         self._write(RecordedResource(
             address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
             fingerprint=change.fingerprint or "", inputs=dict(change.inputs), outputs=mask_secrets(dict(result.outputs or {})),

@@ -170,6 +170,8 @@ class PlanRequest:
     prior: RecordedResource
     changes: tuple[FieldChange, ...]
     services: "Services | None" = None
+    fingerprint: str | None = None  # the change's planned fingerprint (what apply will record)
+    retry: bool = False  # the user asked to apply it again (`--retry ADDRESS`): do not hold it
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,10 @@ class PlanResult:
     replace_paths: tuple[str, ...] = ()  # changed fields that force replacement
     reasons: tuple[str, ...] = ()  # extra human-readable reasons
     estimate_seconds: float | None = None  # how long apply is expected to take, if known
+    # Hold the change (plan it as no change, shown with this message) when applying it would only repeat
+    # a known outcome — e.g. a model retrained on inputs whose version was already rejected by its gates.
+    # Dependents see it unchanged. `--retry ADDRESS` applies it anyway (the request's ``retry``).
+    hold: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,7 @@ class ApplyRequest:
     action: str  # "create" | "update" | "replace"
     resource: Resource
     prior: RecordedResource | None = None
+    fingerprint: str | None = None  # the planned fingerprint this apply records (e.g. to remember an outcome)
 
 
 @dataclass(frozen=True)

@@ -40,16 +40,17 @@ def _check_targets(targets: Iterable[str], graph: ResourceGraph, recorded: set[s
 
 
 def make_plan(project, registry, store, loaded: Loaded, *, targets: Iterable[str] = (), refresh: bool = True,
-              destroy: bool = False) -> Plan:
+              destroy: bool = False, retry: Iterable[str] = ()) -> Plan:
     meta = store.meta()
     recorded = store.list_resources()
     targets = tuple(targets)
     _check_targets(targets, loaded.graph, {r.address for r in recorded})
+    _check_targets(retry, loaded.graph, set())
     return build_plan(
         loaded.graph, recorded, registry, lineage=meta.lineage, serial=meta.serial, project_dir=project.root,
         refresh=refresh, targets=targets, destroy=destroy, env=loaded.composed.env,
         overrides=loaded.composed.overrides, spec_dir=_relative(project.spec_dir, project.root),
-        services=_services(registry, store),
+        services=_services(registry, store), retry=tuple(retry),
     )
 
 

@@ -80,6 +80,8 @@ def register(app) -> None:  # noqa: C901
         refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask backends what exists now."),
         destroy: bool = typer.Option(False, "--destroy", help="Plan to destroy everything recorded."),
         show_noop: bool = typer.Option(False, "--show-unchanged", help="List unchanged resources too."),
+        retry: List[str] = typer.Option([], "--retry", help="Apply this address even if its backend holds it (e.g. a "
+                                        "model whose inputs were already rejected). Repeatable."),
     ):
         """Show what `ml apply` would change, and why. Changes nothing."""
         from ..operations import make_plan
@@ -90,7 +92,8 @@ def register(app) -> None:  # noqa: C901
         project, registry, loaded = load(args)
         store = project.open_state()
         try:
-            the_plan = make_plan(project, registry, store, loaded, targets=target, refresh=refresh, destroy=destroy)
+            the_plan = make_plan(project, registry, store, loaded, targets=target, refresh=refresh, destroy=destroy,
+                                 retry=retry)
         finally:
             store.close()
         typer.echo(render(the_plan, fmt, show_noop))
@@ -158,7 +161,7 @@ def register(app) -> None:  # noqa: C901
             raise typer.Exit(EXIT_ERROR)
         out.print(f"\n[green]{verb} complete![/green] {summary}")
 
-    def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None):
+    def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None, retry=()):
         from ..apply import apply_plan
         from ..locking import held_lock
         from ..operations import check_saved_plan, load_specs, make_plan, resources_for
@@ -174,6 +177,7 @@ def register(app) -> None:  # noqa: C901
                 fail(f"cannot read plan file {plan_file}: {exc.strerror}")
             saved = load_plan_json(text, source=str(plan_file))
             target, destroy, verb = list(saved.targets), saved.operation == "destroy", saved.operation
+            retry = list(saved.retry)
             project, registry = project_and_registry()
             spec_dir = project.root / saved.spec_dir if saved.spec_dir else None
             env, overrides = saved.env, list(saved.overrides)
@@ -187,7 +191,7 @@ def register(app) -> None:  # noqa: C901
         try:
             with held_lock(store, verb, notice=lambda m: console(stderr=True).print(f"[yellow]Note:[/yellow] {_esc(m)}")) as lock:
                 fresh = make_plan(project, registry, store, loaded, targets=target, refresh=refresh and saved is None,
-                                  destroy=destroy)
+                                  destroy=destroy, retry=retry)
                 if saved is not None:
                     check_saved_plan(saved, store, fresh)
                     the_plan = saved
@@ -216,6 +220,8 @@ def register(app) -> None:  # noqa: C901
         parallelism: Optional[int] = typer.Option(None, "--parallelism", min=1, help="Resources worked on at once (default: 2 per core)."),
         keep_going: bool = typer.Option(False, "--keep-going", help="After a failure, go on with everything that does not depend on it."),
         refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask backends what exists now."),
+        retry: List[str] = typer.Option([], "--retry", help="Apply this address even if its backend holds it (e.g. a "
+                                        "model whose inputs were already rejected). Repeatable."),
     ):
         """Make the world match the specs: plan, confirm, apply, recording each result as it lands."""
         plan_file = None
@@ -225,7 +231,7 @@ def register(app) -> None:  # noqa: C901
                 and (Path(args[0]).is_file() or Path(args[0]).suffix.lower() == ".json")):
             plan_file = Path(args[0])
             args = []
-        run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file)
+        run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file, retry)
 
     @app.command()
     @handles_errors

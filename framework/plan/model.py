@@ -64,6 +64,7 @@ class Change:
     depends_on: tuple[str, ...] = ()
     inputs: dict = field(default_factory=dict)  # upstream fingerprints + provider extra inputs
     estimate_seconds: float | None = None
+    held: str | None = None  # a no-op the provider held back, and why (`--retry ADDRESS` applies it)
 
     @property
     def actions(self) -> list[str]:
@@ -129,6 +130,11 @@ class Plan:
     targets: tuple[str, ...] = ()
     operation: str = "apply"
     spec_dir: str | None = None
+    retry: tuple[str, ...] = ()  # addresses applied even if their provider would hold them (`--retry`)
+
+    def held(self) -> list[Change]:
+        """Changes a provider held back (planned as no change; `--retry ADDRESS` applies them)."""
+        return [c for c in self.changes if c.held]
 
     def summary(self) -> dict[str, int]:
         counts = {a: 0 for a in ACTIONS}
@@ -155,6 +161,7 @@ class Plan:
             "overrides": list(self.overrides),
             "targets": list(self.targets),
             "spec_dir": self.spec_dir,
+            "retry": list(self.retry),
             "changes": [c.to_dict() for c in self.changes],
             "drift": [d.to_dict() for d in self.drift],
             "errors": [{"address": e.address, "message": e.message} for e in self.errors],
@@ -177,4 +184,5 @@ class Plan:
             targets=tuple(data.get("targets", ())),
             operation=data.get("operation", "apply"),
             spec_dir=data.get("spec_dir"),
+            retry=tuple(data.get("retry", ())),
         )

@@ -63,9 +63,10 @@ def _wrap(address: str, exc: Exception) -> MLError:
 
 
 class _Planner:
-    def __init__(self, graph, recorded, registry, project_dir, refresh, services=None):
+    def __init__(self, graph, recorded, registry, project_dir, refresh, services=None, retry=()):
         self.graph = graph
         self.services = services
+        self.retry = set(retry)
         self.recorded: dict[str, RecordedResource] = recorded
         self.registry = registry
         self.project_dir = project_dir
@@ -166,11 +167,17 @@ class _Planner:
             reasons.append(f"backend {prior.backend} → {node.backend} forces replacement")
         else:
             try:
-                result = provider.plan(PlanRequest(resource, prior, tuple(changes), self.services))
+                result = provider.plan(PlanRequest(resource, prior, tuple(changes), self.services,
+                                                   fingerprint=common["fingerprint"], retry=node.address in self.retry))
             except Exception as exc:
                 self.issues.append(PlanIssue(node.address, str(_wrap(node.address, exc))))
                 self.blocked.add(node.address)
                 return None
+            if result.hold and node.address not in self.retry:
+                # Nothing would come of applying it: dependents see it unchanged, the plan says why.
+                self.fingerprints[node.address] = prior.fingerprint
+                common.update(fingerprint=prior.fingerprint, inputs=dict(prior.inputs))
+                return Change(action=NOOP, reasons=tuple(reasons), before=dict(prior.spec), held=result.hold, **common)
             replace_paths = tuple(result.replace_paths)
             reasons.extend(result.reasons)
             common["estimate_seconds"] = result.estimate_seconds
@@ -199,11 +206,12 @@ def build_plan(
     overrides: Iterable[str] = (),
     spec_dir: str | None = None,
     services=None,
+    retry: Iterable[str] = (),
 ) -> Plan:
     """``services``: the seams providers may use while planning (``registry.services(state=store)``)."""
     recorded_map = {r.address: r for r in recorded}
     targets = tuple(targets)
-    planner = _Planner(graph, recorded_map, registry, project_dir, refresh, services)
+    planner = _Planner(graph, recorded_map, registry, project_dir, refresh, services, retry)
     changes: list[Change] = []
     drift: list[Drift] = []
     if destroy:
@@ -235,6 +243,7 @@ def build_plan(
         env=env,
         overrides=tuple(overrides),
         targets=targets,
+        retry=tuple(sorted(planner.retry)),
         operation="destroy" if destroy else "apply",
         spec_dir=spec_dir,
     )

@@ -77,12 +77,12 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
             out.append(f"- {md_code(issue.address)}: {md_escape(issue.message)}")
         out.append("")
 
-    shown = [c for c in plan.changes if show_noop or c.action != NOOP]
+    shown = [c for c in plan.changes if show_noop or c.action != NOOP or c.held]
     if shown:
         out += ["| | Resource | Action | Why |", "|---|---|---|---|"]
         for c in shown:
-            why = "; ".join(md_escape(r) for r in c.reasons) or "—"
-            action = md_escape(c.action)
+            why = "; ".join(md_escape(r) for r in ((c.held,) if c.held else ()) + tuple(c.reasons)) or "—"
+            action = "held" if c.held else md_escape(c.action)
             duration = format_duration(c.estimate_seconds)
             if duration:
                 action += f" (~ {duration})"

@@ -138,15 +138,18 @@ def _drift_lines(drift: tuple[Drift, ...]) -> list[Text]:
 
 
 def _change_lines(change: Change, width: int) -> list[Text]:
-    style = STYLES.get(change.action, "")
+    style = "yellow" if change.held else STYLES.get(change.action, "")
     head = Text.assemble(
         (_symbol(change.action), style), " ", (change.address.ljust(width), "bold"), "   ",
-        (change.action, style),
+        ("held" if change.held else change.action, style),
     )
     duration = format_duration(change.estimate_seconds)
     if duration:
         head.append(f"   ~ {duration}", style="dim")
     lines = [head]
+    if change.held:
+        lines.append(Text(f"      # {change.held}", style="yellow"))
+        lines.append(Text(f"      # to apply it anyway: --retry {change.address}", style="dim"))
     for reason in change.reasons:
         lines.append(Text(f"      # {reason}", style="dim"))
     for diff in change.fields:
@@ -175,7 +178,7 @@ def render_text(plan: Plan, *, color: bool = True, width: int | None = None, sho
         record=True,
         legacy_windows=False,
     )
-    shown = [c for c in plan.changes if show_noop or c.action != NOOP]
+    shown = [c for c in plan.changes if show_noop or c.action != NOOP or c.held]
     hidden = len(plan.changes) - len(shown)
     blocks: list[list[Text]] = []
 

@@ -27,10 +27,10 @@ class Harness:
         self.store = self.project.open_state()
 
     def plan(self, *, env: str | None = None, overrides: Iterable[str] = (), targets: Iterable[str] = (),
-             refresh: bool = True, destroy: bool = False) -> Plan:
+             refresh: bool = True, destroy: bool = False, retry: Iterable[str] = ()) -> Plan:
         loaded = load_specs(self.project, self.registry, env=env, overrides=overrides)
         return make_plan(self.project, self.registry, self.store, loaded, targets=targets, refresh=refresh,
-                         destroy=destroy)
+                         destroy=destroy, retry=retry)
 
     def apply(self, plan: Plan | None = None, *, keep_going: bool = False, parallelism: int = 4,
               **plan_args) -> ApplyReport:
@@ -39,7 +39,7 @@ class Harness:
             loaded = load_specs(self.project, self.registry, env=plan_args.get("env"),
                                 overrides=plan_args.get("overrides", ()))
             plan = plan or make_plan(self.project, self.registry, self.store, loaded, **{
-                k: v for k, v in plan_args.items() if k in ("targets", "refresh", "destroy")})
+                k: v for k, v in plan_args.items() if k in ("targets", "refresh", "destroy", "retry")})
             return apply_plan(plan, resources_for(plan, loaded), self.store, self.registry, lock_id=lock.id,
                               project_dir=self.project.root, parallelism=parallelism, keep_going=keep_going)
         finally:

@@ -287,6 +287,9 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
                              min_slice_rows=run.settings.slice_min_rows)
     number = registry.next_version(spec.name)
     lineage = _lineage(run, inputs, trained, slices)
+    # What was planned and against which production: the same inputs are not trained again after a
+    # rejection unless asked (`--retry`), see TrainerProvider.plan.
+    lineage["planned"] = {"fingerprint": request.fingerprint, "production": production.label if production else None}
     if sweep is not None:
         lineage["sweep"] = dict(sweep)
     common = dict(model=spec.name, backend=provider.name, address=request.resource.address, metrics=metrics,

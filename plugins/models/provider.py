@@ -133,8 +133,37 @@ class TrainerProvider(BaseProvider):
         if estimate is not None:
             reasons.append(f"estimate from the previous training run ({prior.get('version', '?')}: "
                            f"{float(estimate):.1f}s on {(prior.get('rows') or {}).get('total', '?')} rows)")
-        return PlanResult(replace_paths=(), reasons=tuple(reasons),
+        return PlanResult(replace_paths=(), reasons=tuple(reasons), hold=self._already_rejected(request),
                           estimate_seconds=float(estimate) if estimate is not None else None)
+
+    @staticmethod
+    def _already_rejected(request: PlanRequest) -> str | None:
+        """Why not to train again: the newest version was rejected after training on exactly these planned
+        inputs against the same production version (its gates would judge the same way)."""
+        if request.retry or not request.fingerprint or request.services is None \
+                or "model_registry" not in request.services.names():
+            return None
+        from ml_framework.errors import MLError
+
+        from .registry import REJECTED
+
+        try:
+            registry = request.services.get("model_registry")
+            name = request.resource.spec["name"]
+            versions = registry.versions(name, include_deleted=False)
+            production = registry.alias(name, "production")
+        except MLError:
+            return None
+        newest = versions[-1] if versions else None
+        planned = ((newest.lineage or {}).get("planned") or {}) if newest is not None else {}
+        if newest is None or newest.status != REJECTED or planned.get("fingerprint") != request.fingerprint:
+            return None
+        if planned.get("production") != (production.label if production else None):
+            return None
+        failed = [g.get("gate") for g in (newest.gates or []) if g.get("status") == "failed"]
+        return (f"{newest.label} was trained on these same inputs and rejected"
+                + (f" by {', '.join(repr(g) for g in failed)}" if failed else "")
+                + ": training again would repeat it; change the inputs, or retry on purpose")
 
     def delete(self, request: DeleteRequest, ctx: ApplyContext) -> None:
         from ml_framework.plugins.models.registry import DELETED, registry_for

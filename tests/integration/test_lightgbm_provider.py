@@ -129,7 +129,22 @@ def test_a_failing_gate_records_a_rejected_version_and_changes_nothing_else(harn
     name = before.outputs["bentoml_tag"].split(":")[0]  # namespaced by the project in a shared store
     assert name.endswith(".fraud") and name != "fraud"
     assert len(list((bentoml_home / "models" / name).iterdir())) == 2  # v1 + "latest" link only
-    assert harness.plan(overrides=["models.fraud.gates=[\"auc >= 0.99\"]"]).has_changes
+
+    # The same inputs against the same production would be rejected again: held, not retrained.
+    gates = ["models.fraud.gates=[\"auc >= 0.99\"]"]
+    plan = harness.plan(overrides=gates)
+    assert not plan.has_changes
+    (held,) = plan.held()
+    assert held.address == "model.fraud" and "v2 was trained on these same inputs and rejected by 'auc >= 0.99'" in held.held
+    from ml_framework.plan.render_text import render_text
+
+    text = render_text(plan, color=False)
+    assert "model.fraud" in text and "held" in text and "--retry model.fraud" in text
+    retry = harness.plan(overrides=gates, retry=["model.fraud"])  # on purpose: trained again
+    assert [c.address for c in retry.pending()] == ["model.fraud"] and retry.retry == ("model.fraud",)
+    assert outcome(harness.apply(overrides=gates, retry=["model.fraud"])).outcome == "failed"
+    assert registry_of(project).get("fraud", 3).status == REJECTED
+    assert harness.plan(overrides=["models.fraud.gates=[\"auc >= 0.5\"]"]).has_changes  # other inputs: planned
 
 
 def test_production_comparison_gates_against_the_current_production(harness, project):
