@@ -67,9 +67,18 @@ def test_a_dead_service_is_noticed_by_refresh_and_restored(project, harness):
     (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=free_port()))
     assert harness.apply().ok
     before = deployment(harness).outputs
+    from ml_framework.plugins.bentoml.process import orphan_workers
+
+    folder = project / ".ml" / "serving" / "fraud-api"
+    workers = orphan_workers(folder, before["pid"]) | {before["pid"]}
     os.killpg(before["pid"], signal.SIGKILL)
+    for worker in workers:  # the whole service dies: BentoML's workers live in sessions of their own
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + 10
-    while is_running(before["pid"]) and time.monotonic() < deadline:
+    while (is_running(before["pid"]) or any(_alive(w) for w in workers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     plan = harness.plan()
     change = next(c for c in plan.pending() if c.address == "deployment.fraud-api")
