@@ -142,8 +142,30 @@ class DeploymentApply:
                 "max_request_bytes": self.settings.max_request_bytes, "batching": batching,
                 "workers": self.settings.workers, "fast_path": self.settings.fast_path,
                 "feature_lookup": self._feature_lookup(),
+                "feature_rules": self._feature_rules(target),
                 "log_predictions": self.settings.log_predictions,
                 "log_dir": str(log_dir(self.project_dir, self.name).resolve())}
+
+    def _feature_rules(self, target) -> dict[str, dict[str, Any]]:
+        """Feature name -> the per-value rules of its contract (``checks``), from the feature views the
+        version was trained on: requests are held to the contract the training data was checked against."""
+        from ml_framework.plugins.features.rules import value_rules
+
+        refs = feature_refs(target.bentoml_tag, self.project_dir)
+        if not refs:
+            return {}
+        records = {r.address: r for r in self.ctx.state.list_resources()} if self.ctx.state is not None else {}
+        rules: dict[str, dict[str, Any]] = {}
+        for ref in refs:
+            view, _, feature = ref.partition(":")
+            record = records.get(f"featureview.{view}")
+            features = (record.spec.get("features") or {}) if record is not None else {}
+            for name, declared in features.items():
+                if feature in ("*", name):
+                    found = value_rules((declared or {}).get("checks"))
+                    if found:
+                        rules[name] = found
+        return rules
 
     @staticmethod
     def _config_hash(config: Mapping[str, Any], settings) -> str:

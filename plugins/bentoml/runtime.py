@@ -40,6 +40,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+from ml_framework.plugins.features.rules import violation
+
 __all__ = ["load_config", "start", "current", "Runtime", "Route", "RequestError"]
 
 logger = logging.getLogger("ml.serving")
@@ -145,6 +147,7 @@ class Runtime:
         self.uses_features = bool(config.get("feature_access"))  # entity keys are looked up in the feature store
         self.features = None  # the feature-access service, built on first use (tests may set a fake)
         self.lookup_inline = config.get("feature_lookup") == "inline"
+        self.feature_rules: dict[str, dict[str, Any]] = dict(config.get("feature_rules") or {})  # contracts
         self.feature_views: dict[str, list[str] | None] = {}  # view -> join keys, read from the store when needed
         self._splits: dict[str, tuple[list[str], list[str]]] = {}
         self.max_bytes = int(config.get("max_request_bytes") or 65_536)
@@ -378,7 +381,7 @@ class Runtime:
                     if kind is None:
                         errors.append({"loc": ["features", name], "msg": "unknown feature"})
                         continue
-                    problem = kind.accepts(value)
+                    problem = kind.accepts(value) or violation(self.feature_rules.get(name), value)
                     if problem:
                         errors.append({"loc": ["features", name], "msg": problem})
         if isinstance(keys, dict) and not errors:

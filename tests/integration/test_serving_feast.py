@@ -127,6 +127,11 @@ def test_entity_keys_fetch_online_features_and_predict_like_the_model(example):
     status, body, _ = post(url_of(harness) + "/predict", {"entity_keys": keys[0],
                                                           "features": {**transaction(root), "age": 99}})
     assert status == 200
+    # ... but never against the contract the training data was checked against (age: between 18 and 120)
+    status, body, _ = post(url_of(harness) + "/predict", {"entity_keys": keys[0],
+                                                          "features": {**transaction(root), "age": 7}})
+    assert status == 422 and body["detail"] == [
+        {"loc": ["features", "age"], "msg": "must be between 18 and 120 (the feature's contract: checks.between)"}]
     # a feature whose view is keyed by something the request cannot name must be sent: 422 naming it
     status, body, _ = post(url_of(harness) + "/predict", {"entity_keys": keys[0]})
     assert status == 422 and {"loc": ["features", "amount"], "msg": body["detail"][0]["msg"]} in body["detail"]

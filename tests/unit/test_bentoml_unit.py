@@ -600,3 +600,25 @@ def test_a_deployment_whose_api_keys_are_not_set_is_refused_before_the_apply_sta
     assert "export ML_TEST_UNSET_KEYS=" in info.value.hint
     monkeypatch.setenv("ML_TEST_UNSET_KEYS", "k1,k2")
     BentoMLProvider().preflight(request, tmp_path)  # keys present: nothing to say
+
+
+def test_request_features_are_held_to_the_contract_the_training_data_was_checked_against(tmp_path):
+    rules = {"amount": {"ge": 0, "lt": 10000}, "segment": {"isin": ["retail", "business"]}}
+    runtime = make_runtime(tmp_path, feature_rules=rules)
+    status, body = errors_of(runtime, {"features": {"amount": -5.0, "segment": "retail"}})
+    assert status == 422 and body["detail"] == [
+        {"loc": ["features", "amount"], "msg": "must be >= 0 (the feature's contract: checks.ge)"}]
+    status, body = errors_of(runtime, {"features": {"amount": 12.5, "segment": "wholesale"}})
+    assert body["detail"][0]["loc"] == ["features", "segment"] and "checks.isin" in body["detail"][0]["msg"]
+    assert asyncio.run(runtime.handle({"features": {"amount": 12.5, "segment": "retail"}}))["prediction"] == 0.25
+    assert asyncio.run(runtime.handle({"features": {"amount": None, "segment": None}}))["prediction"] == 0.25
+
+
+def test_value_rules_follow_the_declared_checks():
+    from ml_framework.plugins.features.rules import value_rules, violation
+
+    assert value_rules({"ge": 0, "nullable": True, "unique": True, "le": None}) == {"ge": 0}
+    assert violation({"between": [1, 5]}, 6) == "must be between 1 and 5 (the feature's contract: checks.between)"
+    assert violation({"between": [1, 5]}, 5) is None and violation({"gt": 0}, float("nan")) is None
+    assert "checks.regex" in violation({"regex": r"[A-Z]{2}"}, "gb") and violation({"regex": r"[A-Z]{2}"}, "GB") is None
+    assert violation({"isin": [1, 2]}, 3).startswith("must be one of 1, 2")
