@@ -61,6 +61,7 @@ class ServingModel:
     features: list[str]
     kinds: dict[str, FeatureKind]
     feature_refs: list[str] = field(default_factory=list)
+    classes: list[Any] | None = None  # multiclass: the class of each probability, in order
     _encode: Callable[[Mapping[str, Any]], Any] | None = None
     _predict_batch: Callable[[Sequence[Any]], list] | None = None
 
@@ -106,7 +107,8 @@ def load_serving_model(folder: str | Path, tag: str | None = None) -> ServingMod
     model = address.split(".", 1)[1] if address.startswith("model.") else folder.parent.name
     common = dict(tag=tag or f"{folder.parent.name}:{folder.name}", model=model,
                   version=str(schema.get("ml_version") or "?"), flavor=str(flavor), task=str(schema["task"]),
-                  features=features, kinds=kinds, feature_refs=list(schema.get("feature_refs") or []))
+                  features=features, kinds=kinds, feature_refs=list(schema.get("feature_refs") or []),
+                  classes=list(schema["classes"]) if schema.get("task") == "multiclass" and schema.get("classes") else None)
     encode, predict = _fast(folder, schema) or _generic(folder)
     return ServingModel(**common, _encode=encode, _predict_batch=predict)
 

@@ -518,8 +518,14 @@ class Runtime:
         self._recent.append(values)
         if mirror is not None:
             asyncio.get_running_loop().call_soon(self._shadow, route, mirror, request_id, keys, values, prediction)
-        return {"prediction": prediction, "model": model.model, "model_version": model.version, "variant": variant,
-                "request_id": request_id}
+        answer = {"prediction": prediction, "model": model.model, "model_version": model.version, "variant": variant,
+                  "request_id": request_id}
+        classes = getattr(model, "classes", None)
+        if classes and isinstance(prediction, list) and len(prediction) == len(classes):
+            # Multiclass: the most likely class by name, and each named class's probability.
+            answer["class"] = classes[max(range(len(prediction)), key=prediction.__getitem__)]
+            answer["probabilities"] = {str(name): p for name, p in zip(classes, prediction)}
+        return answer
 
     def _shadow(self, route, model, request_id, keys, values, stable_prediction) -> None:
         started = time.perf_counter()

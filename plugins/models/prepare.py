@@ -41,10 +41,15 @@ def _labels(series, task: str, column: str):
                              hint="drop unlabelled rows from the label source, or fill them, before training")
     if series.dtype == bool:
         series = series.astype(np.int64)
+    if task == "multiclass" and not pd.api.types.is_numeric_dtype(series.dtype):
+        # Named classes ("low", "high", ...): class ids are their sorted order; the names are saved with
+        # the version, so predictions answer with them.
+        names = series.astype(str)
+        classes = sorted(pd.unique(names).tolist())
+        return np.searchsorted(np.asarray(classes, dtype=object), names.to_numpy(dtype=object)).astype(np.int64), classes
     if not pd.api.types.is_numeric_dtype(series.dtype):
         examples = ", ".join(repr(v) for v in pd.unique(series)[:3])
-        need = {"binary": "0/1 (or true/false)", "multiclass": "integer class ids",
-                "regression": "numbers"}[task]
+        need = {"binary": "0/1 (or true/false)", "regression": "numbers"}[task]
         raise ModelDataError(f"label column {column!r} holds non-numeric values (e.g. {examples}); "
                              f"a {task} model needs {need}")
     values = series.to_numpy()

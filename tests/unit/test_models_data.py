@@ -150,3 +150,13 @@ def test_multiclass_labels_map_to_class_ids_and_regression_rejects_text():
     assert p.classes == [3, 5, 9] and set(p.y_train) == {0, 1, 2}
     with pytest.raises(ModelDataError, match="a regression model needs numbers"):
         prepare(frame(y=["a"] * 100), "regression", by="time", valid=0.2, seed=0)
+
+
+def test_multiclass_labels_may_be_class_names():
+    f = frame(y=["low", "high", "medium", "high"] * 25)
+    p = prepare(f, "multiclass", by="random", valid=0.2, seed=0)
+    assert p.classes == ["high", "low", "medium"] and set(p.y_train) | set(p.y_valid) == {0, 1, 2}
+    ids = list(p.y_train) + list(p.y_valid)
+    assert (ids.count(0), ids.count(1), ids.count(2)) == (50, 25, 25)  # high x50, low x25, medium x25
+    with pytest.raises(ModelDataError, match="binary model needs 0/1"):
+        prepare(frame(y=["yes", "no"] * 50), "binary", by="random", valid=0.2, seed=0)
