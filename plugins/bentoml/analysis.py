@@ -84,10 +84,20 @@ class LogCursor:
             elif variant == ("shadow" if mirrored else "candidate"):
                 candidate.add(status=status, latency_ms=latency, prediction=prediction)
                 if mirrored and status < 400:
-                    a, b = _num(stable_prediction), _num(prediction)
+                    a, b = _pair_value(stable_prediction), _pair_value(prediction)
                     if a is not None and b is not None:
                         pairs.append((a, b))
         return stable, candidate, pairs
+
+
+def _pair_value(value: Any) -> Any:
+    """A prediction for an agreement pair: a number, or a probability vector kept whole (multiclass)."""
+    if isinstance(value, list) and value:
+        try:
+            return [float(v) for v in value]
+        except (TypeError, ValueError):
+            return None
+    return _num(value)
 
 
 def _num(value: Any) -> float | None:

@@ -362,7 +362,9 @@ class DeploymentApply:
         self.outputs["candidate_version"] = wanted["version"]
         self.outputs["versions"] = [stable["version"], wanted["version"]]
         try:
-            result = run_rollout(state, rollout, io)
+            from .revisions import analysis_context
+
+            result = run_rollout(state, rollout, io, **analysis_context(stable.get("tag"), self.project_dir))
         except BaseException:  # Ctrl-C / a crash: stable takes all traffic back, the step resumes next apply
             state.phase = "interrupted"
             try:

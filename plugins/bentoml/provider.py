@@ -147,7 +147,11 @@ class BentoMLProvider(BaseProvider):
                            f"applying keeps {(prior.get('stable') or {}).get('version')} unless the model resolves "
                            "to another version")
         if any(c.path == "model" for c in request.changes) or not request.changes:  # the model may move
-            reasons.append(f"a new model version is rolled out by {describe(request.resource.spec.get('rollout') or {})}")
+            from .revisions import analysis_context
+
+            context = analysis_context((prior.get("stable") or {}).get("tag"), self.project_dir)
+            reasons.append("a new model version is rolled out by "
+                           f"{describe(request.resource.spec.get('rollout') or {}, **context)}")
         return PlanResult(replace_paths=(), reasons=tuple(reasons))
 
     # -- apply --------------------------------------------------------------------------------------------------------

@@ -37,6 +37,26 @@ def feature_refs(tag: str | None, project_dir=None) -> list[str]:
         return []
 
 
+def model_schema(tag: str | None, project_dir=None) -> dict[str, Any]:
+    """A saved version's ml_model.json (task, metrics, features...), or {} when it cannot be read."""
+    from ml_framework.plugins.models.artifacts import artifact_dir
+
+    if not tag:
+        return {}
+    try:
+        return dict(json.loads((artifact_dir(tag, project_dir) / "ml_model.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def analysis_context(tag: str | None, project_dir=None) -> dict[str, Any]:
+    """What a rollout's agreement check needs of the stable version: its task, and (regression) the
+    validation RMSE that sets the default tolerance on the label's scale."""
+    schema = model_schema(tag, project_dir)
+    rmse = (schema.get("metrics") or {}).get("rmse")
+    return {"task": schema.get("task"), "scale": float(rmse) if isinstance(rmse, (int, float)) else None}
+
+
 def next_revision(revisions) -> int:
     return max((int(r.get("revision", 0)) for r in revisions), default=0) + 1
 

@@ -96,7 +96,10 @@ class RolloutAnalysis(StrictModel):
     candidate 5xx / requests. p99: ``max_p99_ms`` absolute and/or ``max_p99_ratio`` x stable's p99.
     Prediction shift: the two-sample Kolmogorov-Smirnov distance between candidate and stable predictions
     (counted only when also statistically significant). Agreement (shadow, blue_green): the share of
-    mirrored requests whose predictions differ by at most ``agreement_tolerance``. ``dry_run``: metrics
+    mirrored requests whose predictions agree: within ``agreement_tolerance`` — by default, for the
+    model's task: binary ±0.05 in probability; regression ±0.5 × the stable version's validation RMSE (on
+    the label's scale; 5% of the value when the version has none); multiclass the same class and at most
+    0.1 total-variation distance between the probability vectors. ``dry_run``: metrics
     reported but not enforced. ``retrain_dry_run``: also reported, not enforced, when a monitor's
     ``retrain`` started the rollout (default: prediction shift — a model retrained after drift or decay is
     meant to answer differently from the one it replaces; its gates judged it on fresh data)."""
@@ -107,7 +110,7 @@ class RolloutAnalysis(StrictModel):
     max_p99_ratio: float | None = Field(default=None, gt=0)
     max_prediction_shift: float | None = Field(default=0.1, ge=0, le=1)
     min_agreement: float | None = Field(default=0.95, ge=0, le=1)
-    agreement_tolerance: float = Field(default=0.05, ge=0)
+    agreement_tolerance: float | None = Field(default=None, ge=0)  # None: the task's default (see above)
     dry_run: list[AnalysisCheck] = Field(default_factory=list)
     retrain_dry_run: list[AnalysisCheck] = Field(default_factory=lambda: ["prediction_shift"])
 

@@ -196,11 +196,41 @@ def _get(analysis: Any, name: str, default: Any = None) -> Any:
     return getattr(analysis, name, default)
 
 
+def agreement_rule(task: str | None, tolerance: float | None, scale: float | None = None):
+    """(agrees(stable, candidate) -> bool, description) for the model's task. ``tolerance``: the spec's
+    ``agreement_tolerance`` (None: the task's default); ``scale``: regression — the stable version's
+    validation RMSE, so the default tolerance is on the label's scale."""
+    if task == "multiclass":
+        limit = 0.1 if tolerance is None else float(tolerance)
+
+        def agrees(a, b) -> bool:
+            if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) and a:
+                same = max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__)
+                return same and 0.5 * sum(abs(float(x) - float(y)) for x, y in zip(a, b)) <= limit
+            return _scalar(a) == _scalar(b)
+
+        return agrees, f"same class, probabilities within {limit:g} total variation"
+    if task == "regression":
+        if tolerance is not None:
+            limit = float(tolerance)
+            return (lambda a, b: abs(float(a) - float(b)) <= limit), f"within ±{limit:g}"
+        if scale:
+            limit = 0.5 * float(scale)
+            return (lambda a, b: abs(float(a) - float(b)) <= limit), \
+                f"within ±{limit:.4g} (0.5 × the stable version's validation RMSE {float(scale):.4g})"
+        return (lambda a, b: abs(float(a) - float(b)) <= 0.05 * max(abs(float(a)), abs(float(b)), 1e-12)), \
+            "within 5% of the value (the stable version recorded no RMSE)"
+    limit = 0.05 if tolerance is None else float(tolerance)
+    return (lambda a, b: abs(_scalar(a) - _scalar(b)) <= limit), f"within ±{limit:g}"
+
+
 def evaluate(analysis: Any, stable: Sample, candidate: Sample, *,
-             pairs: Sequence[tuple[float, float]] | None = None) -> Verdict:
+             pairs: Sequence[tuple[Any, Any]] | None = None, task: str | None = None,
+             scale: float | None = None) -> Verdict:
     """Compare candidate with stable under ``analysis`` (a RolloutAnalysis or a plain mapping).
 
-    ``pairs``: (stable, candidate) predictions of the same requests (mirrored traffic): adds agreement.
+    ``pairs``: (stable, candidate) predictions of the same requests (mirrored traffic): adds agreement,
+    judged by the model's ``task`` (``scale``: see :func:`agreement_rule`).
     """
     min_requests = int(_get(analysis, "min_requests", 100))
     dry = set(_get(analysis, "dry_run", ()) or ())
@@ -228,7 +258,8 @@ def evaluate(analysis: Any, stable: Sample, candidate: Sample, *,
               f"{p99:.1f} ms vs stable {stable_p99:.1f} ms (max x{float(ratio):g} = {limit:.1f} ms)")
     max_shift = _get(analysis, "max_prediction_shift")
     if max_shift is not None:
-        reference = [p for p, _ in pairs] if mirrored else stable.predictions
+        reference = [_scalar(p) for p, _ in pairs] if mirrored else stable.predictions
+        reference = [p for p in reference if p is not None]
         if len(reference) >= min_requests and candidate.predictions:
             shift = ks_statistic(candidate.predictions, reference)
             noise = ks_critical(len(candidate.predictions), len(reference))
@@ -238,10 +269,10 @@ def evaluate(analysis: Any, stable: Sample, candidate: Sample, *,
                   f"KS {shift:.3f} (max {float(max_shift):g}{note})")
     min_agreement = _get(analysis, "min_agreement")
     if mirrored and min_agreement is not None and pairs:
-        tolerance = float(_get(analysis, "agreement_tolerance", 0.05))
-        agree = sum(1 for s, c in pairs if abs(s - c) <= tolerance) / len(pairs)
+        agrees, rule = agreement_rule(task, _get(analysis, "agreement_tolerance"), scale)
+        agree = sum(1 for s, c in pairs if agrees(s, c)) / len(pairs)
         check("agreement", agree, float(min_agreement), agree >= float(min_agreement),
-              f"{agree:.1%} within ±{tolerance:g} (min {float(min_agreement):.0%})")
+              f"{agree:.1%} {rule} (min {float(min_agreement):.0%})")
     failed = any(not c.passed and c.enforced for c in checks)
     return Verdict(FAILED if failed else PASSED, tuple(checks), **counts)
 
@@ -288,7 +319,7 @@ def plan_steps(rollout: Any) -> list[Step]:
     raise ValueError(f"unknown rollout strategy {strategy!r} (one of {', '.join(STRATEGIES)})")
 
 
-def describe(rollout: Any) -> str:
+def describe(rollout: Any, *, task: str | None = None, scale: float | None = None) -> str:
     """One line for plans: 'canary 5% → 25% → 100%, analysis: ≥100 req, errors ≤ 1%, shift ≤ 0.1'."""
     strategy = _get(rollout, "strategy", "recreate")
     if strategy == "recreate":
@@ -311,8 +342,11 @@ def describe(rollout: Any) -> str:
     if _get(analysis, "max_prediction_shift") is not None:
         parts.append(f"shift ≤ {_get(analysis, 'max_prediction_shift'):g}")
     if strategy in ("shadow", "blue_green") and _get(analysis, "min_agreement") is not None:
-        parts.append(f"agreement ≥ {float(_get(analysis, 'min_agreement')):.0%}")
-    return f"{head}; analysis every {_get(rollout, 'interval', '30s')}: " + ", ".join(parts)
+        _, rule = agreement_rule(task, _get(analysis, "agreement_tolerance"), scale)
+        parts.append(f"agreement ≥ {float(_get(analysis, 'min_agreement')):.0%} ({rule})")
+    need = (f"; each step needs {_get(analysis, 'min_requests', 100)} live requests within "
+            f"{_get(rollout, 'max_wait', '5m')}, else it is inconclusive: {_get(rollout, 'on_inconclusive', 'rollback')}")
+    return f"{head}; analysis every {_get(rollout, 'interval', '30s')}: " + ", ".join(parts) + need
 
 
 # --- the driver -----------------------------------------------------------------------------------------
@@ -389,7 +423,8 @@ class RolloutResult:
         return self.state.phase == "promoted"
 
 
-def run_rollout(state: RolloutState, rollout: Any, io: RolloutIO) -> RolloutResult:
+def run_rollout(state: RolloutState, rollout: Any, io: RolloutIO, *, task: str | None = None,
+                scale: float | None = None) -> RolloutResult:
     """Walk the steps from ``state.step``; returns with phase promoted, rolled_back or paused.
 
     A KeyboardInterrupt is not caught: the last checkpoint says which step was running, and the next
@@ -424,7 +459,8 @@ def run_rollout(state: RolloutState, rollout: Any, io: RolloutIO) -> RolloutResu
                 return _roll_back(state, io, step, f"warm-up failed: {exc}", status="aborted")
         state.step_started_at = io.now()
         io.checkpoint(state)
-        outcome = _analyse_step(state, step, marker, analysis, io, interval, max_wait, failure_limit, pause)
+        outcome = _analyse_step(state, step, marker, analysis, io, interval, max_wait, failure_limit, pause,
+                                task=task, scale=scale)
         if outcome is not None:
             return outcome
         state.step += 1
@@ -435,7 +471,7 @@ def run_rollout(state: RolloutState, rollout: Any, io: RolloutIO) -> RolloutResu
 
 
 def _analyse_step(state, step, marker, analysis, io, interval, max_wait, failure_limit,
-                  pause) -> RolloutResult | None:
+                  pause, *, task=None, scale=None) -> RolloutResult | None:
     """None when the step passed; else the finished (rolled back or paused) result."""
     started = state.step_started_at or io.now()
     window_start = started
@@ -444,7 +480,7 @@ def _analyse_step(state, step, marker, analysis, io, interval, max_wait, failure
     while True:
         io.sleep(interval)
         stable, candidate, pairs = io.collect(state, marker, window_start)
-        verdict = evaluate(analysis, stable, candidate, pairs=pairs)
+        verdict = evaluate(analysis, stable, candidate, pairs=pairs, task=task, scale=scale)
         io.progress(f"{step.label}: {verdict.summary()}")
         if verdict.status == PASSED:
             state.results.append({"step": step.label, "at": io.now(), **verdict.to_dict()})

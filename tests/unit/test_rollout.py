@@ -123,6 +123,33 @@ def test_agreement_on_mirrored_traffic():
     assert [c.name for c in verdict.failed_checks] == ["agreement"]
 
 
+def test_agreement_fits_the_task():
+    """Regression on the label's scale (from the stable version's validation RMSE), multiclass by class and
+    probability distance; the fixed ±0.05 used to fail every regression shadow rollout."""
+    from ml_framework.plugins.serving.rollout import describe
+
+    analysis = {"min_requests": 50, "min_agreement": 0.9, "max_prediction_shift": None}
+    candidate = sample(100)
+    prices = [(1000.0 + i, 1000.0 + i + 3.0) for i in range(100)]  # a house price model, off by 3
+    assert evaluate(analysis, Sample(), candidate, pairs=prices).status == FAILED  # binary's ±0.05: wrong here
+    regression = evaluate(analysis, Sample(), candidate, pairs=prices, task="regression", scale=12.0)
+    assert regression.status == PASSED
+    assert "within ±6 (0.5 × the stable version's validation RMSE 12)" in regression.checks[-1].detail
+    tight = evaluate(analysis, Sample(), candidate, pairs=prices, task="regression", scale=4.0)
+    assert [c.name for c in tight.failed_checks] == ["agreement"]
+    assert evaluate(analysis, Sample(), candidate, pairs=prices, task="regression").status == PASSED  # 5% of the value
+    same = [([0.7, 0.2, 0.1], [0.65, 0.25, 0.1])] * 100
+    flipped = [([0.5, 0.4, 0.1], [0.4, 0.5, 0.1])] * 100
+    assert evaluate(analysis, Sample(), candidate, pairs=same, task="multiclass").status == PASSED
+    verdict = evaluate(analysis, Sample(), candidate, pairs=flipped, task="multiclass")
+    assert [c.name for c in verdict.failed_checks] == ["agreement"] and "same class" in verdict.checks[-1].detail
+    rollout = {"strategy": "shadow", "analysis": {"min_agreement": 0.95}}
+    assert "agreement ≥ 95% (within ±6 (0.5 × the stable" in describe(rollout, task="regression", scale=12.0)
+    assert "agreement ≥ 95% (within ±0.05)" in describe(rollout, task="binary")
+    # The plan says what the rollout needs: without live traffic a step is inconclusive.
+    assert "each step needs 100 live requests within 5m, else it is inconclusive: rollback" in describe(rollout)
+
+
 def test_dry_run_metrics_are_reported_not_enforced():
     analysis = {**ANALYSIS, "dry_run": ["error_rate"]}
     verdict = evaluate(analysis, sample(1000), sample(200, errors=50))
