@@ -1,5 +1,5 @@
 # Quick start: `make demo` (set up + plan/apply the example project), `make test` (set up + run the tests).
-.PHONY: setup demo test data clean
+.PHONY: setup demo test data clean clinic
 
 setup:
 	@scripts/setup.sh
@@ -12,6 +12,11 @@ demo: data
 	.venv/bin/ml plan
 	.venv/bin/ml apply --auto-approve
 	.venv/bin/ml plan --detailed-exitcode
+
+# The second example (examples/clinic): regression and multiclass models, a shadow-rolled service.
+clinic: setup
+	@.venv/bin/python examples/clinic/generate_data.py
+	cd examples/clinic && ../../.venv/bin/ml validate && ../../.venv/bin/ml apply --auto-approve && ../../.venv/bin/ml plan --detailed-exitcode
 
 test: setup
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
