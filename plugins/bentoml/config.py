@@ -8,9 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["BentoMLSettings", "Batching", "RESTART_PATHS", "NO_RESTART"]
+__all__ = ["BentoMLSettings", "Batching", "RESTART_PATHS", "RELOAD_PATHS", "NO_RESTART"]
 
-RESTART_PATHS = ("serving", "input", "auth", "rate_limit")  # spec fields baked into the running process
+RESTART_PATHS = ("serving", "input")  # spec fields baked into the running process
+RELOAD_PATHS = ("auth", "rate_limit")  # applied to the running workers through control.json: no restart
 NO_RESTART = ("build", "startup_timeout_s")  # serving settings only `ml` itself reads
 
 

@@ -52,6 +52,8 @@ def write_control(folder: Path, document: Mapping[str, Any]) -> int:
     previous = read_control(folder) or {}
     generation = int(previous.get("generation", 0)) + 1
     data = dict(document, generation=generation, written_at=time.time())
+    if "guards" not in data and "guards" in previous:  # a traffic change keeps the API keys and rate limit
+        data["guards"] = previous["guards"]
     tmp = folder / f"control.json.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, _path(folder))

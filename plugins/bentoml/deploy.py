@@ -132,13 +132,12 @@ class DeploymentApply:
     def _config(self, target) -> dict[str, Any]:
         from ml_framework.plugins.serving.prediction_log import log_dir
 
-        rate = self.spec.rate_limit.model_dump() if self.spec.rate_limit else None
         batching = self.settings.batching.model_dump() if self.settings.batching else None
         return {"deployment": self.name, "project_dir": str(self.project_dir.resolve()),
                 "service_dir": str(self.folder.resolve()), "route": "/predict",
                 "input": {"entity_keys": self._entity_dtypes(target), "raw_features": bool(self.spec.input.raw_features),
                           "on_unknown_entity": self.spec.input.on_unknown_entity},
-                "feature_access": self._feature_access() is not None, "auth": self._auth(), "rate_limit": rate,
+                "feature_access": self._feature_access() is not None,
                 "max_request_bytes": self.settings.max_request_bytes, "batching": batching,
                 "workers": self.settings.workers, "fast_path": self.settings.fast_path,
                 "feature_lookup": self._feature_lookup(),
@@ -221,13 +220,32 @@ class DeploymentApply:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_service_files(self.folder, deployment=self.name, settings=self.settings.model_dump(), config=config,
                             stable_tag=stable["tag"])
-        generation = write_control(self.folder, traffic(stable))
+        generation = write_control(self.folder, {**traffic(stable), "guards": self._guards()})
         server = start_server(self.folder, class_name(self.name), host=self.settings.host, port=self.settings.port,
                               workers=self.settings.workers, generation=generation,
                               timeout=self.settings.startup_timeout_s, progress=self.ctx.progress,
                               project_dir=self.project_dir)
         self.outputs.update(url=server.url, host=server.host, port=server.port, pid=server.pid,
                             service_dir=str(self.folder), config_hash=config_hash, workers=self.settings.workers)
+
+    def _guards(self) -> dict[str, Any]:
+        """API keys and the rate limit: in control.json, so a change reaches the running workers at once."""
+        rate = self.spec.rate_limit.model_dump() if self.spec.rate_limit else None
+        return {"auth": self._auth(), "rate_limit": rate}
+
+    def _reload_guards(self) -> None:
+        """Hand changed guards to the running workers (a new control generation, acknowledged by each)."""
+        from .control import read_control, wait_for_generation, write_control
+
+        current = read_control(self.folder) or {}
+        guards = self._guards()
+        if current.get("guards") == guards:
+            return
+        document = {k: v for k, v in current.items() if k not in ("generation", "written_at")}
+        generation = write_control(self.folder, {**document, "guards": guards})
+        wait_for_generation(self.folder, generation, self.settings.workers, timeout=30,
+                            server_pid=self.prior.get("pid"))
+        self.ctx.progress("API keys / rate limit applied to the running service (no restart)")
 
     def _ensure_running(self, target) -> str:
         """Start, restore or restart the service as needed. Returns what happened (for the message)."""
@@ -255,6 +273,8 @@ class DeploymentApply:
             self._serving(first, number)
             self.outputs["rollout"] = None if not self.prior.get("rollout") else self.prior["rollout"]
             return f"restarted on {self.outputs['url']} (it was not running), serving {first['version']}"
+        if config_hash == self.prior.get("config_hash"):
+            self._reload_guards()
         if config_hash != self.prior.get("config_hash"):
             old_pid, old_port = pid, self.prior.get("port")
             if old_port == self.settings.port:

@@ -125,9 +125,12 @@ class BentoMLProvider(BaseProvider):
     def plan(self, request: PlanRequest) -> PlanResult:
         from ml_framework.plugins.serving.rollout import describe
 
-        from .config import NO_RESTART, RESTART_PATHS
+        from .config import NO_RESTART, RELOAD_PATHS, RESTART_PATHS
 
         reasons: list[str] = []
+        reload = sorted({c.path.split(".")[0] for c in request.changes if c.path.split(".")[0] in RELOAD_PATHS})
+        if reload:
+            reasons.append(f"{' and '.join(reload)} applied to the running service without a restart")
         restart = sorted({c.path for c in request.changes if c.path.split(".")[0] in RESTART_PATHS
                           and c.path not in {f"serving.{n}" for n in NO_RESTART}})
         if restart:

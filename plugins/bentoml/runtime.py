@@ -151,10 +151,11 @@ class Runtime:
         self.feature_views: dict[str, list[str] | None] = {}  # view -> join keys, read from the store when needed
         self._splits: dict[str, tuple[list[str], list[str]]] = {}
         self.max_bytes = int(config.get("max_request_bytes") or 65_536)
-        from .guards import ApiKeys, RateLimiter
 
-        self.keys = ApiKeys(config["auth"]) if config.get("auth") else None
-        self.limiter = RateLimiter(config["rate_limit"], config.get("workers") or 1) if config.get("rate_limit") else None
+        # API keys and the rate limit come with control.json ("guards", changed without a restart); a
+        # config.json of an older ml still carries them.
+        self._guards: dict[str, Any] | None = None
+        self._set_guards({"auth": config.get("auth"), "rate_limit": config.get("rate_limit")})
         self.batching = config.get("batching") if (config.get("batching") or {}).get("enabled") else None
         self.route: Route | None = None
         self.ready = False
@@ -225,10 +226,23 @@ class Runtime:
             self._models[tag] = model
         return model
 
+    def _set_guards(self, guards: Mapping[str, Any]) -> None:
+        from .guards import ApiKeys, RateLimiter
+
+        guards = {"auth": guards.get("auth"), "rate_limit": guards.get("rate_limit")}
+        if guards == self._guards:
+            return
+        self.keys = ApiKeys(guards["auth"]) if guards["auth"] else None
+        self.limiter = (RateLimiter(guards["rate_limit"], self.config.get("workers") or 1)
+                        if guards["rate_limit"] else None)
+        self._guards = guards
+
     def _apply_control(self, control: Mapping[str, Any], initial: bool = False) -> None:
         generation = int(control.get("generation", 0))
         if self.route is not None and generation == self.route.generation:
             return
+        if "guards" in control:
+            self._set_guards(control["guards"] or {})
         errors: dict[str, str] = {}
         try:
             stable = self._load(control["stable"])

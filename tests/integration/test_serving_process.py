@@ -181,3 +181,29 @@ def _alive(pid: int) -> bool:
         return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_new_rate_limit_or_api_keys_reach_the_running_service_without_a_restart(project, harness, monkeypatch):
+    from ml_framework.plugins.bentoml.testing import LoadGenerator
+
+    port = free_port()
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(
+        port=port, extra="rate_limit: {requests_per_second: 5000, burst: 5000}\n"))
+    assert harness.apply().ok
+    before = deployment(harness).outputs
+    tight = "deployments.fraud-api.rate_limit.requests_per_second=1", "deployments.fraud-api.rate_limit.burst=1"
+    plan = harness.plan(overrides=tight)
+    (change,) = plan.pending()
+    assert any("rate_limit applied to the running service without a restart" in r for r in change.reasons)
+    assert not any("restarts the service" in r for r in change.reasons)
+    with LoadGenerator(before["url"], raw_payloads(20), threads=2) as load:
+        assert harness.apply(overrides=tight).ok
+    assert load.statuses[200] > 0 and set(load.statuses) <= {200, 429}, load.statuses  # no request failed
+    after = deployment(harness).outputs
+    assert after["pid"] == before["pid"]  # the same process: nothing restarted
+    statuses = [post(after["url"] + "/predict", GOOD)[0] for _ in range(3)]
+    assert 429 in statuses  # the new limit is in force
+    monkeypatch.setenv("ML_TEST_KEYS", "k1")
+    keyed = harness.apply(overrides=tight + ("+deployments.fraud-api.auth.api_keys_env=ML_TEST_KEYS",))
+    assert keyed.ok and deployment(harness).outputs["pid"] == before["pid"]
+    assert post(after["url"] + "/predict", GOOD)[0] == 401  # keys now required, still no restart
