@@ -22,7 +22,9 @@ from ml_framework.contract import (
     ReadRequest,
     ReadResult,
 )
-from ml_framework.errors import PluginError
+from ml_framework.errors import MLError, PluginError
+
+from .fingerprint import MISSING as _MISSING_DATA
 
 __all__ = ["FeastProvider"]
 
@@ -112,7 +114,18 @@ class FeastProvider(BaseProvider):
 
     def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
         resource = request.resource
-        return self._handler(resource.kind).fingerprint(self.backend(request.project_dir), resource)
+        backend = self.backend(request.project_dir)
+        if not backend.repo.config_file.is_file():  # say it once, plainly, before Feast trips on it
+            raise MLError(f"the Feast repository {backend.repo.dir} has no feature_store.yaml",
+                          hint="create it (`ml init` writes one; see the example's feature_repo/), or set "
+                               "backends.feast.repo in ml.yaml")
+        found = self._handler(resource.kind).fingerprint(backend, resource)
+        missing = [k for k, v in found.items() if k == "source_data" and v == _MISSING_DATA]
+        if missing:
+            path = resource.spec.get("path") or (resource.spec.get("source") or {}).get("path")
+            raise MLError(f"data file {path} does not exist", hint="generate or copy the data first (e.g. make data), "
+                                                                   "or fix `path` in the spec")
+        return found
 
     def read(self, request: ReadRequest) -> ReadResult:
         recorded = request.recorded

@@ -683,3 +683,20 @@ def test_unexpected_extra_argument_is_a_clean_error(proj: Proj):
 def test_missing_spec_directory_is_a_clean_error(tmp_path: Path):
     assert_clean_error(run_cli(["validate"], cwd=tmp_path, providers={}), "spec directory", "does not exist",
                        "ml init")
+
+
+def test_a_missing_data_file_or_feast_configuration_is_a_plan_error_not_an_apply_failure(tmp_path: Path):
+    project = tmp_path / "new"
+    project.mkdir()
+    assert run_cli(["init"], cwd=project).exit_code == 0
+    (project / "data" / "customer_stats.csv").rename(project / "elsewhere.csv")
+    plan = run_cli(["plan"], cwd=project)
+    assert plan.exit_code == 1 and "Traceback" not in plan.output
+    assert "source.customer_stats: data file data/customer_stats.csv does not exist" in plan.output
+    assert "make data" in plan.output and "+ source.customer_stats" not in plan.output  # not planned as a change
+    (project / "elsewhere.csv").rename(project / "data" / "customer_stats.csv")
+    (project / "feature_repo" / "feature_store.yaml").unlink()
+    plan = run_cli(["plan"], cwd=project)
+    assert plan.exit_code == 1 and "Traceback" not in plan.output
+    assert "the Feast repository" in plan.output and "has no feature_store.yaml" in plan.output
+    assert "FileNotFoundError" not in plan.output
