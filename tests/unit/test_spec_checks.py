@@ -87,18 +87,3 @@ def test_a_correct_project_passes_the_same_checks(tmp_path):
     result = run_cli(["validate"], providers=providers(), cwd=tmp_path)
     assert result.exit_code == 0, result.output
 
-
-def test_a_label_or_slice_the_declared_columns_do_not_have_is_caught(tmp_path):
-    specs = (SPECS.replace("timestamp_field: ts\nbackend: memory", "timestamp_field: ts\nbackend: memory\n"
-                           "columns:\n  days: {dtype: float64}\n  ward: {dtype: string}")
-             .replace("label: {source: visits, column: days}", "label: {source: visits, column: dayz}")
-             .replace("slices: [ward, ward]", "slices: [ward, heart_rate, wrd]")
-             .replace("metrics: [rmse, auc]", "metrics: [rmse]").replace('"accuracy >= 0.8"', '"mae <= 3"')
-             .replace("patient_idd", "patient_id").replace("port: 3100}\n", "port: 3101}\n", 1))
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "all.yaml").write_text(specs)
-    out = run_cli(["validate"], providers=providers(), cwd=tmp_path).output
-    assert f"specs/all.yaml:{line_of(specs, 'dayz')}: label.column: label column 'dayz' is not a column source visits declares" in out
-    assert "did you mean 'days'?" in out
-    assert "slices.2: slice column 'wrd' is neither a feature of the model nor a column of source visits" in out
-    assert "slices.1" not in out and "slices.0" not in out  # heart_rate is a feature, ward a declared column
