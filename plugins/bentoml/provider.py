@@ -153,8 +153,12 @@ class BentoMLProvider(BaseProvider):
             from .revisions import analysis_context
 
             context = analysis_context((prior.get("stable") or {}).get("tag"), self.project_dir)
-            reasons.append("a new model version is rolled out by "
-                           f"{describe(request.resource.spec.get('rollout') or {}, **context)}")
+            rollout = request.resource.spec.get("rollout") or {}
+            reasons.append(f"a new model version is rolled out by {describe(rollout, **context)}")
+            from ml_framework.plugins.serving.rollout import expected_seconds
+
+            waits = expected_seconds(rollout)
+            return PlanResult(replace_paths=(), reasons=tuple(reasons), estimate_seconds=waits + 5.0 if waits else None)
         return PlanResult(replace_paths=(), reasons=tuple(reasons))
 
     # -- apply --------------------------------------------------------------------------------------------------------

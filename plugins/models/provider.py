@@ -133,8 +133,26 @@ class TrainerProvider(BaseProvider):
         if estimate is not None:
             reasons.append(f"estimate from the previous training run ({prior.get('version', '?')}: "
                            f"{float(estimate):.1f}s on {(prior.get('rows') or {}).get('total', '?')} rows)")
+        reasons.extend(self._versions_note(request))
         return PlanResult(replace_paths=(), reasons=tuple(reasons), hold=self._already_rejected(request),
                           estimate_seconds=float(estimate) if estimate is not None else None)
+
+    @staticmethod
+    def _versions_note(request: PlanRequest) -> list[str]:
+        """Which version this apply trains and what serves as production now (e.g. "trains v3; production
+        is v2"), when the registry is at hand."""
+        if request.services is None or "model_registry" not in request.services.names():
+            return []
+        from ml_framework.errors import MLError
+
+        try:
+            registry = request.services.get("model_registry")
+            name = request.resource.spec["name"]
+            number, production = registry.next_version(name), registry.alias(name, "production")
+        except MLError:
+            return []
+        return [f"trains v{number}; production is {production.label if production else 'not set yet'}"
+                + (" until v{} passes its gates".format(number) if production else "")]
 
     @staticmethod
     def _already_rejected(request: PlanRequest) -> str | None:

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Protocol, Sequence
 
 __all__ = [
+    "expected_seconds",
     "STRATEGIES",
     "PASSED",
     "FAILED",
@@ -317,6 +318,13 @@ def plan_steps(rollout: Any) -> list[Step]:
         return [Step("mirror", 0.0, analyze=True, warmup=max(1, int(_get(rollout, "warmup_requests", 20)))),
                 promote]
     raise ValueError(f"unknown rollout strategy {strategy!r} (one of {', '.join(STRATEGIES)})")
+
+
+def expected_seconds(rollout: Any) -> float:
+    """How long a rollout takes at least when traffic is sufficient: one analysis interval per analysed
+    step (a step waits up to ``max_wait`` for enough requests, so this is a floor, not a promise)."""
+    analysed = [s for s in plan_steps(rollout) if s.analyze]
+    return len(analysed) * parse_seconds(_get(rollout, "interval", "30s"))
 
 
 def describe(rollout: Any, *, task: str | None = None, scale: float | None = None) -> str:

@@ -306,3 +306,10 @@ def test_sweep_input_errors(project):
     unapplied = run_cli(["models", "sweep", "models.fraud.trainer.params.num_leaves=3,7"], providers=providers(),
                         cwd=project)
     assert unapplied.exit_code == 1 and "needs" in unapplied.output and "applied first" in unapplied.output
+
+
+def test_the_plan_says_which_version_a_retrain_produces_and_what_serves_meanwhile(harness):
+    assert harness.apply().ok
+    plan = harness.plan(overrides=["models.fraud.trainer.params.num_leaves=7"])
+    (change,) = plan.pending()
+    assert "trains v2; production is v1 until v2 passes its gates" in change.reasons, change.reasons

@@ -329,3 +329,11 @@ def test_rollout_spec_validation():
         with pytest.raises(ValidationError, match=message):
             DeploymentRollout.model_validate(bad)
     assert DeploymentRollout.model_validate({"interval": "500ms", "max_wait": 3}).max_wait == 3.0
+
+
+def test_the_expected_time_of_a_rollout_counts_its_analysis_intervals():
+    from ml_framework.plugins.serving.rollout import expected_seconds
+
+    assert expected_seconds({"strategy": "canary", "steps": [5, 25, 100], "interval": "30s"}) == 60.0
+    assert expected_seconds({"strategy": "shadow", "interval": "2m"}) == 120.0
+    assert expected_seconds({"strategy": "recreate"}) == 0.0
