@@ -140,6 +140,13 @@ def _scores(frame, task: str):
     return frame["__prediction"].to_numpy(dtype=np.float64)
 
 
+def _class_index(frame, column: str, classes: list):
+    """Multiclass labels (class values: names or numbers) as the class indexes predictions are logged with;
+    a value the version never learned becomes -1 (dropped by the caller, and counted)."""
+    index = {str(c): i for i, c in enumerate(classes)}
+    return frame[column].map(lambda v: index.get(str(v), index.get(str(v).removesuffix(".0"), -1))).astype("int64")
+
+
 def _labels(frame, column: str, task: str):
     values = frame[column]
     if task == "regression":
@@ -156,8 +163,10 @@ def _decayed(metric: str, value, baseline, allowed) -> bool:
     return drop > allowed
 
 
-def evaluate(log: LogColumns, labels, gt, *, task: str, version) -> PerformanceResult:
-    """Join ``labels`` to the logged predictions of one model version and compare with its validation metrics."""
+def evaluate(log: LogColumns, labels, gt, *, task: str, version, classes: list | None = None) -> PerformanceResult:
+    """Join ``labels`` to the logged predictions of one model version and compare with its validation metrics.
+    ``classes`` (multiclass): the version's class values in index order, to read the labels' class values
+    (names or numbers) as the indexes the log holds."""
     from ml_framework.plugins.models.metrics import compute_metrics
 
     names = _metric_names(gt, task, version)
@@ -176,6 +185,12 @@ def evaluate(log: LogColumns, labels, gt, *, task: str, version) -> PerformanceR
         result.notes.append(f"{unmatched} labels match no logged prediction of {version.label} (unknown {what}, "
                             f"or older than the lookback of {gt.lookback}): ignored")
     joined = joined[joined[gt.label].notna()]
+    if task == "multiclass" and classes:
+        joined = joined.assign(**{gt.label: _class_index(joined, gt.label, classes)})
+        unknown = int((joined[gt.label] < 0).sum())
+        if unknown:
+            result.notes.append(f"{unknown} labels name a class {version.label} was not trained on: ignored")
+            joined = joined[joined[gt.label] >= 0]
     if task != "multiclass":
         joined = joined[joined["__prediction"].notna()]
     joined = joined.sort_values("__ts", kind="mergesort").tail(gt.last)

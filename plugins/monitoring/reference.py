@@ -26,7 +26,7 @@ from ml_framework.errors import MLError, did_you_mean
 
 from ml_framework.plugins.models.training_reference import PREDICTION_COLUMN  # a light module: pandas loads on use
 
-__all__ = ["Reference", "ReferenceError", "load_reference", "served_versions", "version_features"]
+__all__ = ["Reference", "ReferenceError", "load_reference", "served_versions", "version_features", "version_classes"]
 
 
 class ReferenceError(MLError):
@@ -63,6 +63,13 @@ def _artifact_schema(version, project_dir=None) -> dict | None:
     import json
 
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def version_classes(version, project_dir=None) -> list | None:
+    """A multiclass version's class values in index order (its artifact's ``classes``), or None."""
+    schema = _artifact_schema(version, project_dir)
+    classes = (schema or {}).get("classes")
+    return list(classes) if classes else None
 
 
 def version_features(version, model_spec, project_dir=None) -> tuple[list[str], list[str]]:

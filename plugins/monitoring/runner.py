@@ -226,7 +226,12 @@ def _performance(session: Session, spec, version, now: datetime):
     log = read_log(session.project.root, spec.deployment, since_us=_since_us(now, gt.lookback), columns=columns)
     if log.n:
         log = log.select(log.get("model_version") == version.label)
-    return evaluate(log, load_labels(session.project.root, gt), gt, task=task, version=version)
+    classes = None
+    if task == "multiclass":  # labels hold class values; the log holds each prediction's class index
+        from .reference import version_classes
+
+        classes = version_classes(version, session.project.root)
+    return evaluate(log, load_labels(session.project.root, gt), gt, task=task, version=version, classes=classes)
 
 
 def _iso(us: int) -> str:

@@ -364,3 +364,25 @@ def test_an_entity_label_is_credited_to_the_prediction_served_before_it_not_a_la
     spec = gt(join="entity", entity_keys=["customer_id"], timestamp_field="event_ts", tolerance="5m")
     joined, matched, unmatched = _join(log_frame, labels, spec)
     assert (matched, unmatched) == (1, 0) and list(joined["model_version"]) == ["v1"]
+
+
+def test_multiclass_ground_truth_reads_class_values_as_the_logged_class_indexes():
+    """Labels hold class values (names, or numbers such as 3/5/9), the log the index of the predicted class:
+    they are matched through the version's classes, so accuracy is the real one."""
+    n = 300
+    rng = np.random.default_rng(4)
+    predicted = rng.integers(0, 3, n)
+    cols = {"request_id": np.array([f"r{i}" for i in range(n)]),
+            "ts": np.array([int((T0 + timedelta(minutes=i)).timestamp() * 1e6) for i in range(n)]),
+            "prediction": np.full(n, np.nan), "prediction_class": predicted, "model_version": np.full(n, "v3")}
+    log = LogColumns(cols, n)
+    truth = predicted.copy()
+    truth[:60] = (truth[:60] + 1) % 3  # 60 of 300 wrong: accuracy 0.8
+    for classes in (["high", "low", "medium"], [3, 5, 9]):
+        labels = pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "label": [classes[t] for t in truth]})
+        labels.loc[0, "label"] = "unheard-of" if isinstance(classes[0], str) else 7
+        result = evaluate(log, labels, gt(metrics=["accuracy"]), task="multiclass", version=version(accuracy=0.8),
+                          classes=classes)
+        accuracy = next(m for m in result.metrics if m.metric == "accuracy")
+        assert accuracy.n == n - 1 and accuracy.value == pytest.approx(240 / 299)  # row 0 (wrong) dropped: 59 wrong
+        assert any("1 labels name a class v3 was not trained on" in note for note in result.notes)
