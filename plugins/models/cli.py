@@ -435,13 +435,15 @@ def _goal(v, name: str) -> str:
 def _compare(a, b) -> dict[str, Any]:
     """Plain data: metrics (a, b, delta, which is better), params/features/data differences."""
     la, lb = dict(a.lineage or {}), dict(b.lineage or {})
+    same_model = a.model == b.model
+    name_a, name_b = (a.label, b.label) if same_model else (a.ref, b.ref)  # fraud:v1 vs fraud_mlp:v1, not v1 vs v1
     metrics = {}
     for name in dict.fromkeys(list(a.metrics) + list(b.metrics)):
         va, vb = a.metrics.get(name), b.metrics.get(name)
         delta = round(vb - va, 6) if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
         better = None
         if delta:
-            better = b.label if (delta > 0) == (_goal(b, name) == "higher") else a.label
+            better = name_b if (delta > 0) == (_goal(b, name) == "higher") else name_a
         metrics[name] = {"a": va, "b": vb, "delta": delta, "better": better}
     pa, pb = la.get("params") or {}, lb.get("params") or {}
     params = {k: {"a": pa.get(k), "b": pb.get(k)} for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)}
@@ -450,6 +452,9 @@ def _compare(a, b) -> dict[str, Any]:
     data = {p: {"a": da.get(p), "b": db.get(p)} for p in sorted(set(da) | set(db)) if da.get(p) != db.get(p)}
     return {
         "a": a.ref, "b": b.ref,
+        "same_model": same_model,
+        "note": None if same_model else (f"two models: {a.model} and {b.model}; their params and features may differ "
+                                         "by design (metrics compare on each model's own held-out split)"),
         "status": {"a": a.status, "b": b.status},
         "metrics": metrics,
         "params": params,
@@ -463,19 +468,22 @@ def _compare(a, b) -> dict[str, Any]:
 def _render_compare(out, a, b, diff) -> None:
     from rich.table import Table
 
+    name_a, name_b = (a.label, b.label) if diff.get("same_model", True) else (a.ref, b.ref)
+    if diff.get("note"):
+        out.print(f"[yellow]Note:[/yellow] {_esc(diff['note'])}")
     table = Table(title=f"{_esc(a.ref)} vs {_esc(b.ref)} (held-out metrics)", title_justify="left")
-    for column in ("metric", a.label, b.label, "delta", "better"):
+    for column in ("metric", name_a, name_b, "delta", "better"):
         table.add_column(column, justify="right" if column not in ("metric", "better") else "left")
     for name, m in diff["metrics"].items():
         delta = m["delta"]
-        style = "" if not m["better"] else ("green" if m["better"] == b.label else "red")
+        style = "" if not m["better"] else ("green" if m["better"] == name_b else "red")
         shown = "–" if delta is None else (f"[{style}]{delta:+.4f}[/]" if style else f"{delta:+.4f}")
         table.add_row(name, _fmt(m["a"]), _fmt(m["b"]), shown, m["better"] or "same")
     table.add_row("training time (s)", _fmt(diff["training_seconds"]["a"], 2), _fmt(diff["training_seconds"]["b"], 2),
                   "", "")
     out.print(table)
     changes = Table(title="What differs", title_justify="left")
-    for column in ("", a.label, b.label):
+    for column in ("", name_a, name_b):
         changes.add_column(column)
     for key, values in diff["params"].items():
         changes.add_row(f"params.{_esc(key)}", _esc(_fmt(values["a"])), _esc(_fmt(values["b"])))

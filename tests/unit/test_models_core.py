@@ -249,3 +249,20 @@ def test_importing_the_plugins_and_the_registry_leaves_heavy_libraries_out():
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_comparing_versions_of_two_models_names_each_by_model_and_says_so():
+    from ml_framework.plugins.models.cli import _compare
+    from ml_framework.plugins.models.registry import ModelVersion
+
+    def made(model, auc):
+        return ModelVersion(model=model, version=1, status="accepted", created="", backend="lightgbm",
+                            address=f"model.{model}", primary_metric="auc", metrics={"auc": auc}, lineage={})
+
+    diff = _compare(made("fraud", 0.90), made("fraud_mlp", 0.85))
+    assert diff["same_model"] is False and "two models: fraud and fraud_mlp" in diff["note"]
+    assert diff["metrics"]["auc"]["better"] == "fraud:v1"  # not "v1", which both are
+    same = _compare(made("fraud", 0.80), ModelVersion(model="fraud", version=2, status="accepted", created="",
+                                                       backend="lightgbm", address="model.fraud", primary_metric="auc",
+                                                       metrics={"auc": 0.85}, lineage={}))
+    assert same["same_model"] and same["note"] is None and same["metrics"]["auc"]["better"] == "v2"
