@@ -79,6 +79,8 @@ class PluginRegistry:
         self._plugins: dict[str, Plugin] | None = None  # loaded Plugin declarations, by name
         self._plugin_failures: dict[str, PluginError] = {}
         self._plugin_origins: dict[str, str] = {}
+        self._plugin_versions: dict[str, str] = {}  # plugin name -> its distribution's version
+        self._local_objects: dict[str, Any] = {}  # ml.yaml plugins.local name -> the imported object
         self._extra_plugins = list(plugins)
         self._kinds = None
         self._capabilities: dict[str, Capability] | None = None
@@ -113,7 +115,7 @@ class PluginRegistry:
                     plugin = source if isinstance(source, Plugin) else source.load()
                     dist = getattr(source, "dist", None)
                     if dist is not None:
-                        self.__dict__.setdefault("_plugin_versions", {})[name] = dist.version
+                        self._plugin_versions[name] = dist.version
                     if not isinstance(plugin, Plugin):
                         raise PluginError(f"plugin {name!r} ({origin}) is not an ml_framework.contract.Plugin: {plugin!r}")
                     if plugin.name != name:
@@ -265,7 +267,7 @@ class PluginRegistry:
     def describe(self) -> list[PluginInfo]:
         infos = []
         loaded = self.plugins()
-        versions = self.__dict__.get("_plugin_versions", {})
+        versions = self._plugin_versions
         for name, plugin in sorted(loaded.items()):
             infos.append(PluginInfo(name, plugin.version or versions.get(name) or "-",
                                     tuple(k.name for k in plugin.kinds), self._plugin_origins.get(name, ""), "ok",
@@ -300,10 +302,9 @@ class PluginRegistry:
             return None
 
     def _local_object(self, name: str) -> Any:
-        cache = self.__dict__.setdefault("_local_objects", {})
-        if name not in cache:
-            cache[name] = _import_from_project(self.local[name], self.project_dir)
-        return cache[name]
+        if name not in self._local_objects:
+            self._local_objects[name] = _import_from_project(self.local[name], self.project_dir)
+        return self._local_objects[name]
 
 
 def _service_factory(plugin: str, name: str, target: str, services: Services):

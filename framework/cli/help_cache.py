@@ -11,6 +11,7 @@ is a miss: the help is rendered the normal way and stored again. ``ML_HELP_CACHE
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +47,7 @@ def _stamp(path: str) -> list:
         return [path, None, None]
 
 
+@functools.lru_cache(maxsize=1)
 def _project_file() -> str:
     here = Path.cwd()
     for folder in (here, *here.parents):
@@ -64,7 +66,7 @@ def _key(files: list[str]) -> str:
         "python": sys.version, "prefix": sys.prefix, "ml": __version__,
         "paths": [_stamp(p) for p in _START_PATH if p and os.path.isdir(p)],
         "files": [_stamp(f) for f in files],
-        "project": _stamp(_project_file()) if _project_file() else None,
+        "project": _stamp(_project_file()) if _project_file() else None,  # found once per process
         "env": {name: os.environ.get(name) for name in _ENV},
         "width": shutil.get_terminal_size().columns, "tty": sys.stdout.isatty(),
     }

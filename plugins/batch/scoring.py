@@ -48,18 +48,6 @@ def output_path(spec, project_dir: Path) -> Path:
     return path if path.is_absolute() else Path(project_dir) / path
 
 
-def _state_lookup(ctx: ApplyContext):
-    """Recorded specs by address: the resource's upstream first, then the run's state store (``ctx.state``)."""
-
-    def lookup(address: str):
-        record = ctx.upstream.get(address)
-        if record is None and ctx.state is not None:
-            record = ctx.state.get(address)
-        return (dict(record.spec), record.backend) if record is not None else None
-
-    return lookup, lambda: None
-
-
 @dataclass
 class _Layout:
     """The output table: input columns copied, then predictions, then the version."""
@@ -182,7 +170,9 @@ def _prepare(provider, request: ApplyRequest, ctx: ApplyContext) -> _Job:
     version = resolve_version(registry_for(ctx.services, project_dir), spec.model, project_dir)
     ctx.progress(f"scoring with {version.ref} ({spec.model})")
     predictor = load_predictor(version.bentoml_tag, project_dir)
-    lookup, close = _state_lookup(ctx)
+    from ml_framework.plugins.models.data import spec_lookup
+
+    lookup, close = spec_lookup(ctx)
     try:
         found = input_file(spec, lookup)
         path = require_file(found, project_dir)

@@ -31,6 +31,7 @@ class DeploymentApply:
         self.provider = provider
         self.request = request
         self.ctx = ctx
+        self._recorded: dict[str, Any] | None = None  # recorded resources, read on first use
         self.resource = request.resource
         self.spec = provider._spec(request.resource.spec)
         self.settings = provider._settings(request.resource.spec, request.resource.config)
@@ -42,6 +43,22 @@ class DeploymentApply:
         self.outputs.setdefault("revisions", [])
 
     # -- configuration ---------------------------------------------------------------------------------------
+    def _records(self) -> dict[str, Any]:
+        """The recorded resources by address, read once per apply (the run's open state store; the
+        project's own when the caller lent none)."""
+        if self._recorded is None:
+            if self.ctx.state is not None:
+                self._recorded = {r.address: r for r in self.ctx.state.list_resources()}
+            else:
+                from ml_framework.project import Project
+
+                store = Project.load(self.project_dir).open_state()
+                try:
+                    self._recorded = {r.address: r for r in store.list_resources()}
+                finally:
+                    store.close()
+        return self._recorded
+
     def _entity_dtypes(self, target) -> dict[str, str]:
         """Join key -> dtype for input.entity_keys; checks they cover what the model's features need (or
         that those features may be sent raw). Fills ``self.feature_views`` (view -> join keys)."""
@@ -50,16 +67,7 @@ class DeploymentApply:
         if not keys:
             return {}
         dtypes = {k: "int64" for k in keys}
-        if self.ctx.state is not None:  # the run's open state store
-            records = {r.address: r for r in self.ctx.state.list_resources()}
-        else:
-            from ml_framework.project import Project
-
-            store = Project.load(self.project_dir).open_state()
-            try:
-                records = {r.address: r for r in store.list_resources()}
-            finally:
-                store.close()
+        records = self._records()
         join_of = {}
         for record in records.values():
             if record.kind == "Entity":
@@ -153,7 +161,7 @@ class DeploymentApply:
         refs = feature_refs(target.bentoml_tag, self.project_dir)
         if not refs:
             return {}
-        records = {r.address: r for r in self.ctx.state.list_resources()} if self.ctx.state is not None else {}
+        records = self._records()
         rules: dict[str, dict[str, Any]] = {}
         for ref in refs:
             view, _, feature = ref.partition(":")

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
+from pydantic import ValidationError
+
 from ml_framework.contract import SpecIssue
+
+from .config import BentoMLSettings
 
 __all__ = ["check_ports"]
 
@@ -15,11 +19,11 @@ def check_ports(specs: Mapping[str, object]) -> Iterable[SpecIssue]:
     for address, spec in sorted(specs.items()):
         if getattr(spec, "kind", None) != "Deployment" or spec.backend_name() != "bentoml":
             continue
-        settings = spec.backend_settings()
-        port = settings.get("port", 3000)
-        host = str(settings.get("host", "127.0.0.1"))
-        if not isinstance(port, int):
-            continue  # the backend's own settings model reports a wrong type
+        try:
+            settings = BentoMLSettings.model_validate(spec.backend_settings())
+        except ValidationError:
+            continue  # the backend's settings model reports it, with its line
+        host, port = settings.host, settings.port
         first = taken.setdefault((host, port), address)
         if first != address:
             yield SpecIssue(address, "serving.port", f"port {port} on {host} is already taken by {first}",

@@ -27,7 +27,7 @@ from ml_framework.errors import MLError, did_you_mean
 from ml_framework.spec.kinds import parse_duration
 
 __all__ = ["ModelDataError", "FileRef", "ViewRef", "DataSpec", "resolve_inputs", "load_frame", "Frame", "label_frame",
-           "join_files", "join_feature_store", "to_utc"]
+           "join_files", "join_feature_store", "to_utc", "spec_lookup"]
 
 ROW = "__ml_row"
 
@@ -335,3 +335,27 @@ def join_feature_store(data: DataSpec, labels, label_slices: list[str], features
     for column in label_slices:
         out[column] = labels[column].to_numpy()
     return out
+
+
+def spec_lookup(ctx, project=None):
+    """``(lookup, close)``: recorded specs by address — the resource's upstream first, then the run's state
+    store (``ctx.state``; a store of the project's own only when the caller lent none) — for
+    :func:`resolve_inputs`. Shared by training and batch scoring."""
+    opened: dict[str, Any] = {}
+
+    def lookup(address: str):
+        record = ctx.upstream.get(address)
+        if record is None:
+            store, owner = ctx.state, project or ctx.project
+            if store is None and owner is not None:
+                if "store" not in opened:
+                    opened["store"] = owner.open_state()
+                store = opened["store"]
+            record = store.get(address) if store is not None else None
+        return (dict(record.spec), record.backend) if record is not None else None
+
+    def close() -> None:
+        if "store" in opened:
+            opened["store"].close()
+
+    return lookup, close

@@ -44,29 +44,6 @@ def cached_frame(key: tuple, build):
         return frame
 
 
-def _lookup(ctx: ApplyContext, project):
-    """Recorded specs by address: the resource's upstream first, then the run's state store (``ctx.state``;
-    a store of the project's own only when the caller lent none)."""
-    opened: dict[str, Any] = {}
-
-    def lookup(address: str):
-        record = ctx.upstream.get(address)
-        if record is None:
-            store = ctx.state
-            if store is None:
-                if "store" not in opened:
-                    opened["store"] = project.open_state()
-                store = opened["store"]
-            record = store.get(address)
-        return (dict(record.spec), record.backend) if record is not None else None
-
-    def close() -> None:
-        if "store" in opened:
-            opened["store"].close()
-
-    return lookup, close
-
-
 def choose_route(setting: str, data) -> str:
     if setting != "auto":
         return setting
@@ -173,12 +150,12 @@ def _start(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext) 
 
 def _inputs(run: _Run) -> _Inputs:
     """The training frame and its split, from the in-process cache when another run built them."""
-    from .data import load_frame, resolve_inputs
+    from .data import load_frame, resolve_inputs, spec_lookup
     from .fingerprint import DataKeys, combine
     from .prepare import prepare
 
     spec, settings, ctx, project = run.spec, run.settings, run.ctx, run.project
-    lookup, close = _lookup(ctx, project)
+    lookup, close = spec_lookup(ctx, project)
     try:
         data = resolve_inputs(run.resource.spec, lookup)
     finally:

@@ -4,7 +4,6 @@ every request with 422)."""
 
 from __future__ import annotations
 
-import re
 from typing import Iterable, Mapping
 
 from ml_framework.contract import SpecIssue
@@ -43,7 +42,7 @@ def check_deployments(specs: Mapping[str, object]) -> Iterable[SpecIssue]:
     for address, spec in specs.items():
         if getattr(spec, "kind", None) != "Deployment" or not spec.input.entity_keys:
             continue
-        model = specs.get("model." + re.split(r"[@:]", spec.model)[0])
+        model = specs.get("model." + spec.model_name)
         if model is None:
             continue
         keys = _join_keys_of_model(model, specs)
