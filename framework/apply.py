@@ -77,6 +77,7 @@ class _Walk:
                  keep_going, on_event, trigger=None):
         self.trigger = trigger
         self.changes = {c.address: c for c in plan.pending()}
+        self.retry = set(getattr(plan, "retry", ()) or ())
         self.resources = resources
         self.store = store
         self.registry = registry
@@ -144,7 +145,7 @@ class _Walk:
         resource = self.resources[address]
         action = CREATE if change.action == REPLACE else change.action
         result = provider.apply(ApplyRequest(action=action, resource=resource, prior=prior,
-                                             fingerprint=change.fingerprint), ctx)
+                                             fingerprint=change.fingerprint, retry=address in self.retry), ctx)
         self._write(RecordedResource(
             address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
             fingerprint=change.fingerprint or "", inputs=dict(change.inputs), outputs=mask_secrets(dict(result.outputs or {})),

@@ -191,6 +191,7 @@ class ApplyRequest:
     resource: Resource
     prior: RecordedResource | None = None
     fingerprint: str | None = None  # the planned fingerprint this apply records (e.g. to remember an outcome)
+    retry: bool = False  # `--retry ADDRESS`: the user asked for this again (e.g. a rolled-back rollout)
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,9 @@ def register(app) -> None:  # noqa: C901
         refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask backends what exists now."),
         destroy: bool = typer.Option(False, "--destroy", help="Plan to destroy everything recorded."),
         show_noop: bool = typer.Option(False, "--show-unchanged", help="List unchanged resources too."),
-        retry: List[str] = typer.Option([], "--retry", help="Apply this address even if its backend holds it (e.g. a "
-                                        "model whose inputs were already rejected). Repeatable."),
+        retry: List[str] = typer.Option([], "--retry", help="Apply this address again, even unchanged or held by its "
+                                        "backend (a model whose inputs were already rejected, a deployment whose "
+                                        "rollout was rolled back). Repeatable."),
     ):
         """Show what `ml apply` would change, and why. Changes nothing."""
         from ..operations import make_plan
@@ -220,8 +221,9 @@ def register(app) -> None:  # noqa: C901
         parallelism: Optional[int] = typer.Option(None, "--parallelism", min=1, help="Resources worked on at once (default: 2 per core)."),
         keep_going: bool = typer.Option(False, "--keep-going", help="After a failure, go on with everything that does not depend on it."),
         refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Ask backends what exists now."),
-        retry: List[str] = typer.Option([], "--retry", help="Apply this address even if its backend holds it (e.g. a "
-                                        "model whose inputs were already rejected). Repeatable."),
+        retry: List[str] = typer.Option([], "--retry", help="Apply this address again, even unchanged or held by its "
+                                        "backend (a model whose inputs were already rejected, a deployment whose "
+                                        "rollout was rolled back). Repeatable."),
     ):
         """Make the world match the specs: plan, confirm, apply, recording each result as it lands."""
         plan_file = None

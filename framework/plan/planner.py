@@ -136,6 +136,8 @@ class _Planner:
             return Change(action=CREATE, before=dict(prior.spec),
                           reasons=("it no longer exists (removed outside ml): will be restored",), **common)
         drift_reasons = tuple(f"restore {k} changed outside ml" for k in (observed.drift if observed else {}))
+        if address in self.retry:
+            drift_reasons += ("applied again on request (--retry)",)
         if prior.fingerprint == fingerprint and prior.status == "applied" and not drift_reasons:
             return Change(action=NOOP, before=dict(prior.spec), **common)
         return self._changed(node, resource, prior, inputs, drift_reasons, provider, common)

@@ -187,7 +187,13 @@ class DeploymentApply:
         from ml_framework.plugins.models.artifacts import model_exists
         from ml_framework.plugins.models.registry import registry_for
 
-        version = registry_for(self.ctx.services, self.project_dir).resolve(self.spec.model)
+        registry = registry_for(self.ctx.services, self.project_dir)
+        follows = self.spec.model if "@" not in self.spec.model and ":" not in self.spec.model else None
+        registry.follow(self.ctx.address, follows)  # production moves only once this deployment rolls it out
+        self._releases = follows
+        if follows:
+            self._retry_release(registry, follows)
+        version = registry.release_target(self.spec.model)
         if version.status != "accepted":
             raise MLError(f"{self.spec.model} resolves to {version.ref}, which is {version.status}",
                           hint="deploy an accepted version (ml models list)")
@@ -195,6 +201,47 @@ class DeploymentApply:
             raise MLError(f"{version.ref} has no artifact in the BentoML model store ({version.bentoml_tag})",
                           hint="retrain it with ml apply")
         return version
+
+    def _retry_release(self, registry, model: str) -> None:
+        """``ml apply --retry`` of this deployment: release the model's candidate again when its rollout was
+        rolled back here; and heal a production alias that names a version this deployment rolled back
+        (state from before releases existed) — production always names what serves."""
+        skip = set(self.prior.get("skip") or [])
+        stable = (self.prior.get("stable") or {}).get("version")
+        aliases = registry.aliases(model)
+        production = aliases.get("production")
+        if production is not None and f"v{production}" in skip and stable and stable != f"v{production}":
+            registry.restore_production(model, stable, self.ctx.address,
+                                        f"v{production}'s rollout was rolled back here")
+            self.ctx.progress(f"registry: {model}@production back to {stable} (v{production} was rolled back here)")
+        if not getattr(self.request, "retry", False):
+            return
+        candidate = aliases.get("candidate")
+        last = self.prior.get("last_rollout") or {}
+        failed_here = f"v{candidate}" in skip or (last.get("version") == f"v{candidate}"
+                                                   and last.get("outcome") in ("rolled_back", "abandoned", "aborted"))
+        if candidate is not None and candidate != production and failed_here:
+            registry.release(model, candidate, f"v{candidate} released again: ml apply --retry {self.ctx.address}")
+            self.outputs["skip"] = sorted(skip - {f"v{candidate}"})
+            self.ctx.progress(f"retrying the rollout of v{candidate} (--retry)")
+
+    def _released(self, wanted: Mapping[str, Any], how: str) -> None:
+        """Tell the registry what serves now: production follows a successful rollout of a released version."""
+        if not getattr(self, "_releases", None):
+            return
+        from ml_framework.plugins.models.registry import registry_for
+
+        registry = registry_for(self.ctx.services, self.project_dir)
+        if registry.released(self._releases, wanted["version"], self.ctx.address, how):
+            self.ctx.progress(f"registry: {self._releases}@production → {wanted['version']}")
+
+    def _release_failed(self, wanted: Mapping[str, Any], why: str) -> None:
+        if not getattr(self, "_releases", None):
+            return
+        from ml_framework.plugins.models.registry import registry_for
+
+        registry_for(self.ctx.services, self.project_dir).release_failed(self._releases, wanted["version"],
+                                                                         self.ctx.address, why)
 
     def _checkpoint(self) -> None:
         self.ctx.checkpoint(self.outputs)
@@ -276,6 +323,7 @@ class DeploymentApply:
             if stable is None:
                 number = self._revision(first, "initial", "deployed", "first deployment")
                 self._serving(first, number)
+                self._released(first, "first deployment")
                 return f"started on {self.outputs['url']} serving {first['version']}"
             number = self._revision(first, "restore", "restored", "the service was not running: restarted")
             self._serving(first, number)
@@ -313,11 +361,16 @@ class DeploymentApply:
         self.outputs["rollout"] = None
         if wanted["tag"] == stable.get("tag"):
             self.outputs["skip"] = []
+            self._released(wanted, "serving it")
             message.append(f"{stable['version']} serving (revision {self.outputs.get('revision')})")
             return self._finish(None, message)
+        if getattr(self.request, "retry", False) and wanted["version"] in (self.outputs.get("skip") or []):
+            self.outputs["skip"] = sorted(set(self.outputs["skip"]) - {wanted["version"]})  # retried on purpose
         if wanted["version"] in (self.outputs.get("skip") or []):
+            self._release_failed(wanted, "rolled back earlier")
             message.append(f"{wanted['version']} is not rolled out again: it was rolled back "
-                           f"(see ml history deployment/{self.name}); {stable['version']} keeps serving")
+                           f"(see ml history deployment/{self.name}); {stable['version']} keeps serving "
+                           f"(retry it: ml apply --retry {self.ctx.address})")
             return self._finish(None, message)
         return self._finish(self._roll_out(wanted), message)
 
@@ -412,6 +465,7 @@ class DeploymentApply:
             self._serving(wanted, number)
             self.outputs["skip"] = []
             rewrite_service(self.folder, self.resource.spec, wanted["tag"])
+            self._released(wanted, f"{final.strategy} passed")
             return f"{wanted['version']} promoted ({final.strategy}, revision {number})"
         self._serving(stable)
         self.outputs["candidate_version"] = None
@@ -427,11 +481,13 @@ class DeploymentApply:
                                      f"{self.name}` to abort it")
         self._set_revision_outcome(number, "rolled_back", final.reason)
         self.outputs["skip"] = sorted(set(self.outputs.get("skip") or []) | {wanted["version"]})
+        self._release_failed(wanted, final.reason)
         self._checkpoint()
+        kept = (f"; {self._releases}@production stays {stable['version']}" if getattr(self, "_releases", None) else "")
         raise RolloutFailed(f"rollout of {wanted['version']} rolled back: {final.reason}; {stable['version']} "
-                            "keeps serving",
-                            hint=f"details: ml history deployment/{self.name}; the version is not retried until "
-                                 "the model resolves to another one")
+                            f"keeps serving{kept}",
+                            hint=f"details: ml history deployment/{self.name}; retry on purpose with "
+                                 f"ml apply --retry {self.ctx.address}")
 
 
 class ServiceRolloutIO:

@@ -113,7 +113,7 @@ class BentoMLProvider(BaseProvider):
         try:
             from ml_framework.plugins.models.registry import registry_for
 
-            wanted = registry_for(request.services, request.project_dir).resolve(str(recorded.spec["model"])).label
+            wanted = registry_for(request.services, request.project_dir).release_target(str(recorded.spec["model"])).label
         except MLError:
             wanted = serving  # the registry cannot say: apply will, with a clear error
         held = set(outputs.get("skip") or [])
@@ -145,6 +145,9 @@ class BentoMLProvider(BaseProvider):
             reasons.append(f"the rollout of {(pending.get('candidate') or {}).get('version')} stopped at step "
                            f"{int(pending.get('step', 0)) + 1} ({pending.get('phase')}): applying resumes it")
         last = prior.get("last_rollout") or {}
+        if request.retry and last.get("outcome") == "rolled_back":
+            reasons.append(f"--retry: rolls {last.get('version')} out again (it was rolled back: "
+                           f"{str(last.get('reason') or '')[:120]})")
         if request.prior.status != "applied" and last.get("outcome") == "rolled_back":
             reasons.append(f"the last rollout ({last.get('version')}) was rolled back: {last.get('reason', '')}; "
                            f"applying keeps {(prior.get('stable') or {}).get('version')} unless the model resolves "
@@ -182,6 +185,12 @@ class BentoMLProvider(BaseProvider):
             except ValueError:
                 pass
         shutil.rmtree(folder, ignore_errors=True)  # the prediction log stays: monitors read it
+        try:  # production no longer waits for this deployment to roll versions out
+            from ml_framework.plugins.models.registry import registry_for
+
+            registry_for(ctx.services, ctx.project_dir).follow(request.recorded.address, None)
+        except MLError:
+            pass
 
     # -- extra operations used by `ml status` / `ml rollback` ---------------------------------------------------------
     def status(self, record, project_dir: Path) -> dict[str, Any]:
@@ -250,6 +259,18 @@ class BentoMLProvider(BaseProvider):
                    skip=sorted(skip), rollout=None)
         new.pop("candidate_version", None)
         rewrite_service(folder, record.spec, stable["tag"])
+        model = str(record.spec.get("model") or "")
+        if model and "@" not in model and ":" not in model and current.get("version") != stable["version"]:
+            # The registry follows what serves: batch scoring and the next plan see the version users get.
+            from ml_framework.plugins.models.registry import registry_for
+
+            try:
+                old = registry_for(None, project_dir).restore_production(model, stable["version"], record.address, reason)
+                if progress and old != int(str(stable["version"]).lstrip("v")):
+                    progress(f"registry: {model}@production → {stable['version']} (what users get now)")
+            except MLError as exc:
+                if progress:
+                    progress(f"registry not updated: {exc.message}")
         return new
 
 

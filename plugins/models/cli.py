@@ -161,19 +161,30 @@ def _build(project_and_registry, handles_errors, console, fail, split_args) -> t
     def promote(model: str = typer.Argument(..., help="The model name."),
                 version: str = typer.Argument(..., help="The version to promote, e.g. v3."),
                 alias: str = typer.Option("production", "--alias", help="candidate, production or previous."),
-                reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept in the alias history).")):
-        """Point an alias (default: production) at an accepted version. The old production becomes previous."""
+                reason: Optional[str] = typer.Option(None, "--reason", help="Why (kept in the alias history)."),
+                now: bool = typer.Option(False, "--now", help="Move production at once, even while deployments "
+                                                               "serve the model (default: they roll it out first).")):
+        """Point an alias (default: production) at an accepted version. The old production becomes previous.
+
+        While deployments follow the model, production is *released*: the next `ml apply` rolls the version
+        out and production moves when that rollout passes (--now moves it at once)."""
         from ml_framework.locking import held_lock
 
         _, store, registry = open_registry()
         try:
             with held_lock(store, "models promote"):
-                old, new = registry.promote(model, version, alias=alias, reason=reason)
+                old, new = registry.promote(model, version, alias=alias, reason=reason, now=now)
         finally:
             store.close()
         before = f"v{old}" if old is not None else "none"
         if old == new.version:
             console().print(f"{model}@{alias} is already {new.label}; nothing changed.")
+            return
+        if alias == "production" and "release" in new.aliases:
+            followers = registry.followers(model)
+            console().print(f"[green]{model}: {new.label} is released[/green]: the next `ml apply` rolls it out "
+                            f"through {', '.join(followers)}; production ({before}) moves to {new.label} when that "
+                            "rollout passes (--now moves it at once)")
             return
         console().print(f"[green]{model}@{alias}: {before} → {new.label}[/green]"
                         + (f" (previous → {before})" if alias == "production" and old is not None else ""))

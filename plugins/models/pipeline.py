@@ -318,6 +318,13 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     }
     value = metrics.get(run.primary)
     summary = f"{version.label}: {run.primary} {value:.4f}" if isinstance(value, float) else version.label
-    message = f"{summary}, {_gate_summary(results)}" + (f"; production → {version.label}" if promote else
-                                                         f"; candidate → {version.label} (promote: manual)")
+    if not promote:
+        tail = f"; candidate → {version.label} (promote: manual)"
+    elif "release" in version.aliases:
+        followers = registry.followers(spec.name)
+        tail = (f"; release → {version.label}: production moves when {' or '.join(followers)} has rolled it out")
+        outputs["released_by"] = followers
+    else:
+        tail = f"; production → {version.label}"
+    message = f"{summary}, {_gate_summary(results)}" + tail
     return ApplyResult(outputs=_jsonable(outputs), message=message)

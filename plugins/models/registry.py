@@ -8,6 +8,15 @@ first use with SQLAlchemy Core:
 * ``ml_model_aliases`` — (model, alias) -> version. ``candidate``: the newest version that passed its
   gates; ``production``: what deployments follow; ``previous``: the production before the current one.
 * ``ml_model_events`` — every alias move (who, when, from, to, why), so a rollback leaves a trail.
+* ``ml_model_followers`` — which resources serve a model's production version (e.g.
+  ``deployment.fraud-api``): while a model has followers, ``production`` moves only when a follower has
+  rolled the version out (see *Releases* below).
+
+Releases: an accepted version of a model that deployments follow does not become ``production`` at once.
+It becomes ``release`` (and ``candidate``); followers resolve the model to it and roll it out; the first
+successful rollout moves ``production`` (:meth:`ModelRegistry.released`), a rolled-back one drops the
+``release`` alias and leaves ``production`` where it was (:meth:`ModelRegistry.release_failed`). So
+``production`` always names a version that serves, and batch scoring follows what was actually promoted.
 
 Statuses: ``accepted`` (passed its gates), ``rejected`` (failed a gate; never aliased), ``deleted``
 (its model was destroyed; the row stays for the audit trail, the artifact is gone).
@@ -35,6 +44,7 @@ from ml_framework.state.side_tables import SideTables
 
 __all__ = [
     "ALIASES",
+    "RELEASE",
     "ACCEPTED",
     "REJECTED",
     "DELETED",
@@ -46,6 +56,8 @@ __all__ = [
 ]
 
 ALIASES = ("candidate", "production", "previous")
+RELEASE = "release"  # set by the registry, never by a person: the version being rolled out
+_ORDER = ALIASES + (RELEASE,)
 ACCEPTED, REJECTED, DELETED = "accepted", "rejected", "deleted"
 class RegistryError(MLError):
     """A registry lookup or change that cannot be done (unknown model/version, rejected version...)."""
@@ -144,7 +156,13 @@ def _tables(schema: str | None):
         sa.Column("who", text, nullable=False),
         sa.Column("reason", text, nullable=False),
     )
-    return md, versions, aliases, events
+    followers = sa.Table(
+        "ml_model_followers", md,
+        sa.Column("follower", sa.String(255), primary_key=True),
+        sa.Column("model", sa.String(255), nullable=False, index=True),
+        sa.Column("since", sa.String(40), nullable=False),
+    )
+    return md, versions, aliases, events, followers
 
 
 class ModelRegistry(SideTables):
@@ -154,7 +172,7 @@ class ModelRegistry(SideTables):
     what = "the model registry"
 
     def _define_tables(self, schema: str | None):
-        md, self._versions, self._aliases, self._events = _tables(schema)
+        md, self._versions, self._aliases, self._events, self._followers = _tables(schema)
         return md
 
     # -- opening ----------------------------------------------------------------------------------------
@@ -175,7 +193,7 @@ class ModelRegistry(SideTables):
             model=row.model, version=row.version, status=row.status, created=row.created, backend=row.backend,
             address=row.address, bentoml_tag=row.bentoml_tag, primary_metric=row.primary_metric,
             metrics=json.loads(row.metrics), gates=json.loads(row.gates), lineage=json.loads(row.lineage),
-            aliases=tuple(sorted(aliases.get(row.version, ()), key=ALIASES.index)))
+            aliases=tuple(sorted(aliases.get(row.version, ()), key=_ORDER.index)))
 
     def _alias_map(self, conn, model: str) -> dict[str, int]:
         import sqlalchemy as sa
@@ -217,7 +235,7 @@ class ModelRegistry(SideTables):
             if status == ACCEPTED and move_aliases:
                 self._move(conn, model, "candidate", number, f"v{number} passed its gates")
                 if promote:
-                    self._promote(conn, model, number, f"v{number} passed its gates (promote: auto)")
+                    self._release_or_promote(conn, model, number, f"v{number} passed its gates (promote: auto)")
         found = self.get(model, number)
         assert found is not None
         return found
@@ -242,8 +260,26 @@ class ModelRegistry(SideTables):
         self._move(conn, model, "production", version, reason)
         return current
 
-    def promote(self, model: str, version: int | str, *, alias: str = "production", reason: str | None = None) -> tuple[int | None, ModelVersion]:
-        """Point ``alias`` (default ``production``) at an accepted version. Returns (old version, new)."""
+    def _release_or_promote(self, conn, model: str, version: int, reason: str) -> list[str]:
+        """Production at once when nothing serves the model; else ``release`` for its followers to roll
+        out (production moves when one succeeds). Returns the followers (empty: promoted)."""
+        followers = self._follower_list(conn, model)
+        if not followers:
+            self._promote(conn, model, version, reason)
+            return []
+        if self._alias_map(conn, model).get("production") == version:
+            self._move(conn, model, RELEASE, None, f"v{version} is production already")
+            return []
+        self._move(conn, model, RELEASE, version,
+                   f"{reason}; production moves when {' or '.join(followers)} has rolled it out")
+        return followers
+
+    def promote(self, model: str, version: int | str, *, alias: str = "production", reason: str | None = None,
+                now: bool = False) -> tuple[int | None, ModelVersion]:
+        """Point ``alias`` (default ``production``) at an accepted version. Returns (old version, new).
+
+        ``production`` of a model that deployments follow is *released*: the version becomes ``release``,
+        the next apply rolls it out, and production moves when that succeeds (``now=True``: at once)."""
         number = parse_version(version)
         if alias not in ALIASES:
             raise RegistryError(f"unknown alias {alias!r}", hint=did_you_mean(alias, ALIASES) or f"aliases: {', '.join(ALIASES)}")
@@ -252,8 +288,12 @@ class ModelRegistry(SideTables):
             detail = "it failed its gates" if target.status == REJECTED else "its artifact was deleted"
             raise RegistryError(f"{target.ref} is {target.status} and cannot be promoted: {detail}")
         with self._tx(write=True) as conn:
-            if alias == "production":
+            if alias == "production" and not now:
+                old = self._alias_map(conn, model).get("production")
+                self._release_or_promote(conn, model, number, reason or f"promoted v{number}")
+            elif alias == "production":
                 old = self._promote(conn, model, number, reason or f"promoted v{number}")
+                self._move(conn, model, RELEASE, None, f"v{number} promoted at once")
             else:
                 old = self._alias_map(conn, model).get(alias)
                 self._move(conn, model, alias, number, reason or f"{alias} set to v{number}")
@@ -269,6 +309,7 @@ class ModelRegistry(SideTables):
                 raise RegistryError(f"{model} has no previous version to roll back to",
                                     hint=f"promote a version explicitly: ml models promote {model} vN")
             self._move(conn, model, "production", previous, reason or f"rollback from v{current}")
+            self._move(conn, model, RELEASE, None, f"rolled back to v{previous}")
             if current is not None:
                 self._move(conn, model, "previous", current, f"rolled back from v{current}")
         return current, self._require(model, previous)
@@ -284,6 +325,85 @@ class ModelRegistry(SideTables):
                 self._move(conn, model, alias, None, reason)
             conn.execute(sa.update(v).where(v.c.model == model, v.c.status != DELETED).values(status=DELETED))
         return live
+
+    # -- releases: production follows what serves -------------------------------------------------------
+    def _follower_list(self, conn, model: str) -> list[str]:
+        import sqlalchemy as sa
+
+        f = self._followers
+        return [r.follower for r in conn.execute(sa.select(f.c.follower).where(f.c.model == model)
+                                                 .order_by(f.c.follower))]
+
+    def followers(self, model: str) -> list[str]:
+        """The resources serving ``model``'s production version (e.g. ``deployment.fraud-api``)."""
+        with self._tx() as conn:
+            return self._follower_list(conn, model)
+
+    def follow(self, follower: str, model: str | None) -> None:
+        """``follower`` now serves ``model``'s production version (None: no model's: pinned, or gone)."""
+        import sqlalchemy as sa
+
+        f = self._followers
+        with self._tx(write=True) as conn:
+            row = conn.execute(sa.select(f.c.model).where(f.c.follower == follower)).first()
+            if row is not None and row.model == model:
+                return
+            conn.execute(sa.delete(f).where(f.c.follower == follower))
+            if model is not None:
+                conn.execute(sa.insert(f).values(follower=follower, model=model, since=_now()))
+
+    def release_target(self, ref: str) -> ModelVersion:
+        """What a follower of ``ref`` should serve: the version being released, else :meth:`resolve`."""
+        if "@" not in ref and ":" not in ref:
+            with self._tx() as conn:
+                names = self._alias_map(conn, ref)
+                number = names.get(RELEASE)
+                if number is not None:
+                    found = self._version(conn, ref, number, names)
+                    if found is not None and found.status == ACCEPTED:
+                        return found
+        return self.resolve(ref)
+
+    def released(self, model: str, version: int | str, follower: str, how: str) -> bool:
+        """``follower`` rolled ``version`` out: it becomes production (once). True when production moved."""
+        number = parse_version(version)
+        with self._tx(write=True) as conn:
+            names = self._alias_map(conn, model)
+            if names.get(RELEASE) == number:
+                self._move(conn, model, RELEASE, None, f"released by {follower}")
+            if names.get("production") == number:
+                return False
+            self._promote(conn, model, number, f"v{number} released by {follower} ({how})")
+            return True
+
+    def release_failed(self, model: str, version: int | str, follower: str, why: str) -> None:
+        """``follower``'s rollout of ``version`` was rolled back: the release ends; production stays; the
+        version stays ``candidate`` (it passed its gates) and can be released again on purpose."""
+        number = parse_version(version)
+        with self._tx(write=True) as conn:
+            names = self._alias_map(conn, model)
+            if names.get(RELEASE) == number:
+                self._move(conn, model, RELEASE, None, f"rollout by {follower} rolled back: {why}")
+
+    def restore_production(self, model: str, version: int | str, follower: str, why: str) -> int | None:
+        """Point production back at ``version`` — what ``follower`` actually serves — when it names a
+        version that never served there (state written before releases existed). Returns the old one."""
+        number = parse_version(version)
+        with self._tx(write=True) as conn:
+            current = self._alias_map(conn, model).get("production")
+            if current == number:
+                return current
+            self._move(conn, model, "production", number, f"back to v{number}, which {follower} serves: {why}")
+            return current
+
+    def release(self, model: str, version: int | str, reason: str) -> list[str]:
+        """Release an accepted version again (a retried rollout). Returns the followers."""
+        number = parse_version(version)
+        target = self._require(model, number)
+        if target.status != ACCEPTED:
+            raise RegistryError(f"{target.ref} is {target.status} and cannot be released")
+        with self._tx(write=True) as conn:
+            return self._release_or_promote(conn, model, number, reason)
 
     # -- reading ----------------------------------------------------------------------------------------
     def models(self) -> list[str]:

@@ -24,6 +24,7 @@ from ml_framework.plugins.bentoml import BentoMLProvider
 from ml_framework.plugins.bentoml.control import read_control
 from ml_framework.plugins.bentoml.testing import LoadGenerator, deployment_spec, free_port, post, raw_payloads, stop_all_servers
 from ml_framework.plugins.lightgbm import LightGBMProvider
+from ml_framework.plugins.models.registry import ModelRegistry
 from ml_framework.plugins.models.testing import feature_providers, model_spec, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env", "bentoml_home")]
@@ -105,7 +106,18 @@ def test_canary_of_a_worse_model_rolls_back_and_a_better_one_is_promoted_under_l
     # the plan says why, and applying again does not retry v2
     change = next(c for c in harness.plan().pending() if c.address == "deployment.fraud-api")
     assert any("was rolled back" in r for r in change.reasons)
+    # the registry agrees with what serves: v2 never became production (batch scoring follows v1)
+    registry = ModelRegistry.for_project(root)
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1}
     assert harness.apply().ok and not harness.plan().has_changes
+    # a retry on purpose: the plan says so, and v2 is rolled out (and rolled back) again
+    plan = harness.plan(retry=["deployment.fraud-api"])
+    change = next(c for c in plan.pending() if c.address == "deployment.fraud-api")
+    assert any("--retry: rolls v2 out again" in r for r in change.reasons), change.reasons
+    with LoadGenerator(url, PAYLOADS, threads=4) as load:
+        report = harness.apply(plan)
+    assert "rollout of v2 rolled back" in outcome(report).error and load.versions["v2"] > 0
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1} and load.failed == 0
 
     better = good(harness, root)
     assert better == "v3"
@@ -121,6 +133,7 @@ def test_canary_of_a_worse_model_rolls_back_and_a_better_one_is_promoted_under_l
     assert all(s["status"] in ("passed", "promoted") for s in steps)
     assert post(url + "/predict", PAYLOADS[0])[1]["model_version"] == "v3"
     assert not harness.plan().has_changes
+    assert registry.aliases("fraud")["production"] == 3 and "release" not in registry.aliases("fraud")
 
     # instant rollback to revision 1 under load: no failed request, the next answers come from v1
     with LoadGenerator(url, PAYLOADS, threads=4) as load:
@@ -129,6 +142,7 @@ def test_canary_of_a_worse_model_rolls_back_and_a_better_one_is_promoted_under_l
         time.sleep(0.3)
     assert result.exit_code == 0, result.output
     assert "serves v1" in result.output and load.failed == 0, load.errors
+    assert "fraud@production → v1" in result.output and registry.resolve("fraud").version == 1
     assert post(url + "/predict", PAYLOADS[0])[1]["model_version"] == "v1"
     history = run_cli(["history", "deployment/fraud-api"], providers=providers(), cwd=root)
     for word in ("deployed", "rolled_back", "promoted", "rollback"):

@@ -215,6 +215,42 @@ def test_manual_promotion_only_moves_candidate_and_rejected_versions_never_move_
         registry.promote("fraud", rejected.version)
 
 
+def test_a_followed_model_moves_production_only_when_a_follower_has_rolled_the_version_out(registry):
+    _record(registry)  # v1: nothing serves it yet, so it is production at once
+    registry.follow("deployment.api", "fraud")
+    v2 = _record(registry, auc=0.91)
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1, "release": 2}
+    assert "release" in v2.aliases and registry.followers("fraud") == ["deployment.api"]
+    assert registry.resolve("fraud").version == 1  # batch scoring and monitors: what was promoted
+    assert registry.release_target("fraud").version == 2  # followers: what to roll out
+    assert registry.release_target("fraud@candidate").version == 2 and registry.release_target("fraud:v1").version == 1
+    registry.release_failed("fraud", "v2", "deployment.api", "canary 5% failed analysis")
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1}
+    assert registry.release_target("fraud").version == 1
+    assert "canary 5% failed analysis" in registry.events("fraud")[0].reason
+    assert registry.release("fraud", 2, "retried") == ["deployment.api"]  # a retry on purpose
+    assert registry.released("fraud", "v2", "deployment.api", "canary passed") is True
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 2, "previous": 1}
+    assert registry.released("fraud", "v2", "deployment.api", "again") is False
+    # a person's promotion is released through the followers too, unless --now
+    registry.promote("fraud", "v1")
+    assert registry.aliases("fraud")["production"] == 2 and registry.aliases("fraud")["release"] == 1
+    registry.promote("fraud", "v1", now=True)
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1, "previous": 2}
+    # no followers left: production moves at training time again
+    registry.follow("deployment.api", None)
+    _record(registry, auc=0.92)
+    assert registry.aliases("fraud")["production"] == 3 and "release" not in registry.aliases("fraud")
+
+
+def test_production_can_be_pointed_back_at_what_serves(registry):
+    _record(registry)
+    _record(registry)
+    assert registry.restore_production("fraud", "v1", "deployment.api", "v2 was rolled back there") == 2
+    assert registry.resolve("fraud").version == 1
+    assert "deployment.api serves" in registry.events("fraud")[0].reason
+
+
 def test_lookups_explain_what_is_missing(registry):
     with pytest.raises(RegistryError, match="no model named 'fraud'"):
         registry.resolve("fraud")
