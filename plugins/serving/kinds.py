@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from ml_framework.spec.kinds import BackendBlock, SpecBase, StrictModel
 
 
-__all__ = ["ROLLOUT_DURATION_PATTERN", "DeploymentInput", "DeploymentAuth", "DeploymentRateLimit", "AnalysisCheck", "RolloutAnalysis", "DeploymentRollout", "Deployment"]
+__all__ = ["ROLLOUT_DURATION_PATTERN", "DeploymentInput", "DeploymentAuth", "DeploymentRateLimit", "AnalysisCheck", "RolloutAnalysis", "RolloutReplay", "DeploymentRollout", "Deployment"]
 
 
 ROLLOUT_DURATION_PATTERN = r"^\d+(\.\d+)?(ms|s|m|h)$"  # rollout timings: "500ms", "10s", "5m"
@@ -115,6 +115,20 @@ class RolloutAnalysis(StrictModel):
     retrain_dry_run: list[AnalysisCheck] = Field(default_factory=lambda: ["prediction_shift"])
 
 
+class RolloutReplay(StrictModel):
+    """``on_inconclusive: replay``: what a step replays when live traffic stays below ``min_requests`` for
+    ``max_wait`` — e.g. a CI apply with no traffic. ``sources`` in order: ``prediction_log`` (this
+    deployment's recent successful requests, with the feature values they were answered with) and
+    ``validation`` (the candidate's held-out validation rows). ``requests``: how many (default and minimum:
+    ``analysis.min_requests``). Both versions score the same inputs inside the service; the step is
+    judged like a shadow on them (error rate, latency, prediction shift; agreement for shadow and
+    blue_green). Replayed requests are not logged as predictions and no caller sees them."""
+
+    sources: list[Literal["prediction_log", "validation"]] = Field(
+        default_factory=lambda: ["prediction_log", "validation"], min_length=1)
+    requests: int | None = Field(default=None, ge=1, le=100_000)
+
+
 class DeploymentRollout(StrictModel):
     """How a new model version replaces the one serving: ``recreate`` (switch at once, no analysis),
     ``canary`` (weights ``steps``, analysis at each), ``shadow`` (candidate answers a copy of the traffic,
@@ -129,7 +143,10 @@ class DeploymentRollout(StrictModel):
     interval: RolloutDuration = "30s"
     max_wait: RolloutDuration = "5m"
     failure_limit: int = Field(default=1, ge=1)
-    on_inconclusive: Literal["rollback", "pause"] = "rollback"
+    # Live traffic below min_requests for max_wait: roll back (default), pause (the next apply resumes the
+    # step), or replay recorded inputs to both versions and judge the step on them (see RolloutReplay).
+    on_inconclusive: Literal["rollback", "pause", "replay"] = "rollback"
+    replay: RolloutReplay = Field(default_factory=RolloutReplay)
     warmup_requests: int = Field(default=20, ge=0)
     analysis: RolloutAnalysis = Field(default_factory=RolloutAnalysis)
 

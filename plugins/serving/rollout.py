@@ -16,7 +16,9 @@ blue_green     candidate warmed up and checked on mirrored traffic, then switche
 Analysis, per step, like Argo Rollouts / Flagger: candidate error rate, p99 latency (absolute and/or
 relative to stable), prediction shift (two-sample Kolmogorov–Smirnov distance to stable's predictions)
 and, on mirrored traffic, agreement. Too few candidate requests is *inconclusive*, never passed: the
-step keeps collecting up to ``max_wait``, then rolls back (or pauses, ``on_inconclusive: pause``).
+step keeps collecting up to ``max_wait``, then rolls back (or pauses, ``on_inconclusive: pause``; or,
+``on_inconclusive: replay``, scores recorded inputs — recent requests from the prediction log, then the
+candidate's held-out validation rows — with both versions and analyses those, as a shadow would).
 ``failure_limit`` failed checks roll back.
 
 The driver checkpoints a :class:`RolloutState` after every decision, so an interrupted rollout resumes at
@@ -53,6 +55,8 @@ __all__ = [
     "RolloutIO",
     "RolloutResult",
     "run_rollout",
+    "REPLAY_SOURCES",
+    "replay_count",
 ]
 
 STRATEGIES = ("recreate", "canary", "shadow", "ab", "blue_green")
@@ -227,11 +231,12 @@ def agreement_rule(task: str | None, tolerance: float | None, scale: float | Non
 
 def evaluate(analysis: Any, stable: Sample, candidate: Sample, *,
              pairs: Sequence[tuple[Any, Any]] | None = None, task: str | None = None,
-             scale: float | None = None) -> Verdict:
+             scale: float | None = None, agreement: bool = True) -> Verdict:
     """Compare candidate with stable under ``analysis`` (a RolloutAnalysis or a plain mapping).
 
     ``pairs``: (stable, candidate) predictions of the same requests (mirrored traffic): adds agreement,
-    judged by the model's ``task`` (``scale``: see :func:`agreement_rule`).
+    judged by the model's ``task`` (``scale``: see :func:`agreement_rule`); ``agreement=False`` keeps the
+    pairs for the prediction shift only (a replayed canary step: its strategy does not judge agreement).
     """
     min_requests = int(_get(analysis, "min_requests", 100))
     dry = set(_get(analysis, "dry_run", ()) or ())
@@ -269,7 +274,7 @@ def evaluate(analysis: Any, stable: Sample, candidate: Sample, *,
             check("prediction_shift", shift, float(max_shift), passed,
                   f"KS {shift:.3f} (max {float(max_shift):g}{note})")
     min_agreement = _get(analysis, "min_agreement")
-    if mirrored and min_agreement is not None and pairs:
+    if mirrored and agreement and min_agreement is not None and pairs:
         agrees, rule = agreement_rule(task, _get(analysis, "agreement_tolerance"), scale)
         agree = sum(1 for s, c in pairs if agrees(s, c)) / len(pairs)
         check("agreement", agree, float(min_agreement), agree >= float(min_agreement),
@@ -353,8 +358,32 @@ def describe(rollout: Any, *, task: str | None = None, scale: float | None = Non
         _, rule = agreement_rule(task, _get(analysis, "agreement_tolerance"), scale)
         parts.append(f"agreement ≥ {float(_get(analysis, 'min_agreement')):.0%} ({rule})")
     need = (f"; each step needs {_get(analysis, 'min_requests', 100)} live requests within "
-            f"{_get(rollout, 'max_wait', '5m')}, else it is inconclusive: {_get(rollout, 'on_inconclusive', 'rollback')}")
+            f"{_get(rollout, 'max_wait', '5m')}, else " + _short_traffic(rollout, analysis))
     return f"{head}; analysis every {_get(rollout, 'interval', '30s')}: " + ", ".join(parts) + need
+
+
+def _short_traffic(rollout: Any, analysis: Any) -> str:
+    """What a step does when live traffic stays short (for plans and docs)."""
+    choice = _get(rollout, "on_inconclusive", "rollback")
+    if choice != "replay":
+        return f"it is inconclusive: {choice}"
+    replay = _get(rollout, "replay") or {}
+    count = replay_count(rollout)
+    names = {"prediction_log": "recent requests in the prediction log", "validation": "the candidate's validation rows"}
+    sources = ", then ".join(names.get(s, s) for s in (_get(replay, "sources") or REPLAY_SOURCES))
+    return (f"{count} inputs are replayed to both versions ({sources}) and analysed; with nothing to replay "
+            "it rolls back")
+
+
+REPLAY_SOURCES = ("prediction_log", "validation")
+
+
+def replay_count(rollout: Any) -> int:
+    """How many requests a replayed step sends: ``replay.requests``, at least ``analysis.min_requests``."""
+    analysis = _get(rollout, "analysis") or {}
+    wanted = _get(_get(rollout, "replay") or {}, "requests")
+    minimum = int(_get(analysis, "min_requests", 100))
+    return max(minimum, int(wanted)) if wanted else minimum
 
 
 # --- the driver -----------------------------------------------------------------------------------------
@@ -407,6 +436,10 @@ class RolloutIO(Protocol):
     def warm_up(self, state: RolloutState, requests: int) -> None:
         """Send the candidate `requests` warm-up predictions (blue_green)."""
 
+    def replay(self, state: RolloutState, step: "Step", requests: int) -> tuple[Sample, Sample, list, str] | None:
+        """Optional (``on_inconclusive: replay``): score up to `requests` recorded inputs with both versions;
+        (stable, candidate, pairs, where they came from), or None when there is nothing to replay."""
+
     def rollback(self, state: RolloutState) -> None:
         """All traffic back to stable; the candidate unloaded."""
 
@@ -442,7 +475,9 @@ def run_rollout(state: RolloutState, rollout: Any, io: RolloutIO, *, task: str |
     interval = parse_seconds(_get(rollout, "interval", "30s"))
     max_wait = parse_seconds(_get(rollout, "max_wait", "5m"))
     failure_limit = int(_get(rollout, "failure_limit", 1))
-    pause = _get(rollout, "on_inconclusive", "rollback") == "pause"
+    choice = _get(rollout, "on_inconclusive", "rollback")
+    pause = choice == "pause"
+    replay = replay_count(rollout) if choice == "replay" else 0
     analysis = _get(rollout, "analysis") or {}
     state.phase = "running"
     while state.step < len(steps):
@@ -468,7 +503,7 @@ def run_rollout(state: RolloutState, rollout: Any, io: RolloutIO, *, task: str |
         state.step_started_at = io.now()
         io.checkpoint(state)
         outcome = _analyse_step(state, step, marker, analysis, io, interval, max_wait, failure_limit, pause,
-                                task=task, scale=scale)
+                                task=task, scale=scale, replay=replay)
         if outcome is not None:
             return outcome
         state.step += 1
@@ -479,7 +514,7 @@ def run_rollout(state: RolloutState, rollout: Any, io: RolloutIO, *, task: str |
 
 
 def _analyse_step(state, step, marker, analysis, io, interval, max_wait, failure_limit,
-                  pause, *, task=None, scale=None) -> RolloutResult | None:
+                  pause, *, task=None, scale=None, replay=0) -> RolloutResult | None:
     """None when the step passed; else the finished (rolled back or paused) result."""
     started = state.step_started_at or io.now()
     window_start = started
@@ -504,12 +539,36 @@ def _analyse_step(state, step, marker, analysis, io, interval, max_wait, failure
         if io.now() - started >= max_wait:
             state.results.append({"step": step.label, "at": io.now(), **verdict.to_dict()})
             why = f"{step.label} inconclusive after {io.now() - started:.0f}s: {verdict.reason}"
+            if replay:
+                return _replayed_step(state, step, analysis, io, replay, why, task=task, scale=scale)
             if pause:  # like Argo's Inconclusive: hold the weights; the next apply resumes the step
                 state.phase = "paused"
                 state.reason = why
                 io.checkpoint(state)
                 return RolloutResult(state)
             return _roll_back(state, io, step, why, status=None)
+
+
+def _replayed_step(state, step, analysis, io, count, why, *, task=None, scale=None) -> RolloutResult | None:
+    """Live traffic stayed short: analyse the step on recorded inputs scored by both versions."""
+    io.progress(f"{step.label}: live traffic too short ({why.split(': ', 1)[-1]}); replaying {count} requests")
+    method = getattr(io, "replay", None)
+    try:
+        replayed = method(state, step, count) if method is not None else None
+    except Exception as exc:  # the candidate failed on recorded inputs: it does not take traffic
+        return _roll_back(state, io, step, f"{step.label}: replay failed: {exc}", status="aborted")
+    if replayed is None:
+        return _roll_back(state, io, step, f"{why}; nothing to replay (no logged requests, no validation rows)",
+                          status=None)
+    stable, candidate, pairs, source = replayed
+    verdict = evaluate(analysis, stable, candidate, pairs=pairs, task=task, scale=scale,
+                       agreement=step.mode == "mirror")
+    io.progress(f"{step.label} (replayed {source}): {verdict.summary()}")
+    state.results.append({"step": step.label, "at": io.now(), "replayed": source, **verdict.to_dict()})
+    if verdict.status == PASSED:
+        return None
+    detail = ("; ".join(c.text() for c in verdict.failed_checks) if verdict.status == FAILED else verdict.reason)
+    return _roll_back(state, io, step, f"{step.label} failed analysis on replayed {source}: {detail}", status=None)
 
 
 def _roll_back(state: RolloutState, io: RolloutIO, step: Step, why: str, *, status: str | None) -> RolloutResult:

@@ -119,8 +119,9 @@ def test_a_version_that_fails_to_load_stops_the_rollout_and_stable_keeps_serving
     from ml_framework.plugins.models.registry import ModelRegistry
     from ml_framework.plugins.models.artifacts import artifact_dir
 
-    v2 = ModelRegistry.for_project(project).resolve("fraud")
-    assert v2.label == "v2"
+    registry = ModelRegistry.for_project(project)
+    v2 = registry.release_target("fraud")  # released to the deployment; production stays v1 until it serves
+    assert v2.label == "v2" and registry.resolve("fraud").label == "v1"
     (artifact_dir(v2.bentoml_tag) / "saved_model.ubj").write_text("not a model")  # corrupt it in the store
     with LoadGenerator(url, raw_payloads(50), threads=2) as load:
         report = harness.apply()
@@ -130,6 +131,7 @@ def test_a_version_that_fails_to_load_stops_the_rollout_and_stable_keeps_serving
     record = deployment(harness)
     assert record.outputs["model_version"] == "v1" and record.outputs["revisions"][-1]["outcome"] == "rolled_back"
     assert post(url + "/predict", GOOD)[1]["model_version"] == "v1"
+    assert registry.aliases("fraud") == {"candidate": 2, "production": 1}  # the release ended; v1 is production
     # the next apply does not retry the broken version: it keeps v1 and says so
     report = harness.apply()
     assert report.ok and deployment(harness).status == "applied"

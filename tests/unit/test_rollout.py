@@ -337,3 +337,59 @@ def test_the_expected_time_of_a_rollout_counts_its_analysis_intervals():
     assert expected_seconds({"strategy": "canary", "steps": [5, 25, 100], "interval": "30s"}) == 60.0
     assert expected_seconds({"strategy": "shadow", "interval": "2m"}) == 120.0
     assert expected_seconds({"strategy": "recreate"}) == 0.0
+
+
+class ReplayIO(FakeIO):
+    """FakeIO whose live traffic never comes; `replayed` scripts what a replay returns."""
+
+    def __init__(self, replayed):
+        super().__init__(["short"] * 50)
+        self.replayed = replayed
+        self.replays: list[int] = []
+
+    def replay(self, state, step, requests):
+        self.replays.append(requests)
+        if self.replayed is None:
+            return None
+        stable, candidate = self.replayed
+        pairs = list(zip(stable.predictions, candidate.predictions))
+        return stable, candidate, pairs, "prediction log"
+
+
+def test_short_live_traffic_is_judged_on_replayed_requests_when_declared():
+    rollout = {**ROLLOUT, "on_inconclusive": "replay", "replay": {"requests": 150},
+               "analysis": {"min_requests": 100, "max_error_rate": 0.01, "max_prediction_shift": 0.2}}
+    same = [0.1 * (i % 10) for i in range(300)]
+    io = ReplayIO((sample(300, predictions=same), sample(300, predictions=same, seed=1)))
+    result = run_rollout(new_state(), rollout, io)
+    assert result.promoted and io.replays == [150, 150]  # each analysed step replayed once, after max_wait
+    assert [r.get("replayed") for r in result.state.results[:4] if r.get("replayed")] == ["prediction log"] * 2
+    # a candidate that answers differently on the replayed inputs is rolled back, naming the replay
+    shifted = [0.9 + 0.01 * (i % 10) for i in range(300)]
+    io = ReplayIO((sample(300, predictions=same), sample(300, predictions=shifted)))
+    result = run_rollout(new_state(), rollout, io)
+    assert result.state.phase == "rolled_back" and "on replayed prediction log: prediction_shift" in result.state.reason
+    # nothing to replay: rolled back, saying so
+    io = ReplayIO(None)
+    result = run_rollout(new_state(), rollout, io)
+    assert result.state.phase == "rolled_back" and "nothing to replay" in result.state.reason
+
+
+def test_a_replayed_canary_step_is_not_judged_on_agreement_but_a_shadow_is():
+    rollout = {**ROLLOUT, "on_inconclusive": "replay",
+               "analysis": {"min_requests": 100, "max_prediction_shift": None, "min_agreement": 0.95}}
+    stable = [0.1 * (i % 10) for i in range(200)]
+    candidate = [p + 0.2 for p in stable]  # same ranking (no shift judged here), but never within ±0.05
+    canary = run_rollout(new_state(), rollout, ReplayIO((sample(200, predictions=stable), sample(200, predictions=candidate))))
+    assert canary.promoted
+    shadow = run_rollout(new_state("shadow"), {**rollout, "strategy": "shadow"},
+                         ReplayIO((sample(200, predictions=stable), sample(200, predictions=candidate))))
+    assert shadow.state.phase == "rolled_back" and "agreement" in shadow.state.reason
+
+
+def test_the_plan_states_what_happens_without_traffic():
+    from ml_framework.plugins.serving.rollout import describe
+
+    assert "inconclusive: rollback" in describe(ROLLOUT)
+    text = describe({**ROLLOUT, "on_inconclusive": "replay", "replay": {"sources": ["validation"]}})
+    assert "100 inputs are replayed to both versions (the candidate's validation rows)" in text
