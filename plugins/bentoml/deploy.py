@@ -532,6 +532,20 @@ class ServiceRolloutIO:
         """Nothing to do here: every worker predicts `warmup` recent requests with the candidate when it
         loads it, and reports a failure as a load error (plugins/bentoml/runtime.py)."""
 
+    def replay(self, state, step, requests: int):
+        """Recorded inputs scored by stable and candidate in the service (see plugins/bentoml/replay.py)."""
+        from .replay import replay_inputs, score_replay
+
+        if not self._alive():
+            raise MLError(f"the service (pid {self.apply.outputs['pid']}) stopped during the rollout")
+        sources = list(self.apply.spec.rollout.replay.sources)
+        records, source = replay_inputs(self.apply.project_dir, self.apply.name, state.candidate.get("tag"),
+                                        requests, sources)
+        if not records:
+            return None
+        stable, candidate, pairs = score_replay(self.apply.outputs["url"], self.apply.folder, records)
+        return stable, candidate, pairs, source
+
     def rollback(self, state) -> None:
         from .control import traffic
 

@@ -52,6 +52,7 @@ class Gateway:
         self.route = str(config.get("route") or "/predict")
         self.fast = bool(config.get("fast_path", True))
         self.status_path = "/ml/status"
+        self.replay_path = "/ml/replay"
         self.gauges = MonitorGauges(config)
 
     async def __call__(self, scope, receive, send):
@@ -77,10 +78,27 @@ class Gateway:
             return await _respond(send, 200, answer)
         if path == "/metrics" and scope["method"] == "GET":
             return await self._metrics(scope, receive, send)
+        if path == self.replay_path and scope["method"] == "POST":
+            return await self._replay(scope, receive, send)
         if path == self.status_path and scope["method"] == "GET":
             runtime = current()
             return await _respond(send, 200 if runtime else 503, runtime.status() if runtime else {"ready": False})
         return await self.app(scope, receive, send)
+
+    async def _replay(self, scope, receive, send):
+        """Recorded inputs scored by stable and candidate (rollout analysis without live traffic): only
+        for `ml apply`, which holds the token; 404 for everyone else, as if the route did not exist."""
+        runtime = current()
+        if runtime is None or not runtime.replay_allowed(dict(scope["headers"])):
+            return await _respond(send, 404, {"error": "not found"})
+        try:
+            body = await _read_body(receive, 64 * 1024 * 1024)
+            answer = await runtime.replay(runtime.parse(body))
+        except RequestError as exc:
+            return await _respond(send, exc.status, exc.body, exc.headers)
+        except ConnectionResetError:
+            return None
+        return await _respond(send, 200, answer)
 
     async def _metrics(self, scope, receive, send):
         """BentoML's ``/metrics`` with the gauges of this deployment's monitors appended."""

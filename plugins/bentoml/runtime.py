@@ -541,6 +541,54 @@ class Runtime:
             answer["probabilities"] = {str(name): p for name, p in zip(classes, prediction)}
         return answer
 
+    # -- replayed inputs (rollouts without enough live traffic) -----------------------------------------
+    def replay_allowed(self, headers: Mapping[bytes, bytes]) -> bool:
+        """Replays come from `ml apply` on this machine: it proves it with the token it wrote beside the
+        service (``replay.token``, readable by the project's owner only)."""
+        import hmac
+
+        sent = headers.get(b"x-ml-replay")
+        try:
+            token = (self.service_dir / "replay.token").read_bytes().strip()
+        except OSError:
+            return False
+        return bool(sent and token) and hmac.compare_digest(sent, token)
+
+    async def replay(self, payload: Mapping[str, Any]) -> dict:
+        """Score recorded inputs (``records``: [{"features": {...}, "entity_keys": {...}}]) with stable and
+        candidate, side by side; nothing is logged as a prediction (no caller got these answers)."""
+        route = self.route
+        if route is None or route.candidate is None:
+            raise RequestError(409, "no candidate is loaded: replays judge a rollout step")
+        records = payload.get("records")
+        if not isinstance(records, list):
+            raise RequestError(422, "invalid request", [{"loc": ["records"], "msg": "expected a list"}])
+        results = []
+        for record in records:
+            values = dict((record or {}).get("features") or {})
+            keys = (record or {}).get("entity_keys") or None
+            item: dict[str, Any] = {}
+            try:
+                if keys and self.uses_features and self.entity_keys:
+                    fetched = await self.fetch(keys, route, values)
+                    values = {**fetched, **values}
+            except RequestError as exc:  # e.g. an entity since removed from the store: skip the record
+                results.append({"skipped": exc.body.get("error")})
+                continue
+            for variant, model in (("stable", route.stable), ("candidate", route.candidate)):
+                started = time.perf_counter()
+                try:
+                    item[variant] = model.predict_batch([model.encode(values)])[0]
+                    item[f"{variant}_status"] = 200
+                except Exception as exc:
+                    item[f"{variant}_status"] = 500
+                    item[f"{variant}_error"] = f"{type(exc).__name__}: {exc}"
+                item[f"{variant}_ms"] = round((time.perf_counter() - started) * 1000.0, 3)
+            results.append(item)
+            await asyncio.sleep(0)  # live requests interleave with a long replay
+        return {"generation": route.generation, "stable": route.stable.version,
+                "candidate": route.candidate.version, "results": results}
+
     def _shadow(self, route, model, request_id, keys, values, stable_prediction) -> None:
         started = time.perf_counter()
         try:

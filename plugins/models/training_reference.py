@@ -7,7 +7,8 @@ and no monitor has to join the training frame again or load the model to score i
 
 The file is ``reference.parquet`` in the version's BentoML model folder: the feature columns as the model
 saw them, plus :data:`PREDICTION_COLUMN` (the score, or the class id for multiclass models). Its parquet
-metadata (key ``ml``) records rows, the frame's total and the seed.
+metadata (key ``ml``) records rows, the frame's total, the seed and ``valid_from`` (the first row of the
+held-out validation split; rollouts replay those rows when live traffic is short).
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ def build_reference(prepared, predict, *, seed: int, max_rows: int = MAX_REFEREN
     frame = pd.concat([prepared.X_train, prepared.X_valid], ignore_index=True)
     total = len(frame)
     sampled = total > max_rows
+    valid_from = len(prepared.X_train)  # rows from here on are the held-out validation split
     if sampled:
         rows = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
+        valid_from = int((rows < valid_from).sum())
         frame = frame.iloc[rows].reset_index(drop=True)
     scores = np.asarray(predict(frame))
     out = frame.copy()
     for column in prepared.categorical:  # the values themselves (a parquet dictionary), not the model's codes
         out[column] = out[column].astype(object)
     out[PREDICTION_COLUMN] = scores.argmax(axis=1).astype(np.int64) if scores.ndim == 2 else scores.astype(np.float64)
-    info = {"rows": len(out), "total": total, "sampled": sampled, "seed": seed,
+    info = {"rows": len(out), "total": total, "sampled": sampled, "seed": seed, "valid_from": valid_from,
             "prediction_kind": "categorical" if scores.ndim == 2 else "numeric"}
     return out, info
 

@@ -279,3 +279,44 @@ def test_an_inconclusive_step_pauses_and_ml_rollback_aborts_it(tmp_path):
         harness.destroy()
         harness.close()
         stop_all_servers([root])
+
+
+def test_without_live_traffic_a_declared_replay_judges_the_step_on_logged_requests_and_validation_rows(tmp_path):
+    root = make_project(tmp_path, "{strategy: canary, steps: [20, 100], interval: 1s, max_wait: 2s, "
+                                  "on_inconclusive: replay, replay: {requests: 120}, "
+                                  "analysis: {min_requests: 100, max_prediction_shift: 0.15}}")
+    harness = Harness(root, providers())
+    try:
+        plan = harness.plan()
+        change = next(c for c in plan.pending() if c.address == "deployment.fraud-api")
+        assert harness.apply(plan).ok
+        url = deployment(harness).outputs["url"]
+        for payload in PAYLOADS[:40]:  # a little real traffic, logged; the rest comes from validation rows
+            assert post(url + "/predict", payload)[0] == 200
+        # the replay route exists only for `ml apply`, which holds the token
+        assert post(url + "/ml/replay", {"records": []})[0] == 404
+        assert post(url + "/ml/replay", {"records": []}, headers={"x-ml-replay": "guess"})[0] == 404
+        good(harness, root)
+        change = next(c for c in harness.plan().pending() if c.address == "deployment.fraud-api")
+        assert any("120 inputs are replayed to both versions" in r for r in change.reasons), change.reasons
+        logged_before = len(read_predictions(root, "fraud-api", last=10_000))
+        report = harness.apply()  # nobody sends a request
+        assert report.ok, outcome(report).error
+        record = deployment(harness)
+        assert record.outputs["model_version"] == "v2"
+        steps = record.outputs["last_rollout"]["steps"]
+        assert steps[0]["status"] == "inconclusive"  # the live window, kept in the record
+        step = steps[1]
+        assert step["replayed"] == "40 logged requests + 80 validation rows" and step["status"] == "passed"
+        assert step["candidate_requests"] == 120
+        assert len(read_predictions(root, "fraud-api", last=10_000)) == logged_before  # replays are not predictions
+        # a worse candidate is caught on the same replayed inputs, and rolled back
+        worse(harness, root)
+        report = harness.apply()
+        assert "failed analysis on replayed" in outcome(report).error and "prediction_shift" in outcome(report).error
+        assert deployment(harness).outputs["model_version"] == "v2"
+        assert post(url + "/predict", PAYLOADS[0])[1]["model_version"] == "v2"
+    finally:
+        harness.destroy()
+        harness.close()
+        stop_all_servers([root])
