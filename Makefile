@@ -19,6 +19,7 @@ clinic: setup
 	cd examples/clinic && ../../.venv/bin/ml validate && ../../.venv/bin/ml apply --auto-approve && ../../.venv/bin/ml plan --detailed-exitcode
 
 test: setup
+	@scripts/setup-test.sh
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

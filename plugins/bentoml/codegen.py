@@ -23,7 +23,7 @@ from typing import Any, Mapping
 __all__ = ["service_dir", "class_name", "bento_service_name", "render_service", "write_service_files",
            "RUNTIME_VERSION"]
 
-RUNTIME_VERSION = "3"  # bump when the generated code or the runtime's contract changes: restarts services
+RUNTIME_VERSION = "4"  # bump when the generated code or the runtime's contract changes: restarts services
 
 
 def service_dir(project_dir: Path, deployment: str) -> Path:

@@ -346,9 +346,21 @@ class DeploymentApply:
         self._serving(stable)
         return "running"
 
+    def _write_about(self) -> None:
+        """What the service's root page and /docs.json say of it beyond the contract (re-read on each
+        request for them: a new description needs no restart)."""
+        import os
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "about.json"
+        tmp = path.with_name(f".about.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"description": self.spec.description or ""}), encoding="utf-8")
+        os.replace(tmp, path)
+
     def run(self) -> ApplyResult:
         target = self._resolve()
         wanted = version_ref(target)
+        self._write_about()
         what = self._ensure_running(target)
         self._checkpoint()
         message = [what]

@@ -2,8 +2,9 @@
 guards the prediction route (401/429/413) and, with ``fast_path``, answers ``POST /predict`` itself —
 skipping BentoML's generic request parsing, still inside BentoML's metrics, tracing and timeout
 middleware; and :func:`api_predict`, the body of the generated ``@bentoml.api`` method (the route used
-with ``fast_path: false``). ``/livez``, ``/readyz`` and ``/docs.json`` stay BentoML's own; ``/metrics`` is
-BentoML's followed by the gauges of the monitors watching the deployment (:mod:`.monitor_gauges`).
+with ``fast_path: false``). ``/docs.json`` and the root page describe the deployment's real contract
+(:mod:`.openapi`); ``/livez`` and ``/readyz`` stay BentoML's own; ``/metrics`` is BentoML's followed by the
+gauges of the monitors watching the deployment (:mod:`.monitor_gauges`).
 """
 
 from __future__ import annotations
@@ -78,12 +79,31 @@ class Gateway:
             return await _respond(send, 200, answer)
         if path == "/metrics" and scope["method"] == "GET":
             return await self._metrics(scope, receive, send)
+        if scope["method"] == "GET" and path in ("/docs.json", "/"):
+            return await self._describe(path, send)
         if path == self.replay_path and scope["method"] == "POST":
             return await self._replay(scope, receive, send)
         if path == self.status_path and scope["method"] == "GET":
             runtime = current()
             return await _respond(send, 200 if runtime else 503, runtime.status() if runtime else {"ready": False})
         return await self.app(scope, receive, send)
+
+    async def _describe(self, path: str, send):
+        """The OpenAPI document and the root page, generated from the contract this service enforces
+        (BentoML's generic ones describe an untyped body)."""
+        from .openapi import index_page, openapi_document
+
+        runtime = current()
+        if runtime is None or runtime.route is None:
+            return await _respond(send, 503, {"error": "the service is starting"})
+        contract = runtime.contract()
+        if path == "/docs.json":
+            return await _respond(send, 200, openapi_document(contract))
+        data = index_page(contract).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                                (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
 
     async def _replay(self, scope, receive, send):
         """Recorded inputs scored by stable and candidate (rollout analysis without live traffic): only

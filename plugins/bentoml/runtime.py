@@ -357,8 +357,8 @@ class Runtime:
             if name not in allowed:
                 errors.append({"loc": [name], "msg": f"unknown field (expected {', '.join(sorted(allowed))})"})
         request_id = payload.get("request_id")
-        if request_id is not None and not isinstance(request_id, (str, int)):
-            errors.append({"loc": ["request_id"], "msg": "expected text"})
+        if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
+            errors.append({"loc": ["request_id"], "msg": "expected text or an integer"})
         keys = payload.get("entity_keys")
         features = payload.get("features")
         if keys is not None:
@@ -373,8 +373,12 @@ class Runtime:
                         continue
                     value = keys[name]
                     if dtype.startswith("int"):
+                        if isinstance(value, float) and value.is_integer():
+                            value = keys[name] = int(value)  # JSON Schema's integer includes 3.0
                         if isinstance(value, bool) or not isinstance(value, int):
                             errors.append({"loc": ["entity_keys", name], "msg": "expected an integer"})
+                        elif not -(2**63) <= value < 2**63:
+                            errors.append({"loc": ["entity_keys", name], "msg": "out of range (a 64-bit integer)"})
                     elif not isinstance(value, str):
                         errors.append({"loc": ["entity_keys", name], "msg": "expected text"})
                 for name in keys:
@@ -540,6 +544,38 @@ class Runtime:
             answer["class"] = classes[max(range(len(prediction)), key=prediction.__getitem__)]
             answer["probabilities"] = {str(name): p for name, p in zip(classes, prediction)}
         return answer
+
+    # -- what the service says about itself --------------------------------------------------------------
+    def contract(self):
+        """The contract this worker enforces now (stable and candidate), for /docs.json and the root page."""
+        from .openapi import ServiceContract
+
+        route = self.route
+        models = [m for m in ((route.stable, route.candidate) if route else ()) if m is not None]
+        features: dict[str, dict[str, Any]] = {}
+        raw_only: list[str] = []
+        for model in models:
+            for name in model.features:
+                kind = model.kinds.get(name)
+                features.setdefault(name, {"kind": kind.kind if kind else "number",
+                                           "categories": list(kind.categories) if kind else []})
+            for name in self._raw_only(model):
+                if name not in raw_only:
+                    raw_only.append(name)
+        first = models[0] if models else None
+        try:
+            about = json.loads((self.service_dir / "about.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            about = {}
+        return ServiceContract(
+            deployment=self.deployment, description=str(about.get("description") or ""),
+            route=str(self.config.get("route") or "/predict"), model=first.model if first else "",
+            versions=[m.version for m in models], task=first.task if first else "binary",
+            entity_keys=dict(self.entity_keys), raw_features=self.raw_features, raw_only=raw_only,
+            features=features, rules=dict(self.feature_rules), classes=first.classes if first else None,
+            auth_header=self.keys.header.decode() if self.keys is not None else None,
+            rate_limited=self.limiter is not None, max_bytes=self.max_bytes,
+            rejects_unknown_entities=self.on_unknown_entity == "reject")
 
     # -- replayed inputs (rollouts without enough live traffic) -----------------------------------------
     def replay_allowed(self, headers: Mapping[bytes, bytes]) -> bool:

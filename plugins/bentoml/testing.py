@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["deployment_spec", "free_port", "LoadGenerator", "stop_all_servers", "raw_payloads", "post"]
+__all__ = ["deployment_spec", "free_port", "LoadGenerator", "stop_all_servers", "raw_payloads", "post", "get_json"]
 
 
 def free_port() -> int:
@@ -44,6 +44,14 @@ def raw_payloads(count: int = 200, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [{"features": {"amount_mean_7d": round(rng.lognormvariate(3, 0.7), 2), "txn_count_7d": rng.randint(1, 14),
                           "segment": rng.choice(["retail", "business", "premium"])}} for _ in range(count)]
+
+
+def get_json(url: str, *, timeout: float = 10.0) -> Any:
+    """The JSON body of a GET (raises on a non-2xx status)."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
 
 
 def post(url: str, payload: Any, *, headers: Mapping[str, str] | None = None, timeout: float = 10.0,

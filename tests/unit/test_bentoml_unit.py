@@ -622,3 +622,54 @@ def test_value_rules_follow_the_declared_checks():
     assert violation({"between": [1, 5]}, 5) is None and violation({"gt": 0}, float("nan")) is None
     assert "checks.regex" in violation({"regex": r"[A-Z]{2}"}, "gb") and violation({"regex": r"[A-Z]{2}"}, "GB") is None
     assert violation({"isin": [1, 2]}, 3).startswith("must be one of 1, 2")
+
+
+# -- the service's description (OpenAPI document and root page) -------------------------------------------
+def _contract(**kw):
+    from ml_framework.plugins.bentoml.openapi import ServiceContract
+
+    base = dict(deployment="clinic-api", model="progression", versions=["v3"], task="regression",
+                features={"bmi": {"kind": "number"}, "sex": {"kind": "category", "categories": ["f", "m"]}},
+                rules={"bmi": {"between": [10, 60]}, "sex": {"isin": ["f", "m"]}})
+    base.update(kw)
+    return ServiceContract(**base)
+
+
+def test_the_openapi_request_schema_carries_types_rules_and_what_is_required():
+    from ml_framework.plugins.bentoml.openapi import openapi_document
+
+    doc = openapi_document(_contract())
+    request = doc["components"]["schemas"]["Request"]
+    features = request["properties"]["features"]
+    assert request["required"] == ["features"] and features["required"] == ["bmi", "sex"]
+    assert features["properties"]["bmi"] == {"type": ["number", "null"], "minimum": 10, "maximum": 60}
+    assert features["properties"]["sex"]["enum"] == ["f", "m", None]
+    assert features["additionalProperties"] is False and request["additionalProperties"] is False
+    assert set(doc["paths"]["/predict"]["post"]["responses"]) == {"200", "400", "413", "422", "500", "503"}
+    assert "security" not in doc and doc["info"]["version"] == "v3"
+    answer = doc["components"]["schemas"]["Answer"]
+    assert answer["properties"]["prediction"]["type"] == "number" and "class" not in answer["properties"]
+
+
+def test_entity_keys_guards_and_classes_show_in_the_document():
+    from ml_framework.plugins.bentoml.openapi import INT64_MAX, openapi_document
+
+    doc = openapi_document(_contract(entity_keys={"patient_id": "int64"}, raw_only=["bmi"], auth_header="x-api-key",
+                                     rate_limited=True, task="multiclass", classes=["low", "mid", "high"]))
+    with_keys, raw = doc["components"]["schemas"]["Request"]["anyOf"]
+    assert with_keys["required"] == ["entity_keys", "features"] and with_keys["properties"]["features"]["required"] == ["bmi"]
+    assert with_keys["properties"]["entity_keys"]["properties"]["patient_id"]["maximum"] == INT64_MAX
+    assert raw["properties"]["features"]["required"] == ["bmi", "sex"]
+    assert {"401", "404", "429"} <= set(doc["paths"]["/predict"]["post"]["responses"])
+    assert doc["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
+    answer = doc["components"]["schemas"]["Answer"]["properties"]
+    assert answer["class"]["enum"] == ["low", "mid", "high"] and set(answer["probabilities"]["properties"]) == {"low", "mid", "high"}
+
+
+def test_the_root_page_escapes_what_the_specs_say_and_names_no_outside_resource():
+    from ml_framework.plugins.bentoml.openapi import index_page
+
+    page = index_page(_contract(description="<script>alert(1)</script> progression in a year"))
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "serving <b>v3</b>" in page and "features.sex" in page and "one of f, m" in page
+    assert "src=" not in page and "https://" not in page
