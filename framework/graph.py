@@ -30,6 +30,12 @@ def digest(*parts: str) -> str:
     return h.hexdigest()
 
 
+def export_hash(behaviour: Mapping[str, Any], local_fields: Iterable[str]) -> str:
+    """The hash of what dependents see of a spec: its behavioural fields minus ``local_fields``."""
+    local = set(local_fields)
+    return digest(canonical_json({k: v for k, v in behaviour.items() if k not in local}))
+
+
 @dataclass
 class Node:
     address: str
@@ -43,6 +49,9 @@ class Node:
     depends_on: tuple[str, ...] = ()
     location: Location | None = None
     plugin_error: Exception | None = None
+    # What dependents see of this spec: the behavioural spec minus the kind's ``local_fields``.
+    local_fields: frozenset[str] = frozenset()
+    export_hash: str = ""
 
 
 @dataclass
@@ -71,11 +80,13 @@ def build_graph(valid: list[ValidSpec], locations: LocationMap) -> ResourceGraph
         full = spec.model_dump(mode="json")
         behaviour = {k: v for k, v in full.items() if k not in NON_BEHAVIOURAL}
         masked = mask_secrets(full)  # masks key by key, so the behavioural subset is masked already
+        local = frozenset(getattr(type(spec), "local_fields", frozenset()))
+        spec_hash = digest(canonical_json(behaviour))
         nodes[spec.address] = Node(
             address=spec.address, kind=spec.kind, name=spec.name, backend=spec.backend_name(),
             spec=masked, behaviour={k: v for k, v in masked.items() if k not in NON_BEHAVIOURAL},
-            spec_hash=digest(canonical_json(behaviour)),
-            config=item.config, location=item.location, plugin_error=item.plugin_error,
+            spec_hash=spec_hash, config=item.config, location=item.location, plugin_error=item.plugin_error,
+            local_fields=local, export_hash=export_hash(behaviour, local) if local else spec_hash,
         )
     errors: list[SpecError] = []
     by_kind: dict[str, list[str]] = {}

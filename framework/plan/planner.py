@@ -23,7 +23,7 @@ from ..contract import (
     Resource,
 )
 from ..errors import MLError, ProviderError
-from ..graph import ResourceGraph, canonical_json, digest
+from ..graph import ResourceGraph, canonical_json, digest, export_hash
 from ..spec.kinds import NON_BEHAVIOURAL
 from .model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, FieldDiff, Plan, PlanIssue
 
@@ -72,10 +72,35 @@ class _Planner:
         self.project_dir = project_dir
         self.refresh = refresh
         self.fingerprints: dict[str, str] = {}
+        # What dependents see of each planned resource: its fingerprint without its kind's local fields
+        # (a data check's threshold changes the resource, not what is trained or served from it).
+        self.exports: dict[str, str] = {}
         self.inputs: dict[str, dict[str, str]] = {}
         self.issues: list[PlanIssue] = []
         self.blocked: set[str] = set()
         self.causes: dict[str, str] = {}  # address -> root cause of its change, for dependents' reasons
+
+    def _prior_export(self, address: str) -> str | None:
+        """The export fingerprint the recorded resource had (from its recorded spec and inputs)."""
+        node, record = self.graph.nodes.get(address), self.recorded.get(address)
+        if node is None or record is None or not node.local_fields:
+            return None
+        behaviour = {k: v for k, v in record.spec.items() if k not in NON_BEHAVIOURAL}
+        return digest(export_hash(behaviour, node.local_fields), canonical_json(dict(record.inputs)))
+
+    def _upstream_input(self, upstream: str, prior) -> str:
+        """The value a dependent records for ``upstream``: its export fingerprint. A dependent recorded
+        with the upstream's whole fingerprint (before local fields existed) keeps that value while the
+        exported part is unchanged, so upgrading retrains nothing."""
+        value = self.exports[upstream]
+        if prior is None:
+            return value
+        recorded = prior.inputs.get(f"{UPSTREAM_PREFIX}{upstream}")
+        upstream_prior = self.recorded.get(upstream)
+        if (recorded is not None and recorded != value and upstream_prior is not None
+                and recorded == upstream_prior.fingerprint and self._prior_export(upstream) == value):
+            return recorded
+        return value
 
     def provider(self, backend: str):
         return self.registry.get(backend)
@@ -123,10 +148,12 @@ class _Planner:
             self.issues.append(PlanIssue(address, str(_wrap(address, exc))))
             self.blocked.add(address)
             return None
-        inputs = {f"{UPSTREAM_PREFIX}{d}": self.fingerprints[d] for d in node.depends_on}
+        inputs = {f"{UPSTREAM_PREFIX}{d}": self._upstream_input(d, prior) for d in node.depends_on}
         inputs.update({k: str(v) for k, v in extra.items()})
         fingerprint = digest(node.spec_hash, canonical_json(inputs))
         self.fingerprints[address] = fingerprint
+        self.exports[address] = (digest(node.export_hash, canonical_json(inputs)) if node.local_fields
+                                 else fingerprint)
         self.inputs[address] = inputs
         common = dict(address=address, kind=node.kind, backend=node.backend, after=node.spec,
                       fingerprint=fingerprint, depends_on=node.depends_on, inputs=inputs)
@@ -178,6 +205,7 @@ class _Planner:
             if result.hold and node.address not in self.retry:
                 # Nothing would come of applying it: dependents see it unchanged, the plan says why.
                 self.fingerprints[node.address] = prior.fingerprint
+                self.exports[node.address] = self._prior_export(node.address) or prior.fingerprint
                 common.update(fingerprint=prior.fingerprint, inputs=dict(prior.inputs))
                 return Change(action=NOOP, reasons=tuple(reasons), before=dict(prior.spec), held=result.hold, **common)
             replace_paths = tuple(result.replace_paths)

@@ -63,6 +63,9 @@ class SpecBase(StrictModel):
     # ``backend`` string whose settings live under ``options``.
     backend_field: ClassVar[str] = "backend"
     default_backend: ClassVar[str | None] = None
+    # Top-level fields whose changes concern this resource alone (e.g. a data check's threshold): changing
+    # one re-applies the resource, and what depends on it sees no change (no retrain, no new rollout).
+    local_fields: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def address(self) -> str:

@@ -6,7 +6,7 @@ feature backend compiles (feast: to pandera)."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator
 
@@ -84,6 +84,8 @@ class Source(SpecBase):
     backend: str = "feast"
     options: dict[str, Any] = Field(default_factory=dict)
 
+    local_fields: ClassVar[frozenset[str]] = frozenset({"checks"})  # re-checks the data, retrains nothing
+
 
 class InlineSource(StrictModel):
     """A feature view's own data file, when no separate Source spec is worth declaring."""
@@ -105,6 +107,8 @@ class FeatureView(SpecBase):
     store: str | None = None  # a FeatureStore name: switching its online store re-materializes the view
     backend: str = "feast"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    local_fields: ClassVar[frozenset[str]] = frozenset({"checks"})  # re-checks the data, retrains nothing
 
     def references(self) -> list[tuple[str, str]]:
         # entities and store are declared in the Kind; the source may be inline

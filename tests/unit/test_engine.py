@@ -114,6 +114,43 @@ def test_description_and_labels_never_trigger_a_change(harness):
     assert not plan.has_changes
 
 
+def test_a_data_check_threshold_re_checks_the_data_and_retrains_nothing(harness, provider):
+    harness.apply()
+    plan = harness.plan(overrides=["+feature_views.txn_stats.checks.min_rows=10", "+sources.txns.checks.min_rows=5"])
+    assert actions(plan) == {"entity.customer": NOOP, "source.txns": UPDATE, "featureview.txn_stats": UPDATE,
+                             "model.fraud": NOOP}
+    assert harness.apply(plan).ok
+    assert not harness.plan(overrides=["+feature_views.txn_stats.checks.min_rows=10",
+                                       "+sources.txns.checks.min_rows=5"]).has_changes
+    # the data itself changing still reaches the model
+    provider.extra_inputs["source.txns"] = {"source_data": "new-hash"}
+    plan = harness.plan(overrides=["+feature_views.txn_stats.checks.min_rows=10", "+sources.txns.checks.min_rows=5"])
+    assert actions(plan)["model.fraud"] == UPDATE
+
+
+def test_dependents_recorded_before_local_fields_existed_are_not_retrained(harness):
+    """State written by an older ml recorded the upstream's whole fingerprint: it is accepted while the
+    part dependents see is unchanged (upgrading retrains nothing), and a threshold change after that too."""
+    from dataclasses import replace
+
+    harness.apply()
+    store = harness.store
+    view, model = store.get("featureview.txn_stats"), store.get("model.fraud")
+    legacy_inputs = {**model.inputs, "upstream:featureview.txn_stats": view.fingerprint}
+    from ml_framework.graph import canonical_json, digest
+    from ml_framework.operations import load_specs
+
+    spec_hash = load_specs(harness.project, harness.registry).graph.nodes["model.fraud"].spec_hash
+    from ml_framework.locking import held_lock
+
+    with held_lock(store, "test") as lock:
+        store.put(replace(model, inputs=legacy_inputs, fingerprint=digest(spec_hash, canonical_json(legacy_inputs))),
+                  lock_id=lock.id)
+    assert not harness.plan().has_changes
+    plan = harness.plan(overrides=["+feature_views.txn_stats.checks.min_rows=10"])
+    assert actions(plan)["featureview.txn_stats"] == UPDATE and actions(plan)["model.fraud"] == NOOP
+
+
 def test_provider_input_change_propagates_with_its_cause(harness, provider):
     harness.apply()
     provider.extra_inputs["source.txns"] = {"source_data": "new-hash"}
