@@ -146,6 +146,9 @@ class FingerprintRequest:
     project_dir: Path
     prior: RecordedResource | None = None
     services: "Services | None" = None  # seams to other plugins (read-only use while planning)
+    # The desired specs of everything this resource depends on, transitively, by address — so a provider
+    # can check, before anything runs, what it will need of them (e.g. that a label column exists).
+    upstream: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

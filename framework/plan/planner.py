@@ -143,7 +143,9 @@ class _Planner:
         prior = self.recorded.get(address)
         try:
             provider = self.provider(node.backend)
-            extra = dict(provider.fingerprint(FingerprintRequest(resource, self.project_dir, prior, self.services)) or {})
+            upstream = {a: self.graph.nodes[a].spec for a in self.graph.upstream_closure(node.depends_on)}
+            extra = dict(provider.fingerprint(FingerprintRequest(resource, self.project_dir, prior, self.services,
+                                                                 upstream=upstream)) or {})
         except Exception as exc:
             self.issues.append(PlanIssue(address, str(_wrap(address, exc))))
             self.blocked.add(address)

@@ -27,6 +27,7 @@ from ml_framework.errors import MLError, did_you_mean
 from ml_framework.spec.kinds import parse_duration
 
 __all__ = ["ModelDataError", "FileRef", "ViewRef", "DataSpec", "resolve_inputs", "load_frame", "Frame", "label_frame",
+           "check_label_source",
            "join_files", "join_feature_store", "to_utc", "spec_lookup"]
 
 ROW = "__ml_row"
@@ -229,11 +230,35 @@ def _check_file(ref: FileRef, project_dir: Path) -> Path:
     return path
 
 
+def check_label_source(data: DataSpec, project_dir: Path, slices: Sequence[str] = ()) -> list[str]:
+    """Before anything is read (``ml plan``): the label file exists and has the label, timestamp and join
+    key columns, and every slice is a feature or a label-file column. Returns the label file's columns."""
+    path = _check_file(data.label, project_dir)
+    available = _schema(path, data.label.file_format)
+    _check_label_columns(data, available)
+    unknown = [s for s in slices if s not in available and s not in data.feature_columns]
+    if unknown:
+        known = sorted(set(data.feature_columns) | set(available))
+        raise ModelDataError(f"slice column {unknown[0]!r} is neither a feature of the model nor a column of "
+                             f"the label source {data.label.owner} ({data.label.path})",
+                             hint=did_you_mean(unknown[0], known) or "slices name a feature or a label-file column")
+    return available
+
+
 def label_frame(data: DataSpec, project_dir: Path, slices: Sequence[str]):
     """The label rows (join keys, timestamp, label and the label-file slice columns); (frame, slice columns)."""
     path = _check_file(data.label, project_dir)
     fmt = data.label.file_format
     available = _schema(path, fmt)
+    _check_label_columns(data, available)
+    extra = [s for s in slices if s in available and s not in data.feature_columns]
+    columns = list(dict.fromkeys(data.join_keys + [data.timestamp, data.label_column] + extra))
+    frame = _read(path, fmt, columns)
+    frame[data.timestamp] = to_utc(frame[data.timestamp], f"{data.label.owner} column {data.timestamp}")
+    return frame, extra
+
+
+def _check_label_columns(data: DataSpec, available: Sequence[str]) -> None:
     if data.label_column not in available:
         raise ModelDataError(f"label column {data.label_column!r} is not in {data.label.owner} ({data.label.path})",
                              hint=did_you_mean(data.label_column, available) or f"its columns: {', '.join(available)}")
@@ -246,11 +271,6 @@ def label_frame(data: DataSpec, project_dir: Path, slices: Sequence[str]):
             raise ModelDataError(
                 f"the label source {data.label.owner} lacks the join key {', '.join(missing)} that feature view "
                 f"{view.name} needs", hint=f"its columns: {', '.join(available)}")
-    extra = [s for s in slices if s in available and s not in data.feature_columns]
-    columns = list(dict.fromkeys(data.join_keys + [data.timestamp, data.label_column] + extra))
-    frame = _read(path, fmt, columns)
-    frame[data.timestamp] = to_utc(frame[data.timestamp], f"{data.label.owner} column {data.timestamp}")
-    return frame, extra
 
 
 def load_frame(data: DataSpec, project_dir: Path, *, slices: Sequence[str] = (), route: str = "parquet",

@@ -93,7 +93,13 @@ class TrainerProvider(BaseProvider):
         from .checks import check_model_spec
         from .fingerprint import DataKeys, combine
 
-        check_model_spec(Model.model_validate(dict(request.resource.spec)))
+        spec = Model.model_validate(dict(request.resource.spec))
+        check_model_spec(spec)
+        if request.upstream:  # at plan, before anything trains: the label file has what the spec names
+            from .data import check_label_source, resolve_inputs
+
+            check_label_source(resolve_inputs(request.resource.spec, request.upstream.get), request.project_dir,
+                               list(spec.slices or []))
         prior = request.prior
         if prior is None:
             return {}
@@ -151,8 +157,10 @@ class TrainerProvider(BaseProvider):
             number, production = registry.next_version(name), registry.alias(name, "production")
         except MLError:
             return []
+        followers = registry.followers(name) if production else []
+        rollout = f" and {' or '.join(followers)} has rolled it out" if followers else ""
         return [f"trains v{number}; production is {production.label if production else 'not set yet'}"
-                + (" until v{} passes its gates".format(number) if production else "")]
+                + (f" until v{number} passes its gates{rollout}" if production else "")]
 
     @staticmethod
     def _already_rejected(request: PlanRequest) -> str | None:

@@ -24,7 +24,8 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from ml_framework.contract import ApplyContext, ApplyRequest, ApplyResult, BaseProvider, DeleteRequest, ReadRequest, ReadResult
+from ml_framework.contract import (ApplyContext, ApplyRequest, ApplyResult, BaseProvider, DeleteRequest, FingerprintRequest,
+                                   ReadRequest, ReadResult)
 from ml_framework.errors import MLError
 
 __all__ = ["DriftBackend", "MonitorError", "monitor_folder"]
@@ -113,6 +114,21 @@ class DriftBackend(BaseProvider):
         return bundle
 
     # -- contract ---------------------------------------------------------------------------------------------
+    def fingerprint(self, request: FingerprintRequest) -> Mapping[str, str]:
+        """At plan: a ground-truth file that exists has the columns the spec names, and its entity keys are
+        the watched deployment's."""
+        gt_spec = request.resource.spec.get("ground_truth")
+        if gt_spec:
+            from .ground_truth import check_label_file
+            from .kinds import GroundTruth
+
+            deployment = request.upstream.get(f"deployment.{request.resource.spec.get('deployment')}")
+            keys = None
+            if deployment is not None:
+                keys = list((deployment.get("input") or {}).get("entity_keys") or [])
+            check_label_file(request.project_dir, GroundTruth.model_validate(gt_spec), keys)
+        return {}
+
     def read(self, request: ReadRequest) -> ReadResult:
         recorded = request.recorded
         outputs = dict(recorded.outputs or {})

@@ -37,14 +37,65 @@ class GroundTruthError(MLError):
     """The ground-truth file cannot be used as declared."""
 
 
+def _label_path(project_dir: Path, gt) -> tuple[Path, str]:
+    path = Path(gt.path) if Path(gt.path).is_absolute() else Path(project_dir) / gt.path
+    return path, gt.format or {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix, "parquet")
+
+
+def _needed_columns(gt) -> list[str]:
+    keys = [gt.request_id] if gt.join == "request_id" else list(gt.entity_keys or []) + [gt.timestamp_field]
+    return keys + [gt.label]
+
+
+def _require_columns(gt, columns: list[str]) -> None:
+    for column in _needed_columns(gt):
+        if column not in columns:
+            raise GroundTruthError(f"the ground-truth file {gt.path} has no column {column!r}",
+                                   hint=did_you_mean(column, columns) or f"its columns: {', '.join(map(str, columns))}")
+
+
+def check_label_file(project_dir: Path, gt, deployment_keys: list[str] | None = None) -> None:
+    """At plan: the join and label columns exist in the ground-truth file (its schema only; a file not
+    there yet is normal: labels arrive later), and entity keys are ones the deployment logs."""
+    if gt.join == "entity" and deployment_keys is not None:
+        unknown = [k for k in gt.entity_keys or [] if k not in deployment_keys]
+        if unknown:
+            raise GroundTruthError(f"ground_truth.entity_keys: {unknown[0]!r} is not an entity key of the deployment "
+                                   "(requests log only those)",
+                                   hint=did_you_mean(unknown[0], deployment_keys)
+                                   or f"its entity keys: {', '.join(deployment_keys) or 'none (raw features)'}")
+    path, fmt = _label_path(project_dir, gt)
+    if not path.is_file():
+        return
+    try:
+        if fmt == "csv":
+            import pandas as pd
+
+            columns = list(pd.read_csv(path, nrows=0).columns)
+        elif fmt == "jsonl":
+            with open(path, encoding="utf-8") as fh:
+                first = fh.readline()
+            if not first.strip():
+                return
+            import json
+
+            columns = list(json.loads(first))
+        else:
+            import pyarrow.parquet as pq
+
+            columns = list(pq.read_schema(path).names)
+    except Exception as exc:
+        raise GroundTruthError(f"cannot read the ground-truth file {gt.path}: {type(exc).__name__}: {exc}") from exc
+    _require_columns(gt, [str(c) for c in columns])
+
+
 def load_labels(project_dir: Path, gt) -> Any:
     """The label file as a pandas DataFrame (only the columns the join and slices need)."""
     import pandas as pd
 
-    path = Path(gt.path) if Path(gt.path).is_absolute() else Path(project_dir) / gt.path
+    path, fmt = _label_path(project_dir, gt)
     if not path.exists():
         return pd.DataFrame()  # no labels yet: inconclusive
-    fmt = gt.format or {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix, "parquet")
     try:
         if fmt == "csv":
             frame = pd.read_csv(path)
@@ -54,12 +105,7 @@ def load_labels(project_dir: Path, gt) -> Any:
             frame = pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow parse errors
         raise GroundTruthError(f"cannot read the ground-truth file {gt.path}: {type(exc).__name__}: {exc}") from exc
-    keys = [gt.request_id] if gt.join == "request_id" else list(gt.entity_keys or []) + [gt.timestamp_field]
-    for column in keys + [gt.label]:
-        if column not in frame.columns:
-            raise GroundTruthError(f"the ground-truth file {gt.path} has no column {column!r}",
-                                   hint=did_you_mean(column, list(frame.columns)) or
-                                   f"its columns: {', '.join(map(str, frame.columns))}")
+    _require_columns(gt, [str(c) for c in frame.columns])
     return frame
 
 

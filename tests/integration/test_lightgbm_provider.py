@@ -157,8 +157,6 @@ def test_production_comparison_gates_against_the_current_production(harness, pro
 
 
 @pytest.mark.parametrize("override, message", [
-    ("models.fraud.label.column=fraud_flag", "label column 'fraud_flag' is not in source.labels"),
-    ("models.fraud.slices=[region]", "slice column 'region' is neither a feature"),
     ("+models.fraud.trainer.params.objective=nonsense", "training failed inside LightGBM: LightGBMError"),
 ])
 def test_bad_input_fails_the_model_with_its_address_and_keeps_the_previous_version(harness, project, override,
@@ -169,6 +167,20 @@ def test_bad_input_fails_the_model_with_its_address_and_keeps_the_previous_versi
     assert error.startswith("model.fraud: ") and message in error, error
     reg = registry_of(project)
     assert [v.label for v in reg.versions("fraud")] == ["v1"] and reg.resolve("fraud").version == 1
+
+
+@pytest.mark.parametrize("override, message", [
+    ("models.fraud.label.column=fraud_flag", "label column 'fraud_flag' is not in source.labels"),
+    ("models.fraud.label.column=is_frau", "did you mean 'is_fraud'"),
+    ("models.fraud.slices=[region]", "slice column 'region' is neither a feature"),
+])
+def test_label_and_slice_columns_the_data_lacks_fail_the_plan_before_anything_trains(harness, project, override,
+                                                                                     message):
+    assert harness.apply().ok
+    plan = harness.plan(overrides=[override])
+    (issue,) = [i for i in plan.errors if i.address == "model.fraud"]
+    assert message in issue.message, issue.message
+    assert [v.label for v in registry_of(project).versions("fraud")] == ["v1"]
 
 
 def test_a_gate_naming_an_unknown_metric_fails_at_validation(harness):

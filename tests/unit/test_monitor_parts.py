@@ -386,3 +386,25 @@ def test_multiclass_ground_truth_reads_class_values_as_the_logged_class_indexes(
         accuracy = next(m for m in result.metrics if m.metric == "accuracy")
         assert accuracy.n == n - 1 and accuracy.value == pytest.approx(240 / 299)  # row 0 (wrong) dropped: 59 wrong
         assert any("1 labels name a class v3 was not trained on" in note for note in result.notes)
+
+
+def test_the_ground_truth_file_is_checked_at_plan_from_its_schema(tmp_path):
+    import pandas as pd
+
+    from ml_framework.plugins.monitoring.ground_truth import GroundTruthError, check_label_file
+    from ml_framework.plugins.monitoring.kinds import GroundTruth
+
+    gt = GroundTruth(path="labels.parquet", label="is_fraud", join="entity", entity_keys=["customer_id"],
+                     timestamp_field="event_ts")
+    check_label_file(tmp_path, gt, ["customer_id"])  # labels arrive later: no file yet is fine
+    pd.DataFrame({"customer_id": [1], "event_ts": [pd.Timestamp("2024-01-01")], "is_fraud": [0]}).to_parquet(
+        tmp_path / "labels.parquet")
+    check_label_file(tmp_path, gt, ["customer_id", "merchant_id"])
+    with pytest.raises(GroundTruthError, match="has no column 'is_frad'.*") as info:
+        check_label_file(tmp_path, gt.model_copy(update={"label": "is_frad"}), ["customer_id"])
+    assert "did you mean 'is_fraud'" in str(info.value)
+    with pytest.raises(GroundTruthError, match="'customer' is not an entity key of the deployment"):
+        check_label_file(tmp_path, gt.model_copy(update={"entity_keys": ["customer"]}), ["customer_id"])
+    (tmp_path / "labels.csv").write_text("rid,label\n1,0\n")
+    with pytest.raises(GroundTruthError, match="no column 'request_id'"):
+        check_label_file(tmp_path, GroundTruth(path="labels.csv", label="label"), None)
