@@ -267,7 +267,8 @@ class DeploymentApply:
             self.outputs["revision"] = revision
         self.outputs.pop("candidate_version", None)
 
-    def _start(self, stable: Mapping[str, Any], config: Mapping[str, Any], config_hash: str) -> None:
+    def _start(self, stable: Mapping[str, Any], config: Mapping[str, Any], config_hash: str, *,
+               listener: int | None = None) -> None:
         from .codegen import class_name, write_service_files
         from .control import traffic, write_control
         from .process import start_server
@@ -279,7 +280,8 @@ class DeploymentApply:
         server = start_server(self.folder, class_name(self.name), host=self.settings.host, port=self.settings.port,
                               workers=self.settings.workers, generation=generation,
                               timeout=self.settings.startup_timeout_s, progress=self.ctx.progress,
-                              project_dir=self.project_dir)
+                              project_dir=self.project_dir, listener=listener)
+        self.outputs.pop("reuseport", None)
         self.outputs.update(url=server.url, host=server.host, port=server.port, pid=server.pid,
                             service_dir=str(self.folder), config_hash=config_hash, workers=self.settings.workers)
 
@@ -304,7 +306,7 @@ class DeploymentApply:
 
     def _ensure_running(self, target) -> str:
         """Start, restore or restart the service as needed. Returns what happened (for the message)."""
-        from .process import is_ready, is_running, stop_server
+        from .process import drain_and_stop, is_ready, is_running, stop_server, take_listener
 
         config = self._config(target)
         config_hash = self._config_hash(config, self.settings)
@@ -333,7 +335,14 @@ class DeploymentApply:
             self._reload_guards()
         if config_hash != self.prior.get("config_hash"):
             old_pid, old_port = pid, self.prior.get("port")
-            if old_port == self.settings.port:
+            listener = (take_listener(old_pid, old_port) if old_port == self.settings.port
+                        and self.settings.host == self.prior.get("host") else None)
+            if listener is not None:
+                self.ctx.progress(f"starting the service with new settings on pid {old_pid}'s listening socket "
+                                  f"(port {old_port}), then stopping the old process")
+                self._start(stable, config, config_hash, listener=listener)
+                drain_and_stop(old_pid, self.folder)
+            elif old_port == self.settings.port:
                 self.ctx.progress(f"restarting the service (pid {old_pid}) with new settings")
                 stop_server(old_pid, self.folder)
                 self._start(stable, config, config_hash)

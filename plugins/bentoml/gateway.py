@@ -18,6 +18,7 @@ from .runtime import RequestError, _dumps, current
 __all__ = ["Gateway", "api_predict"]
 
 _JSON = [(b"content-type", b"application/json")]
+_CLOSE = [(b"connection", b"close")]
 
 
 async def _respond(send, status: int, body: dict, headers: list | None = None) -> None:
@@ -58,12 +59,18 @@ class Gateway:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                runtime = current()
+                if runtime is not None and runtime.loop is None:
+                    runtime.loop = asyncio.get_running_loop()
             return await self.app(scope, receive, send)
         path = scope["path"]
         if path == self.route and scope["method"] == "POST":
             runtime = current()
             if runtime is None:
                 return await _respond(send, 503, {"error": "the service is starting"})
+            if runtime.loop is None:
+                runtime.loop = asyncio.get_running_loop()
             headers = dict(scope["headers"])
             try:
                 runtime.guard(headers, scope.get("client"))
@@ -73,10 +80,12 @@ class Gateway:
                 rid = headers.get(b"x-request-id")
                 answer = await runtime.handle(runtime.parse(body), rid.decode("latin-1") if rid else None)
             except RequestError as exc:
-                return await _respond(send, exc.status, exc.body, exc.headers)
+                return await _respond(send, exc.status, exc.body, exc.headers + (_CLOSE if runtime.draining else []))
             except ConnectionResetError:
                 return None
-            return await _respond(send, 200, answer)
+            # Draining (the next process of this service accepts from the same socket): the client reconnects
+            # after this answer, to the next process, instead of finding its connection closed later.
+            return await _respond(send, 200, answer, _CLOSE if runtime.draining else None)
         if path == "/metrics" and scope["method"] == "GET":
             return await self._metrics(scope, receive, send)
         if scope["method"] == "GET" and path in ("/docs.json", "/"):

@@ -25,7 +25,7 @@ from ml_framework.errors import MLError
 
 from .control import wait_for_generation
 
-__all__ = ["ServerError", "PortInUse", "Server", "start_server", "stop_server", "is_running", "is_ready",
+__all__ = ["ServerError", "PortInUse", "Server", "start_server", "stop_server", "take_listener", "drain_and_stop", "is_running", "is_ready",
            "port_free", "who_listens", "log_tail", "url_for", "build_bento", "orphan_workers"]
 
 
@@ -179,22 +179,79 @@ def deployment_home(folder: Path, store_home: Path) -> Path:
     return home
 
 
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    return inodes
+
+
+def take_listener(pid: int | None, port: int) -> int | None:
+    """A duplicate, in this process, of the socket server ``pid`` listens with on ``port`` (Linux
+    pidfd_getfd), or None when it cannot be had (another OS, no permission): the caller restarts the plain
+    way. Handed to the next process of the same service, it keeps every queued connection."""
+    if not pid or not hasattr(os, "pidfd_open") or not Path("/proc/net/tcp").is_file():
+        return None
+    inodes = _listening_inodes(int(port))
+    found = None
+    try:
+        for entry in Path(f"/proc/{int(pid)}/fd").iterdir():
+            try:
+                target = os.readlink(entry)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                found = int(entry.name)
+                break
+    except OSError:
+        return None
+    if found is None:
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pidfd = os.pidfd_open(int(pid))
+    except OSError:
+        return None
+    try:
+        fd = libc.syscall(438, pidfd, found, 0)  # pidfd_getfd: the same number on x86_64 and arm64
+    finally:
+        os.close(pidfd)
+    return fd if fd >= 0 else None
+
+
 def start_server(folder: Path, class_name: str, *, host: str, port: int, workers: int, generation: int,
-                 timeout: float, progress=None, project_dir: Path | None = None) -> Server:
-    """Start `bentoml serve` for the service in `folder`; return once every worker is ready."""
+                 timeout: float, progress=None, project_dir: Path | None = None, listener: int | None = None) -> Server:
+    """Start `bentoml serve` for the service in `folder`; return once every worker is ready. ``listener``:
+    the listening socket of this service's previous process (:func:`take_listener`), adopted instead of
+    binding the port (:mod:`.serve_main`); the caller stops the previous process once this one is ready."""
     folder = Path(folder)
-    if not port_free(host, port):
+    if listener is None and not port_free(host, port):
         holder = who_listens(port)
         raise PortInUse(f"port {port} on {host} is already in use" + (f" by {holder}" if holder else ""),
                         hint="stop what listens there, or choose another serving.port")
     log = open(folder / "server.log", "ab")
-    command = [sys.executable, "-m", "bentoml", "serve", f"service:{class_name}", "--host", host, "--port", str(port),
-               "--working-dir", str(folder)]
+    command = [sys.executable, "-m", "ml_framework.plugins.bentoml.serve_main", "serve", f"service:{class_name}",
+               "--host", host, "--port", str(port), "--working-dir", str(folder)]
+    env = _environment(folder, project_dir)
+    if listener is not None:
+        env.update(ML_LISTEN_FD=str(listener), ML_LISTEN_PORT=str(port))
     try:
-        process = subprocess.Popen(command, cwd=folder, env=_environment(folder, project_dir), stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   pass_fds=(listener,) if listener is not None else ())
     finally:
         log.close()
+        if listener is not None:
+            os.close(listener)  # the new process holds it now
     (folder / "server.pid").write_text(str(process.pid))
     server = Server(process.pid, host, port)
     try:
@@ -351,6 +408,19 @@ def stop_server(pid: int | None, folder: Path | None = None, *, timeout: float =
         for status in (Path(folder) / "status").glob(f"{pid}-*.json"):
             status.unlink(missing_ok=True)
     return running or bool(leftover)
+
+
+def drain_and_stop(pid: int | None, folder: Path, *, drain_s: float = 1.0) -> bool:
+    """Stop a process whose successor already accepts from the same listening socket: its workers stop
+    accepting first (``drain-<pid>`` beside the service, seen within 0.1 s), answer what they accepted,
+    then it is stopped as usual."""
+    marker = Path(folder) / f"drain-{pid}"
+    try:
+        marker.touch()
+        time.sleep(drain_s)
+        return stop_server(pid, folder)
+    finally:
+        marker.unlink(missing_ok=True)
 
 
 def build_bento(folder: Path, *, timeout: float = 300.0, project_dir: Path | None = None) -> str:

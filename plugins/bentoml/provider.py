@@ -138,7 +138,9 @@ class BentoMLProvider(BaseProvider):
             reasons.append(f"restarts the service ({', '.join(restart[:3])}"
                            + (f" and {len(restart) - 3} more" if len(restart) > 3 else "") + ")"
                            + ("; the new port starts before the old one stops" if port_moves else
-                              "; requests fail while it restarts"))
+                              "; the new process takes over the listening socket and the old one stops once the "
+                              "new one is ready (connections wait, none is refused; where the OS cannot hand a "
+                              "socket over, requests fail while it restarts)"))
         prior = dict(request.prior.outputs or {})
         pending = prior.get("rollout") or {}
         if pending.get("phase") in ("running", "paused", "interrupted"):

@@ -167,6 +167,8 @@ class Runtime:
         self._metrics = _Metrics(self.deployment, enabled=False)  # real ones from start(), in the worker
         self._recent: collections.deque = collections.deque(maxlen=32)  # feature values, for warm-ups
         self.served = 0
+        self.loop = None  # the worker's event loop, seen on the first request (draining closes its servers)
+        self._drained = False
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -176,6 +178,10 @@ class Runtime:
 
             self._writer = PredictionLogWriter(Path(self.config["log_dir"]))
         self._metrics = _Metrics(self.deployment)
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # seen on the first request instead
         if self.entity_keys and self.uses_features:
             self.feature_access().warm()  # e.g. build Feast's FeatureStore now, not on the first request
         control = self._read_control()
@@ -294,9 +300,42 @@ class Runtime:
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
 
+    @property
+    def draining(self) -> bool:
+        return self._drained
+
+    def _drain_requested(self) -> bool:
+        return (self.service_dir / f"drain-{os.getppid()}").exists()
+
+    def _drain(self) -> None:
+        """Stop accepting connections (the next process of this service accepts them from the same socket)
+        while the requests already accepted are answered; `ml` stops this process after."""
+        loop = self.loop
+        if loop is None:
+            logger.warning("ml: draining: no event loop seen yet")
+            self._drained = True
+            return
+        gc.unfreeze()  # the server objects were frozen with the rest at start: get_objects() skips those
+        try:
+            found = [o for o in gc.get_objects() if type(o).__name__ == "Server"
+                     and type(o).__module__.startswith("uvicorn") and hasattr(o, "servers")]
+        finally:
+            gc.freeze()
+        servers = [server for o in found for server in (o.servers or [])]  # asyncio or uvloop listeners
+        for server in servers:
+            loop.call_soon_threadsafe(server.close)
+        self._drained = True
+        logger.info("ml: draining: no longer accepting on %d listener(s)", len(servers))
+
     def _watch(self) -> None:
         beats = 0
         while not self._stop.wait(_POLL_S):
+            if not self._drained and self._drain_requested():
+                try:
+                    self._drain()
+                except Exception:
+                    logger.exception("ml: draining failed")
+                    self._drained = True
             try:
                 control = self._read_control()
                 if control is not None:

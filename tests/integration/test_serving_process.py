@@ -209,3 +209,22 @@ def test_a_new_rate_limit_or_api_keys_reach_the_running_service_without_a_restar
     keyed = harness.apply(overrides=tight + ("+deployments.fraud-api.auth.api_keys_env=ML_TEST_KEYS",))
     assert keyed.ok and deployment(harness).outputs["pid"] == before["pid"]
     assert post(after["url"] + "/predict", GOOD)[0] == 401  # keys now required, still no restart
+
+
+def test_a_serving_setting_that_needs_a_restart_starts_the_new_process_beside_the_old_one(project, harness):
+    port = free_port()
+    (project / "specs" / "deploy.yaml").write_text(deployment_spec(port=port))
+    assert harness.apply().ok
+    before = deployment(harness).outputs
+    change_ = ("+deployments.fraud-api.serving.timeout_s=20", "+deployments.fraud-api.serving.max_request_bytes=32768")
+    (change,) = harness.plan(overrides=change_).pending()
+    assert any("takes over the listening socket" in r for r in change.reasons), change.reasons
+    with LoadGenerator(before["url"], raw_payloads(50), threads=4) as load:
+        time.sleep(0.3)
+        assert harness.apply(overrides=change_).ok
+        time.sleep(0.3)
+    after = deployment(harness).outputs
+    assert after["pid"] != before["pid"] and after["port"] == port and not is_running(before["pid"])
+    assert load.failed == 0 and load.ok > 0, load.errors  # not one refused or failed request
+    status, body, _ = post(after["url"] + "/predict", None, raw=b'{"features": {"x": "' + b"a" * 40_000 + b'"}}')
+    assert status == 413  # the new limit is in force
