@@ -8,6 +8,7 @@ Writes (parquet):
                     scikit-learn ships them; `sex` as "F"/"M")
   outcomes.parquet  patient_id, visit_ts, progression (a disease-progression score, regression) and
                     band ("low" / "medium" / "high", multiclass)
+  band-api.keys     a random API key for the band service (once; kept when it exists)
 Each visit resamples one of the 442 patients of the data set with a little noise, so the relation
 between measurements and outcome is the real one.
 """
@@ -48,6 +49,13 @@ def generate(out: Path, rows: int = 4000, seed: int = 11, patients: int = 400,
     out.mkdir(parents=True, exist_ok=True)
     visits.to_parquet(out / "visits.parquet", index=False)
     outcomes.to_parquet(out / "outcomes.parquet", index=False)
+    keys = out / "band-api.keys"
+    if not keys.exists():  # the band service's API key: random, never committed (data/ is ignored)
+        import os
+        import secrets
+
+        keys.write_text(f"# one API key per line (band-api)\n{secrets.token_urlsafe(24)}\n")
+        os.chmod(keys, 0o600)
 
 
 def main() -> None:

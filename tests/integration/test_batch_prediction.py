@@ -270,8 +270,10 @@ def test_missing_entity_keys_and_a_missing_input_file(harness, project):
 
     write_batch(project, batch_spec())
     (project / "data" / "labels.parquet").rename(project / "data" / "labels.moved")
-    (issue,) = [e for e in harness.plan().errors if e.address == ADDRESS]
-    assert "input file data/labels.parquet does not exist" in issue.message
+    errors = {e.address: e.message for e in harness.plan().errors}
+    # the model that reads the same file as its labels says so first; the batch waits on it
+    assert "data file data/labels.parquet does not exist" in errors["model.fraud"], errors
+    assert "model.fraud cannot be planned" in errors[ADDRESS]
     _unchanged(harness, project, *before)
 
 

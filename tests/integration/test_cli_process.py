@@ -232,6 +232,25 @@ def test_a_killed_run_leaves_a_lock_the_next_run_takes_over_and_says_so(project:
     assert project.ml("plan", "--detailed-exitcode").returncode == 0
 
 
+@pytest.mark.parametrize("finished", [1, 2, 3])
+def test_kill_9_after_any_resource_converges_on_the_next_apply_with_nothing_lost_or_duplicated(project: Project,
+                                                                                                procs, finished):
+    first = project.start("apply", "--auto-approve", "--parallelism", "1", ML_TEST_APPLY_SLEEP="0.4")
+    procs.append(first)
+    wait_for(lambda: sum(line.startswith("done ") for line in project.events()) >= finished,
+             what=f"{finished} resource(s) applied")
+    first.kill()  # SIGKILL right after the world changed: its state record may or may not have landed
+    first.communicate()
+    recorded_before = set(project.recorded())
+    applied = project.ml("apply", "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert project.recorded() == ALL and project.world() == ALL  # converged: each once in state and world
+    starts = [line.split()[1] for line in project.events() if line.startswith("start ")]
+    for address in recorded_before:  # what was recorded is not applied again
+        assert starts.count(address) == 1, (address, starts)
+    assert project.lock() is None and project.ml("plan", "--detailed-exitcode").returncode == 0
+
+
 def test_force_unlock_frees_a_lock_whose_holder_cannot_be_proven_gone(project: Project, procs):
     second = project.start("apply", "--auto-approve", "--parallelism", "1", ML_TEST_APPLY_SLEEP="5")
     procs.append(second)

@@ -34,12 +34,25 @@ def test_the_clinic_example_applies_serves_scores_and_rolls_out_a_regression_mod
     subprocess.run([sys.executable, str(root / "generate_data.py"), "--out", str(root / "data"), "--rows", "2000"],
                    check=True, capture_output=True, timeout=300)
     patients = sorted(pd.read_parquet(root / "data" / "visits.parquet")["patient_id"].unique().tolist())
-    port = f"deployments.progression-api.serving.port={free_port()}"
-    fast = ["+deployments.progression-api.rollout.interval=1s", "+deployments.progression-api.rollout.max_wait=60s"]
+    ports = [f"deployments.progression-api.serving.port={free_port()}", f"deployments.band-api.serving.port={free_port()}"]
+    port = ports
+    fast = ["+deployments.progression-api.rollout.interval=1s", "+deployments.progression-api.rollout.max_wait=60s",
+            "+deployments.band-api.rollout.interval=1s", "deployments.band-api.rollout.max_wait=3s"]
     try:
-        applied = _ml(root, "apply", "--auto-approve", port, *fast)
+        applied = _ml(root, "apply", "--auto-approve", *port, *fast)
         assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
-        assert _ml(root, "plan", "--detailed-exitcode", port, *fast).returncode == 0
+        assert _ml(root, "plan", "--detailed-exitcode", *port, *fast).returncode == 0
+
+        # The band service: multiclass answers by name, behind the API key generate_data.py wrote.
+        key = (root / "data" / "band-api.keys").read_text().splitlines()[-1]
+        band_url = json.loads(_ml(root, "status", "--json").stdout)["deployment.band-api"]["url"]
+        assert post(band_url + "/predict", {"entity_keys": {"patient_id": patients[0]}})[0] == 401
+        code, body, _ = post(band_url + "/predict", {"entity_keys": {"patient_id": patients[0]}},
+                             headers={"x-api-key": key})
+        assert code == 200 and body["class"] in {"low", "medium", "high"} and set(body["probabilities"]) == {
+            "low", "medium", "high"}
+        assert post(band_url + "/predict", {"entity_keys": {"patient_id": patients[0]}},
+                    headers={"x-api-key": key + "x"})[0] == 401
 
         status = json.loads(_ml(root, "status", "--json").stdout)["deployment.progression-api"]
         url = status["url"]
@@ -51,13 +64,32 @@ def test_the_clinic_example_applies_serves_scores_and_rolls_out_a_regression_mod
         assert {"proba_low", "proba_medium", "proba_high"} <= set(bands.columns)
         assert _ml(root, "monitor", "run").returncode == 0  # scipy-drift, a fresh process
 
+        # Outcomes observed later, per patient: joined to the prediction served for that patient (and its
+        # version), not to whichever prediction is nearest in time.
+        served = []
+        for patient in patients[:40]:
+            code, body, _ = post(url + "/predict", {"entity_keys": {"patient_id": patient}})
+            assert code == 200
+            served.append((patient, body["prediction"]))
+        observed = pd.DataFrame({"patient_id": [p for p, _ in served],
+                                 "observed_ts": pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=1),
+                                 "progression": [value + 10.0 for _, value in served]})  # off by 10 each
+        observed.to_parquet(root / "data" / "observed.parquet", index=False)
+        ran = _ml(root, "monitor", "run", "progression-drift", "--json", "--no-actions")
+        result = json.loads(ran.stdout)
+        result = result[0] if isinstance(result, list) else result
+        performance = [v["performance"] for v in result["versions"] if v.get("performance")]
+        assert performance and performance[0]["n"] >= 40 and performance[0]["matched_labels"] >= 40, ran.stdout[-3000:]
+        rmse = next(m for m in performance[0]["metrics"] if m["metric"] == "rmse" and not m.get("slice"))
+        assert abs(rmse["value"] - 10.0) < 1e-6  # each label credited to its own patient's served prediction
+
         # A retrained regression model reaches users through a shadow rollout, analysed under live load.
         retrain = "models.progression.trainer.params.num_boost_round=320"  # a retrain that mostly agrees
-        plan = _ml(root, "plan", port, *fast, retrain)
+        plan = _ml(root, "plan", *port, *fast, retrain)
         assert "agreement ≥ 80% (within ±" in plan.stdout and "validation RMSE" in plan.stdout, plan.stdout
         payloads = [{"entity_keys": {"patient_id": int(p)}} for p in patients]
         with LoadGenerator(url, payloads, threads=3) as load:
-            rolled = _ml(root, "apply", "--auto-approve", port, *fast, retrain, timeout=900)
+            rolled = _ml(root, "apply", "--auto-approve", *port, *fast, retrain, timeout=900)
         assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr[-2000:]
         # Nothing failed during the rollout: answers or the example's rate limit (429), never a 5xx.
         assert set(load.statuses) <= {200, 429} and load.statuses[200] > 100, load.statuses
@@ -68,4 +100,4 @@ def test_the_clinic_example_applies_serves_scores_and_rolls_out_a_regression_mod
             time.sleep(float(headers.get("retry-after") or headers.get("Retry-After") or 0.5))
         assert code == 200 and body["model_version"] == "v2"
     finally:
-        _ml(root, "destroy", "--auto-approve", port)
+        _ml(root, "destroy", "--auto-approve", *port)

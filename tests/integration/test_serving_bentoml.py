@@ -86,7 +86,9 @@ def test_metrics_with_a_version_label_openapi_and_status(served):
     _, docs = get(url + "/docs.json")
     spec = json.loads(docs)
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert {"entity_keys", "features", "request_id"} <= set(body["properties"])
+    request = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert {"features", "request_id"} <= set(request["properties"])  # raw features: every one required
+    assert set(request["properties"]["features"]["required"]) == set(request["properties"]["features"]["properties"])
     status, text = get(url + "/ml/status")
     assert status == 200 and json.loads(text)["stable"]["version"] == "v1"
 

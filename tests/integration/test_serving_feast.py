@@ -7,6 +7,7 @@ need but the spec does not declare fail the apply; an a/b split is sticky per en
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -210,3 +211,23 @@ def test_ab_split_is_sticky_per_entity_key(example):
     assert during  # some keys moved to v2 during the split, some only at promotion
     outputs = harness.store.get("deployment.fraud-api").outputs
     assert outputs["model_version"] == "v2" and outputs["last_rollout"]["steps"][0]["step"] == "a/b 50%"
+
+
+def test_feasts_own_sdk_answers_the_feature_service_with_an_offline_view_inside(example):
+    """People query the applied repository from notebooks with Feast's SDK: a feature service holding an
+    offline-only view (the transaction's facts) answers, those features missing, the rest from the store."""
+    _, root = example
+    code = f"""
+import json
+from feast import FeatureStore
+store = FeatureStore(repo_path={str(root / 'feature_repo')!r})
+service = store.get_feature_service("fraud_detection")
+rows = [{{**{known_keys(root, 1)[0]!r}, "transaction_id": 1}}]
+print(json.dumps(store.get_online_features(features=service, entity_rows=rows).to_dict(), default=str))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=root / "feature_repo")
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["age"][0] is not None and answer["credit_limit"][0] is not None  # from the online store
+    assert answer["amount"] == [None]  # offline-only: it comes with a serving request

@@ -26,6 +26,7 @@ class FeatureServiceHandler(Handler):
             views = {v: store.registry.get_feature_view(v, store.project, allow_cache=True)
                      for v, _ in definition["features"]}
             store.apply([build_service(definition, views)])
+            _answerable_online(store, [views[v] for v, _ in definition["features"]])
             self._remember(backend, spec.name, definition)
             project = store.project
         return ApplyResult(outputs={"feast_name": spec.name, "project": project,
@@ -64,3 +65,18 @@ class FeatureServiceHandler(Handler):
             for v, f in definition["features"])
         return ReadResult(exists=True, outputs=recorded.outputs,
                           drift=self._drift({"features": expected}, describe_service(service)))
+
+
+def _answerable_online(store, views) -> None:
+    """Feast's own SDK reads every view of a feature service from the online store, offline-only ones
+    (``online: false``, e.g. facts of the event being scored) included, and fails on their missing tables
+    (SQLite: "no such table"). Their (empty) tables are created so ``get_online_features(features=service)``
+    answers, with those features missing — their values come with the request."""
+    offline = [v for v in views if not getattr(v, "online", True)]
+    if not offline:
+        return
+    online_store = getattr(store._get_provider(), "online_store", None)
+    if online_store is None:
+        return
+    online_store.update(config=store.config, tables_to_delete=[], tables_to_keep=offline, entities_to_delete=[],
+                        entities_to_keep=[], partial=True)
