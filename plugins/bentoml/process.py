@@ -65,34 +65,45 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    return inodes
+
+
 def who_listens(port: int) -> str | None:
     """'pid 1234 (python)' of the process listening on `port`, when /proc tells (Linux), else None."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None
     try:
-        inodes = set()
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                lines = Path(table).read_text().splitlines()[1:]
-            except OSError:
-                continue
-            for line in lines:
-                parts = line.split()
-                if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(parts[9])
-        if not inodes:
-            return None
-        for pid_dir in Path("/proc").iterdir():
-            if not pid_dir.name.isdigit():
-                continue
-            try:
-                for fd in (pid_dir / "fd").iterdir():
-                    target = os.readlink(fd)
-                    if target.startswith("socket:[") and target[8:-1] in inodes:
-                        name = (pid_dir / "comm").read_text().strip()
-                        return f"pid {pid_dir.name} ({name})"
-            except OSError:
-                continue
+        pids = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
     except OSError:
         return None
+    for pid_dir in pids:
+        try:
+            fds = list((pid_dir / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:  # an fd may close while we look: skip it, not the rest of the process's
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                try:
+                    name = (pid_dir / "comm").read_text().strip()
+                except OSError:
+                    name = "?"
+                return f"pid {pid_dir.name} ({name})"
     return None
 
 
@@ -179,20 +190,6 @@ def deployment_home(folder: Path, store_home: Path) -> Path:
     return home
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(parts[9])
-    return inodes
-
-
 def take_listener(pid: int | None, port: int) -> int | None:
     """A duplicate, in this process, of the socket server ``pid`` listens with on ``port`` (Linux
     pidfd_getfd), or None when it cannot be had (another OS, no permission): the caller restarts the plain
@@ -234,6 +231,9 @@ def start_server(folder: Path, class_name: str, *, host: str, port: int, workers
     the listening socket of this service's previous process (:func:`take_listener`), adopted instead of
     binding the port (:mod:`.serve_main`); the caller stops the previous process once this one is ready."""
     folder = Path(folder)
+    deadline = time.monotonic() + 3.0
+    while listener is None and not port_free(host, port) and not who_listens(port) and time.monotonic() < deadline:
+        time.sleep(0.1)  # held, but nobody listens: a socket of a process that just died is being closed
     if listener is None and not port_free(host, port):
         holder = who_listens(port)
         raise PortInUse(f"port {port} on {host} is already in use" + (f" by {holder}" if holder else ""),

@@ -9,6 +9,8 @@ Nothing here imports Feast at module level: each function imports what it needs 
 * :func:`recording_infra_on_commit` patches ``registry.commit`` on one registry object
 * :func:`redis_client`             the provider's ``online_store`` and ``RedisOnlineStore._get_client``
 * :func:`mmh3_hash`                ``feast.infra.online_stores.helpers._mmh3`` (Redis hash field names)
+* :func:`create_online_tables`     the provider's ``online_store`` and its public ``update`` (empty tables for
+                                   offline views, so Feast's SDK answers a feature service holding them)
 
 Also relied on, outside this module, for a Feast behaviour rather than a private name:
 ``plugins/feast/materialize.py:purge_redis_view`` works around Feast 0.49's
@@ -24,7 +26,8 @@ from typing import Any, Callable, Iterator
 from . import Internal, installed_version, version_mismatch
 
 __all__ = ["TESTED_VERSION", "DISTRIBUTION", "INTERNALS", "check_version", "installed", "feast_provider",
-           "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash"]
+           "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash",
+           "create_online_tables"]
 
 TESTED_VERSION = "0.49.0"
 DISTRIBUTION = "feast"
@@ -46,6 +49,7 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("feast.infra.online_stores.redis:RedisOnlineStore._get_client", ("self", "online_store_config"),
              "redis_client"),
     Internal("feast.infra.online_stores.helpers:_mmh3", ("key",), "mmh3_hash"),
+    Internal("feast.infra.passthrough_provider:PassthroughProvider.online_store", None, "create_online_tables"),
 )
 
 _RECHECK = ("every wrapper in plugins/compat/feast.py against the new Feast (the objects in its INTERNALS, "
@@ -126,3 +130,14 @@ def mmh3_hash(key: str) -> bytes:
     from feast.infra.online_stores.helpers import _mmh3
 
     return _mmh3(key)
+
+
+def create_online_tables(store, views) -> bool:
+    """Create the online store's (empty) tables of ``views`` — what ``feast apply`` creates only for
+    ``online=True`` views. False when the provider has no online store."""
+    online_store = getattr(feast_provider(store), "online_store", None)
+    if online_store is None:
+        return False
+    online_store.update(config=store.config, tables_to_delete=[], tables_to_keep=list(views), entities_to_delete=[],
+                        entities_to_keep=[], partial=True)
+    return True

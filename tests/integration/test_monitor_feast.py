@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("ml_framework.plugins.feast.training")
 
 from ml_framework.testing import run_cli  # noqa: E402
-from ml_framework.plugins.alibi_detect import AlibiDetectProvider  # noqa: E402
+from ml_framework.plugins.scipy_drift import ScipyDriftProvider  # noqa: E402
 from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
 from ml_framework.plugins.monitoring.testing import serving_provider, traffic_frame, write_traffic  # noqa: E402
 
@@ -63,7 +63,7 @@ def test_the_example_monitor_on_feast_features(example):
     from ml_framework.plugins.models.predictor import load_predictor
 
     providers = {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "serving": serving_provider(),
-                 "alibi-detect": AlibiDetectProvider()}
+                 "scipy-drift": ScipyDriftProvider()}
 
     def ml(*args):
         return run_cli(list(args), providers=providers, cwd=example)
@@ -72,7 +72,7 @@ def test_the_example_monitor_on_feast_features(example):
     assert applied.exit_code == 0, applied.output
     state = json.loads(ml("state", "show", "monitor.fraud-drift").stdout)
     detector = state["outputs"]["detectors"]["v1"]
-    assert detector["method"] == "tabular" and detector["prediction_drift"] and detector["reference_rows"] > 1000
+    assert detector["method"] == "auto" and detector["prediction_drift"] and detector["reference_rows"] > 1000
     assert ml("plan", "--detailed-exitcode").exit_code == 0
 
     from ml_framework.project import Project

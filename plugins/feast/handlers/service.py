@@ -73,10 +73,7 @@ def _answerable_online(store, views) -> None:
     (SQLite: "no such table"). Their (empty) tables are created so ``get_online_features(features=service)``
     answers, with those features missing — their values come with the request."""
     offline = [v for v in views if not getattr(v, "online", True)]
-    if not offline:
-        return
-    online_store = getattr(store._get_provider(), "online_store", None)
-    if online_store is None:
-        return
-    online_store.update(config=store.config, tables_to_delete=[], tables_to_keep=offline, entities_to_delete=[],
-                        entities_to_keep=[], partial=True)
+    if offline:
+        from ml_framework.plugins.compat.feast import create_online_tables
+
+        create_online_tables(store, offline)
