@@ -11,6 +11,7 @@ Nothing here imports Feast at module level: each function imports what it needs 
 * :func:`mmh3_hash`                ``feast.infra.online_stores.helpers._mmh3`` (Redis hash field names)
 * :func:`create_online_tables`     the provider's ``online_store`` and its public ``update`` (empty tables for
                                    offline views, so Feast's SDK answers a feature service holding them)
+* :func:`sqlite_table_name`        ``feast.infra.online_stores.sqlite._table_id`` (a view's online table)
 
 Also relied on, outside this module, for a Feast behaviour rather than a private name:
 ``plugins/feast/materialize.py:purge_redis_view`` works around Feast 0.49's
@@ -27,7 +28,7 @@ from . import Internal, installed_version, version_mismatch
 
 __all__ = ["TESTED_VERSION", "DISTRIBUTION", "INTERNALS", "check_version", "installed", "feast_provider",
            "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash",
-           "create_online_tables"]
+           "create_online_tables", "sqlite_table_name"]
 
 TESTED_VERSION = "0.49.0"
 DISTRIBUTION = "feast"
@@ -50,6 +51,7 @@ INTERNALS: tuple[Internal, ...] = (
              "redis_client"),
     Internal("feast.infra.online_stores.helpers:_mmh3", ("key",), "mmh3_hash"),
     Internal("feast.infra.passthrough_provider:PassthroughProvider.online_store", None, "create_online_tables"),
+    Internal("feast.infra.online_stores.sqlite:_table_id", ("project", "table"), "sqlite_table_name"),
 )
 
 _RECHECK = ("every wrapper in plugins/compat/feast.py against the new Feast (the objects in its INTERNALS, "
@@ -141,3 +143,10 @@ def create_online_tables(store, views) -> bool:
     online_store.update(config=store.config, tables_to_delete=[], tables_to_keep=list(views), entities_to_delete=[],
                         entities_to_keep=[], partial=True)
     return True
+
+
+def sqlite_table_name(project: str, view) -> str:
+    """The SQLite online store's table of a feature view (``{project}_{view name}`` in Feast 0.49)."""
+    from feast.infra.online_stores.sqlite import _table_id
+
+    return _table_id(project, view)
