@@ -12,6 +12,9 @@ Nothing here imports Feast at module level: each function imports what it needs 
 * :func:`create_online_tables`     the provider's ``online_store`` and its public ``update`` (empty tables for
                                    offline views, so Feast's SDK answers a feature service holding them)
 * :func:`sqlite_table_name`        ``feast.infra.online_stores.sqlite._table_id`` (a view's online table)
+* :func:`duckdb_reads_from_repo`   replaces ``feast.infra.offline_stores.duckdb._read_data_source``, which
+                                   reads a relative source path from the process's working directory
+                                   instead of the feature repository (feast-dev/feast#5390)
 
 Also relied on, outside this module, for a Feast behaviour rather than a private name:
 ``plugins/feast/materialize.py:purge_redis_view`` works around Feast 0.49's
@@ -28,7 +31,7 @@ from . import Internal, installed_version, version_mismatch
 
 __all__ = ["TESTED_VERSION", "DISTRIBUTION", "INTERNALS", "check_version", "installed", "feast_provider",
            "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash",
-           "create_online_tables", "sqlite_table_name"]
+           "create_online_tables", "sqlite_table_name", "duckdb_reads_from_repo"]
 
 TESTED_VERSION = "0.49.0"
 DISTRIBUTION = "feast"
@@ -52,6 +55,8 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("feast.infra.online_stores.helpers:_mmh3", ("key",), "mmh3_hash"),
     Internal("feast.infra.passthrough_provider:PassthroughProvider.online_store", None, "create_online_tables"),
     Internal("feast.infra.online_stores.sqlite:_table_id", ("project", "table"), "sqlite_table_name"),
+    Internal("feast.infra.offline_stores.duckdb:_read_data_source", ("data_source", "repo_path"),
+             "duckdb_reads_from_repo"),
 )
 
 _RECHECK = ("every wrapper in plugins/compat/feast.py against the new Feast (the objects in its INTERNALS, "
@@ -150,3 +155,31 @@ def sqlite_table_name(project: str, view) -> str:
     from feast.infra.online_stores.sqlite import _table_id
 
     return _table_id(project, view)
+
+
+def duckdb_reads_from_repo() -> None:
+    """Make Feast's DuckDB offline store read a source's relative path from the feature repository, as its
+    file store and its own writes do (Feast 0.49 reads it from the working directory). Idempotent; a
+    no-op when the DuckDB store is not installed."""
+    try:
+        from feast.infra.offline_stores import duckdb as store
+        from feast.infra.offline_stores.file_source import FileSource
+    except ImportError:
+        return
+    original = store._read_data_source
+    if getattr(original, "_ml_repo_relative", False):
+        return
+
+    def _read_data_source(data_source, repo_path):
+        if isinstance(data_source, FileSource) and repo_path and not data_source.path.startswith(("s3://", "gs://")):
+            absolute = FileSource.get_uri_for_file_path(repo_path=repo_path, uri=data_source.path)
+            if absolute != data_source.path:
+                import copy
+
+                data_source = copy.copy(data_source)
+                data_source.file_options = copy.copy(data_source.file_options)
+                data_source.file_options.uri = absolute
+        return original(data_source, repo_path)
+
+    _read_data_source._ml_repo_relative = True  # type: ignore[attr-defined]
+    store._read_data_source = _read_data_source

@@ -18,7 +18,7 @@ online_store:
   type: sqlite
   path: data/online_store.db
 offline_store:
-  type: file
+  type: duckdb
 entity_key_serialization_version: 3
 """, "feature_repo/.gitignore": "data/\n__pycache__/\nml_generated.py\nml_generated.json\n"},
 )

@@ -166,7 +166,12 @@ def new_feature_store(repo_dir: Path):
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         from feast import FeatureStore
 
-        return FeatureStore(repo_path=str(repo_dir))
+        store = FeatureStore(repo_path=str(repo_dir))
+    if getattr(store.config.offline_store, "type", None) == "duckdb":
+        from ml_framework.plugins.compat.feast import duckdb_reads_from_repo
+
+        duckdb_reads_from_repo()
+    return store
 
 
 def _atomic_write(path: Path, text: str) -> None:

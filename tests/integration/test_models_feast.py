@@ -36,13 +36,17 @@ slices: [home_country]
 """
 
 
-@pytest.fixture
-def example(tmp_path, monkeypatch, bentoml_home):
+@pytest.fixture(params=["duckdb", "file"])
+def example(request, tmp_path, monkeypatch, bentoml_home):
+    """The example's feature repository with its offline store (DuckDB) and with Feast's file store: both
+    give exactly the parquet join's frame."""
     monkeypatch.delenv("ML_STATE_URL", raising=False)
     root = tmp_path / "example"
     shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
     (root / "feature_repo").mkdir(parents=True)
-    shutil.copy(REPO / "feature_repo" / "feature_store.yaml", root / "feature_repo" / "feature_store.yaml")
+    config = (REPO / "feature_repo" / "feature_store.yaml").read_text()
+    assert "  type: duckdb" in config  # the example's offline store
+    (root / "feature_repo" / "feature_store.yaml").write_text(config.replace("  type: duckdb", f"  type: {request.param}"))
     (root / "specs" / "models.yaml").write_text(MODEL)
     subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
                     "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
