@@ -12,6 +12,8 @@ Nothing here imports Feast at module level: each function imports what it needs 
 * :func:`create_online_tables`     the provider's ``online_store`` and its public ``update`` (empty tables for
                                    offline views, so Feast's SDK answers a feature service holding them)
 * :func:`sqlite_table_name`        ``feast.infra.online_stores.sqlite._table_id`` (a view's online table)
+* :func:`fresh_duckdb_connection`  ibis's process-wide default connection, which Feast's DuckDB store runs
+                                   every query on, replaced by a fresh one for one retrieval
 * :func:`duckdb_reads_from_repo`   replaces ``feast.infra.offline_stores.duckdb._read_data_source``, which
                                    reads a relative source path from the process's working directory
                                    instead of the feature repository (feast-dev/feast#5390)
@@ -31,7 +33,8 @@ from . import Internal, installed_version, version_mismatch
 
 __all__ = ["TESTED_VERSION", "DISTRIBUTION", "INTERNALS", "check_version", "installed", "feast_provider",
            "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash",
-           "create_online_tables", "sqlite_table_name", "duckdb_reads_from_repo"]
+           "create_online_tables", "sqlite_table_name", "duckdb_reads_from_repo",
+           "fresh_duckdb_connection"]
 
 TESTED_VERSION = "0.49.0"
 DISTRIBUTION = "feast"
@@ -183,3 +186,27 @@ def duckdb_reads_from_repo() -> None:
 
     _read_data_source._ml_repo_relative = True  # type: ignore[attr-defined]
     store._read_data_source = _read_data_source
+
+
+@contextlib.contextmanager
+def fresh_duckdb_connection(store) -> Iterator[None]:
+    """For one retrieval or materialization through ``store``'s DuckDB offline store: a new DuckDB
+    connection as ibis's default backend (Feast's store runs its queries on that process-wide connection;
+    used from several threads in turn, it was left with "an unsuccessful or closed pending query result").
+    Callers hold ``OFFLINE_READS``. A no-op for other offline stores."""
+    if getattr(store.config.offline_store, "type", None) != "duckdb":
+        yield
+        return
+    import ibis
+
+    previous = ibis.options.default_backend
+    connection = ibis.duckdb.connect()
+    ibis.set_backend(connection)
+    try:
+        yield
+    finally:
+        ibis.options.default_backend = previous
+        try:
+            connection.disconnect()
+        except Exception:
+            pass

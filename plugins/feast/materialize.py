@@ -50,7 +50,7 @@ def materialize_view(store, view_name: str, start: datetime, end: datetime,
     """Materialize [start, end) of one view; returns the number of entity rows written online."""
     from feast import utils
 
-    from ml_framework.plugins.compat.feast import materialize_single_view
+    from ml_framework.plugins.compat.feast import fresh_duckdb_connection, materialize_single_view
 
     view = store.registry.get_feature_view(view_name, store.project, allow_cache=True)  # caller refreshed
     bars: list[_Progress] = []
@@ -60,7 +60,7 @@ def materialize_view(store, view_name: str, start: datetime, end: datetime,
         return bars[-1]
 
     start, end = utils.make_tzaware(start), utils.make_tzaware(end)
-    with OFFLINE_READS:
+    with OFFLINE_READS, fresh_duckdb_connection(store):
         materialize_single_view(store, view, start, end, tqdm_builder=builder)
     store.registry.apply_materialization(view, store.project, start, end)
     return sum(bar.total for bar in bars)

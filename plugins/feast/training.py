@@ -17,6 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from ml_framework.plugins.compat.feast import fresh_duckdb_connection
+
 from .materialize import OFFLINE_READS
 from .online import feature_store
 
@@ -91,7 +93,7 @@ def build_training_frame(repo: str | Path | Any, labels: Any, features: Sequence
         view_keys = [c.name for c in store.get_feature_view(view).entity_columns]
         entity_df = (frame[view_keys + [timestamp_field]].drop_duplicates(ignore_index=True)
                      .rename(columns={timestamp_field: _TS}))
-        with OFFLINE_READS:
+        with OFFLINE_READS, fresh_duckdb_connection(store):
             job = store.get_historical_features(entity_df=entity_df, features=[f"{view}:{n}" for n in names],
                                                 full_feature_names=full_feature_names)
             joined = job.to_df().rename(columns={_TS: timestamp_field})
