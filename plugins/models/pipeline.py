@@ -164,9 +164,12 @@ def _inputs(run: _Run) -> _Inputs:
     ctx.progress(f"building the training frame ({route} point-in-time join, {len(data.feature_columns)} features)")
     started = time.perf_counter()
     keys = DataKeys(ctx.project_dir).keys(data.files())
-    key = (route, repr(data), combine(keys), tuple(spec.slices), str(Path(ctx.project_dir).resolve()))
+    # Slices that are features add nothing to the frame: models differing only in those share one frame
+    # (one point-in-time join for the example's two models).
+    extra_slices = tuple(s for s in spec.slices if s not in data.feature_columns)
+    key = (route, repr(data), combine(keys), extra_slices, str(Path(ctx.project_dir).resolve()))
     features = ctx.services.get("feature_access") if route == "feast" and "feature_access" in ctx.services.names() else None
-    frame = cached_frame(key, lambda: load_frame(data, ctx.project_dir, slices=spec.slices, route=route,
+    frame = cached_frame(key, lambda: load_frame(data, ctx.project_dir, slices=list(extra_slices), route=route,
                                                  features=features))
     split_key = key + ("prepared", spec.task, spec.split.by, spec.split.valid, spec.split.seed,
                        tuple(settings.categorical))
