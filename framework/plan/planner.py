@@ -7,6 +7,7 @@ nothing. Linear in the number of resources: one pass in topological order, dict 
 from __future__ import annotations
 
 import uuid
+from collections import abc
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +61,28 @@ def _wrap(address: str, exc: Exception) -> MLError:
     if isinstance(exc, MLError):
         return ProviderError(address, exc.message, hint=exc.hint)
     return ProviderError(address, f"{type(exc).__name__}: {exc}")
+
+
+class _UpstreamSpecs(abc.Mapping):
+    """The desired specs of everything a node depends on, transitively, by address: worked out on first
+    use (most providers never ask, and planning 10,000 resources should not pay for it)."""
+
+    def __init__(self, graph, depends_on):
+        self._graph, self._depends_on, self._specs = graph, depends_on, None
+
+    def _all(self) -> dict:
+        if self._specs is None:
+            self._specs = {a: self._graph.nodes[a].spec for a in self._graph.upstream_closure(self._depends_on)}
+        return self._specs
+
+    def __getitem__(self, address):
+        return self._all()[address]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._all())
 
 
 class _Planner:
@@ -143,9 +166,9 @@ class _Planner:
         prior = self.recorded.get(address)
         try:
             provider = self.provider(node.backend)
-            upstream = {a: self.graph.nodes[a].spec for a in self.graph.upstream_closure(node.depends_on)}
             extra = dict(provider.fingerprint(FingerprintRequest(resource, self.project_dir, prior, self.services,
-                                                                 upstream=upstream)) or {})
+                                                                 upstream=_UpstreamSpecs(self.graph, node.depends_on)))
+                         or {})
         except Exception as exc:
             self.issues.append(PlanIssue(address, str(_wrap(address, exc))))
             self.blocked.add(address)

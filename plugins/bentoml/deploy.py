@@ -41,6 +41,7 @@ class DeploymentApply:
         self.prior = dict(request.prior.outputs or {}) if request.prior is not None else {}
         self.outputs: dict[str, Any] = {k: v for k, v in self.prior.items()}
         self.outputs.setdefault("revisions", [])
+        self._releases: str | None = None  # the model whose production this deployment follows (set by _resolve)
 
     # -- configuration ---------------------------------------------------------------------------------------
     def _records(self) -> dict[str, Any]:
@@ -227,7 +228,7 @@ class DeploymentApply:
 
     def _released(self, wanted: Mapping[str, Any], how: str) -> None:
         """Tell the registry what serves now: production follows a successful rollout of a released version."""
-        if not getattr(self, "_releases", None):
+        if not self._releases:
             return
         from ml_framework.plugins.models.registry import registry_for
 
@@ -236,7 +237,7 @@ class DeploymentApply:
             self.ctx.progress(f"registry: {self._releases}@production → {wanted['version']}")
 
     def _release_failed(self, wanted: Mapping[str, Any], why: str) -> None:
-        if not getattr(self, "_releases", None):
+        if not self._releases:
             return
         from ml_framework.plugins.models.registry import registry_for
 
@@ -504,7 +505,7 @@ class DeploymentApply:
         self.outputs["skip"] = sorted(set(self.outputs.get("skip") or []) | {wanted["version"]})
         self._release_failed(wanted, final.reason)
         self._checkpoint()
-        kept = (f"; {self._releases}@production stays {stable['version']}" if getattr(self, "_releases", None) else "")
+        kept = (f"; {self._releases}@production stays {stable['version']}" if self._releases else "")
         raise RolloutFailed(f"rollout of {wanted['version']} rolled back: {final.reason}; {stable['version']} "
                             f"keeps serving{kept}",
                             hint=f"details: ml history deployment/{self.name}; retry on purpose with "

@@ -89,21 +89,29 @@ def who_listens(port: int) -> str | None:
     except OSError:
         return None
     for pid_dir in pids:
-        try:
-            fds = list((pid_dir / "fd").iterdir())
+        if _socket_fd(pid_dir, inodes) is not None:
+            try:
+                name = (pid_dir / "comm").read_text().strip()
+            except OSError:
+                name = "?"
+            return f"pid {pid_dir.name} ({name})"
+    return None
+
+
+def _socket_fd(pid_dir: Path, inodes: set[str]) -> int | None:
+    """The number of an fd of the process at ``pid_dir`` (``/proc/<pid>``) open on one of the socket
+    ``inodes``, or None (also when /proc does not let us look)."""
+    try:
+        fds = list((pid_dir / "fd").iterdir())
+    except OSError:
+        return None
+    for fd in fds:
+        try:  # an fd may close while we look: skip it, not the rest of the process's
+            target = os.readlink(fd)
         except OSError:
             continue
-        for fd in fds:
-            try:  # an fd may close while we look: skip it, not the rest of the process's
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                try:
-                    name = (pid_dir / "comm").read_text().strip()
-                except OSError:
-                    name = "?"
-                return f"pid {pid_dir.name} ({name})"
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return int(fd.name)
     return None
 
 
@@ -196,19 +204,7 @@ def take_listener(pid: int | None, port: int) -> int | None:
     way. Handed to the next process of the same service, it keeps every queued connection."""
     if not pid or not hasattr(os, "pidfd_open") or not Path("/proc/net/tcp").is_file():
         return None
-    inodes = _listening_inodes(int(port))
-    found = None
-    try:
-        for entry in Path(f"/proc/{int(pid)}/fd").iterdir():
-            try:
-                target = os.readlink(entry)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target[8:-1] in inodes:
-                found = int(entry.name)
-                break
-    except OSError:
-        return None
+    found = _socket_fd(Path(f"/proc/{int(pid)}"), _listening_inodes(int(port)))
     if found is None:
         return None
     import ctypes

@@ -5,10 +5,6 @@ those of the same rows joined directly from the parquet files (the training code
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,38 +14,19 @@ from ml_framework.plugins.models.registry import ModelRegistry  # noqa: E402
 from ml_framework.testing.harness import Harness  # noqa: E402
 from ml_framework.plugins.batch import BatchProvider  # noqa: E402
 from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
+from feast_example import fraud_model, write_example  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 ADDRESS = "batchprediction.fraud-scores"
 
-MODEL = """\
-kind: Model
-name: fraud
-task: binary
-label: {source: fraud_labels, column: is_fraud}
-features: [fraud_detection, "customer_profile:home_country"]
-split: {by: time, valid: 0.25, seed: 7}
-trainer:
-  backend: lightgbm
-  params: {num_leaves: 15, num_boost_round: 40, min_data_in_leaf: 20}
-gates: ["auc >= 0.5"]
-"""
 
 
 @pytest.fixture
 def example(tmp_path, monkeypatch, bentoml_home):
     monkeypatch.delenv("ML_STATE_URL", raising=False)
-    root = tmp_path / "example"
-    shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
-    shutil.copytree(REPO / "specs" / "batch", root / "specs" / "batch")
-    (root / "feature_repo").mkdir(parents=True)
-    shutil.copy(REPO / "feature_repo" / "feature_store.yaml", root / "feature_repo" / "feature_store.yaml")
-    (root / "specs" / "models.yaml").write_text(MODEL)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
-                    "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
-    return root
+    return write_example(tmp_path / "example", also=["batch"],
+                         specs={"models.yaml": fraud_model(gates=["auc >= 0.5"])})
 
 
 def test_the_example_batch_spec_scores_through_feast_like_the_parquet_join(example):

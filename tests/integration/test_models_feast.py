@@ -4,10 +4,6 @@ join must give exactly the frame Feast gives."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,22 +14,9 @@ pytest.importorskip("ml_framework.plugins.feast.training")
 from ml_framework.plugins.models.registry import ModelRegistry  # noqa: E402
 from ml_framework.testing.harness import Harness  # noqa: E402
 from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
+from feast_example import fraud_model, write_example  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 
-MODEL = """\
-kind: Model
-name: fraud
-task: binary
-label: {source: fraud_labels, column: is_fraud}
-features: [fraud_detection, "customer_profile:home_country"]
-split: {by: time, valid: 0.25, seed: 7}
-trainer:
-  backend: lightgbm
-  params: {num_leaves: 15, num_boost_round: 40, min_data_in_leaf: 20}
-gates: ["auc >= 0.5"]
-slices: [home_country]
-"""
 
 
 @pytest.fixture(params=["duckdb", "file"])
@@ -41,16 +24,8 @@ def example(request, tmp_path, monkeypatch, bentoml_home):
     """The example's feature repository with its offline store (DuckDB) and with Feast's file store: both
     give exactly the parquet join's frame."""
     monkeypatch.delenv("ML_STATE_URL", raising=False)
-    root = tmp_path / "example"
-    shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
-    (root / "feature_repo").mkdir(parents=True)
-    config = (REPO / "feature_repo" / "feature_store.yaml").read_text()
-    assert "  type: duckdb" in config  # the example's offline store
-    (root / "feature_repo" / "feature_store.yaml").write_text(config.replace("  type: duckdb", f"  type: {request.param}"))
-    (root / "specs" / "models.yaml").write_text(MODEL)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
-                    "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
-    return root
+    return write_example(tmp_path / "example", offline_store=request.param, specs={
+        "models.yaml": fraud_model(gates=["auc >= 0.5"], slices=["home_country"])})
 
 
 def test_a_model_trains_from_feast_and_the_parquet_join_matches_feast(example):

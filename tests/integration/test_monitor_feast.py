@@ -6,10 +6,6 @@ builds its detector from it, and synthetic traffic drawn from it is checked (no 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,23 +14,13 @@ pytest.importorskip("ml_framework.plugins.feast.training")
 from ml_framework.testing import run_cli  # noqa: E402
 from ml_framework.plugins.scipy_drift import ScipyDriftProvider  # noqa: E402
 from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
+from feast_example import fraud_model, write_example  # noqa: E402
 from ml_framework.plugins.monitoring.testing import serving_provider, traffic_frame, write_traffic  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
 
-REPO = Path(__file__).resolve().parents[2]
 
-MODEL = """\
-kind: Model
-name: fraud
-task: binary
-label: {source: fraud_labels, column: is_fraud}
-features: [fraud_detection, "customer_profile:home_country"]
-split: {by: time, valid: 0.25, seed: 7}
-trainer:
-  backend: lightgbm
-  params: {num_leaves: 15, num_boost_round: 40, min_data_in_leaf: 20}
-gates: ["auc >= 0.5"]
+MODEL = fraud_model(gates=["auc >= 0.5"]) + """\
 ---
 kind: Deployment
 name: fraud-api
@@ -45,15 +31,7 @@ serving: {backend: serving}
 
 @pytest.fixture
 def example(tmp_path, bentoml_home):
-    root = tmp_path / "example"
-    shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
-    shutil.copytree(REPO / "specs" / "monitors", root / "specs" / "monitors")
-    (root / "feature_repo").mkdir(parents=True)
-    shutil.copy(REPO / "feature_repo" / "feature_store.yaml", root / "feature_repo" / "feature_store.yaml")
-    (root / "specs" / "models.yaml").write_text(MODEL)
-    subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
-                    "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
-    return root
+    return write_example(tmp_path / "example", also=["monitors"], specs={"models.yaml": MODEL})
 
 
 def test_the_example_monitor_on_feast_features(example):

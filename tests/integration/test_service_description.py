@@ -23,18 +23,9 @@ from ml_framework.plugins.bentoml.testing import deployment_spec, free_port, get
 from ml_framework.plugins.lightgbm import LightGBMProvider
 from ml_framework.plugins.models.testing import feature_providers, write_project
 from ml_framework.testing.harness import Harness
+from feast_example import fraud_model, write_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_ml_env")]
-REPO = Path(__file__).resolve().parents[2]
-MODEL = """\
-kind: Model
-name: fraud
-task: binary
-label: {source: fraud_labels, column: is_fraud}
-features: [fraud_detection, "customer_profile:home_country"]
-split: {by: time, valid: 0.25, seed: 7}
-trainer: {backend: lightgbm, params: {num_leaves: 15, num_boost_round: 30, min_data_in_leaf: 20}}
-"""
 
 
 def schemathesis(url: str, tmp_path: Path, *headers: str) -> subprocess.CompletedProcess:
@@ -58,16 +49,11 @@ def feast_service(tmp_path_factory, module_bentoml_home):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("ML_STATE_URL", raising=False)
-        root = tmp_path_factory.mktemp("described") / "example"
-        shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
-        (root / "feature_repo").mkdir(parents=True)
-        shutil.copy(REPO / "feature_repo" / "feature_store.yaml", root / "feature_repo" / "feature_store.yaml")
-        (root / "specs" / "models.yaml").write_text(MODEL)
-        (root / "specs" / "deploy.yaml").write_text(deployment_spec(
-            port=free_port(), extra="description: Fraud scores for card transactions.\n"
-                                    "input: {entity_keys: [customer_id, merchant_id], raw_features: true}\n"))
-        subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
-                        "--rows", "3000", "--end", "2024-07-01"], check=True, capture_output=True)
+        root = write_example(tmp_path_factory.mktemp("described") / "example", rows=3000, specs={
+            "models.yaml": fraud_model(rounds=30),
+            "deploy.yaml": deployment_spec(
+                port=free_port(), extra="description: Fraud scores for card transactions.\n"
+                                        "input: {entity_keys: [customer_id, merchant_id], raw_features: true}\n")})
         harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})
         try:
             assert harness.apply().ok

@@ -8,12 +8,10 @@ need but the spec does not declare fail the apply; an a/b split is sticky per en
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,21 +21,10 @@ from ml_framework.testing.harness import Harness  # noqa: E402
 from ml_framework.plugins.bentoml import BentoMLProvider  # noqa: E402
 from ml_framework.plugins.bentoml.testing import deployment_spec, free_port, post, stop_all_servers  # noqa: E402
 from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
+from feast_example import fraud_model, write_example  # noqa: E402
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
 
-MODEL = """\
-kind: Model
-name: fraud
-task: binary
-label: {source: fraud_labels, column: is_fraud}
-features: [fraud_detection, "customer_profile:home_country"]
-split: {by: time, valid: 0.25, seed: 7}
-trainer:
-  backend: lightgbm
-  params: {num_leaves: 15, num_boost_round: NROUNDS, min_data_in_leaf: 20}
-"""
 AB = ("{strategy: ab, split: 50, interval: 1s, max_wait: 20s, "
       "analysis: {min_requests: 30, max_prediction_shift: 0.5}}")
 
@@ -47,15 +34,10 @@ def example(tmp_path_factory, module_bentoml_home):
     with pytest.MonkeyPatch.context() as mp:
         tmp = tmp_path_factory.mktemp("feast-serving")
         mp.delenv("ML_STATE_URL", raising=False)
-        root = tmp / "example"
-        shutil.copytree(REPO / "specs" / "features", root / "specs" / "features")
-        (root / "feature_repo").mkdir(parents=True)
-        shutil.copy(REPO / "feature_repo" / "feature_store.yaml", root / "feature_repo" / "feature_store.yaml")
-        (root / "specs" / "models.yaml").write_text(MODEL.replace("NROUNDS", "40"))
-        (root / "specs" / "deploy.yaml").write_text(deployment_spec(
-            port=free_port(), rollout=AB, extra="input: {entity_keys: [customer_id, merchant_id], raw_features: true}\n"))
-        subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
-                        "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
+        root = write_example(tmp / "example", specs={
+            "models.yaml": fraud_model(rounds=40),
+            "deploy.yaml": deployment_spec(port=free_port(), rollout=AB,
+                                           extra="input: {entity_keys: [customer_id, merchant_id], raw_features: true}\n")})
         from ml_framework.plugins.feast import FeastProvider
 
         harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})
@@ -172,7 +154,7 @@ def test_undeclared_join_keys_fail_the_apply(example, tmp_path):
 def test_ab_split_is_sticky_per_entity_key(example):
     harness, root = example
     url = url_of(harness)
-    (root / "specs" / "models.yaml").write_text(MODEL.replace("NROUNDS", "25"))
+    (root / "specs" / "models.yaml").write_text(fraud_model(rounds=25))
     assert harness.apply(targets=["model.fraud"]).ok
     keys = known_keys(root, 40)
     facts = transaction(root)
