@@ -3,6 +3,7 @@ Feast-backed integration tests start from (each adds its own models, deployments
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -35,8 +36,8 @@ def write_example(root: Path, *, specs: dict[str, str], also: Iterable[str] = ()
     (root / "feature_repo").mkdir(parents=True)
     config = (REPO / "feature_repo" / "feature_store.yaml").read_text()
     if offline_store is not None:
-        assert "  type: duckdb" in config  # the example's offline store
-        config = config.replace("  type: duckdb", f"  type: {offline_store}")
+        config, count = re.subn(r"(?m)^(offline_store:\n(?:  #.*\n)*  type:) \S+$", rf"\1 {offline_store}", config)
+        assert count == 1, "the example's feature_store.yaml names no offline store type"
     (root / "feature_repo" / "feature_store.yaml").write_text(config)
     for name, text in specs.items():
         (root / "specs" / name).write_text(text)

@@ -17,6 +17,9 @@ Nothing here imports Feast at module level: each function imports what it needs 
 * :func:`duckdb_reads_from_repo`   replaces ``feast.infra.offline_stores.duckdb._read_data_source``, which
                                    reads a relative source path from the process's working directory
                                    instead of the feature repository (feast-dev/feast#5390)
+* :func:`write_duckdb_source`      ``feast.infra.offline_stores.duckdb._write_data_source`` (saving a
+                                   retrieval, for the ASOF store's ``persist``)
+* :func:`entity_timestamp_column`  ``feast.infra.offline_stores.offline_utils.infer_event_timestamp_from_entity_df``
 
 Also relied on, outside this module, for a Feast behaviour rather than a private name:
 ``plugins/feast/materialize.py:purge_redis_view`` works around Feast 0.49's
@@ -34,7 +37,13 @@ from . import Internal, installed_version, version_mismatch
 __all__ = ["TESTED_VERSION", "DISTRIBUTION", "INTERNALS", "check_version", "installed", "feast_provider",
            "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash",
            "create_online_tables", "sqlite_table_name", "duckdb_reads_from_repo",
-           "fresh_duckdb_connection"]
+           "fresh_duckdb_connection", "write_duckdb_source", "entity_timestamp_column", "ASOF_STORE",
+           "DUCKDB_STORES"]
+
+#: ``offline_store.type`` of ml's DuckDB store with ASOF point-in-time joins (plugins/feast/offline_store.py).
+ASOF_STORE = "ml_framework.plugins.feast.offline_store.DuckDBAsofOfflineStore"
+#: Offline store types that run Feast's DuckDB code through ibis (retrievals, materialization).
+DUCKDB_STORES = ("duckdb", ASOF_STORE)
 
 TESTED_VERSION = "0.49.0"
 DISTRIBUTION = "feast"
@@ -60,6 +69,10 @@ INTERNALS: tuple[Internal, ...] = (
     Internal("feast.infra.online_stores.sqlite:_table_id", ("project", "table"), "sqlite_table_name"),
     Internal("feast.infra.offline_stores.duckdb:_read_data_source", ("data_source", "repo_path"),
              "duckdb_reads_from_repo"),
+    Internal("feast.infra.offline_stores.duckdb:_write_data_source",
+             ("table", "data_source", "repo_path", "mode", "allow_overwrite"), "write_duckdb_source"),
+    Internal("feast.infra.offline_stores.offline_utils:infer_event_timestamp_from_entity_df", ("entity_schema",),
+             "entity_timestamp_column"),
 )
 
 _RECHECK = ("every wrapper in plugins/compat/feast.py against the new Feast (the objects in its INTERNALS, "
@@ -194,7 +207,7 @@ def fresh_duckdb_connection(store) -> Iterator[None]:
     connection as ibis's default backend (Feast's store runs its queries on that process-wide connection;
     used from several threads in turn, it was left with "an unsuccessful or closed pending query result").
     Callers hold ``OFFLINE_READS``. A no-op for other offline stores."""
-    if getattr(store.config.offline_store, "type", None) != "duckdb":
+    if getattr(store.config.offline_store, "type", None) not in DUCKDB_STORES:
         yield
         return
     import ibis
@@ -210,3 +223,17 @@ def fresh_duckdb_connection(store) -> Iterator[None]:
             connection.disconnect()
         except Exception:
             pass
+
+
+def write_duckdb_source(table, data_source, repo_path: str, mode: str, allow_overwrite: bool) -> None:
+    """Write an ibis table to a FileSource as Feast's DuckDB store does (``RetrievalJob.persist``)."""
+    from feast.infra.offline_stores.duckdb import _write_data_source
+
+    _write_data_source(table, data_source, repo_path, mode, allow_overwrite)
+
+
+def entity_timestamp_column(entity_df) -> str:
+    """The event-time column of an entity frame, chosen the way Feast's offline stores choose it."""
+    from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
+
+    return infer_event_timestamp_from_entity_df(entity_schema=dict(zip(entity_df.columns, entity_df.dtypes)))

@@ -18,7 +18,8 @@ online_store:
   type: sqlite
   path: data/online_store.db
 offline_store:
-  type: duckdb
+  # DuckDB with ASOF point-in-time joins (ml's); `type: duckdb` is Feast's own, `type: file` its dask store
+  type: ml_framework.plugins.feast.offline_store.DuckDBAsofOfflineStore
 entity_key_serialization_version: 3
 """, "feature_repo/.gitignore": "data/\n__pycache__/\nml_generated.py\nml_generated.json\n"},
 )

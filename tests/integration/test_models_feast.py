@@ -14,15 +14,16 @@ pytest.importorskip("ml_framework.plugins.feast.training")
 from ml_framework.plugins.models.registry import ModelRegistry  # noqa: E402
 from ml_framework.testing.harness import Harness  # noqa: E402
 from ml_framework.plugins.lightgbm import LightGBMProvider  # noqa: E402
+from ml_framework.plugins.compat.feast import ASOF_STORE  # noqa: E402
 from feast_example import fraud_model, write_example  # noqa: E402
 
 
 
 
-@pytest.fixture(params=["duckdb", "file"])
+@pytest.fixture(params=[ASOF_STORE, "duckdb", "file"], ids=["asof", "duckdb", "file"])
 def example(request, tmp_path, monkeypatch, bentoml_home):
-    """The example's feature repository with its offline store (DuckDB) and with Feast's file store: both
-    give exactly the parquet join's frame."""
+    """The example's feature repository with its offline store (DuckDB with ASOF joins), Feast's own DuckDB
+    store and Feast's file store: each gives exactly the parquet join's frame."""
     monkeypatch.delenv("ML_STATE_URL", raising=False)
     return write_example(tmp_path / "example", offline_store=request.param, specs={
         "models.yaml": fraud_model(gates=["auc >= 0.5"], slices=["home_country"])})
