@@ -10,7 +10,9 @@
 (b) Online lookups: `fetch_online_features` versus `FeatureStore.get_online_features(...).to_dict()`
     on the same repository, per call, for 1 and for 100 entity rows.
 
-    python benchmarks/bench_feast.py [--rows N] [--rounds R] [--calls C]
+    python benchmarks/bench_feast.py [--rows N] [--rounds R] [--calls C] [--redis HOST:PORT]
+
+(b) runs on the SQLite online store, then on a copy of the repository materialized into Redis.
 
 Targets: both ratios <= 1.1.
 """
@@ -151,7 +153,43 @@ def _breakdown(root: Path, specs) -> None:
     print(f"    of which the data contract check (read + checks): {statistics.median(times) * 1000:.1f} ms")
 
 
-def bench_online(repo: Path, calls: int) -> None:
+def redis_copy(repo: Path, url: str) -> Path:
+    """A copy of ``repo`` whose online store is Redis at ``url`` (under a project name of its own), with
+    the view materialized into it through Feast's SDK."""
+    import re
+    import uuid
+
+    from ml_framework.plugins.feast.repo import new_feature_store
+
+    copy = repo.parent / "feature_repo_redis"
+    shutil.copytree(repo, copy)
+    config = copy / "feature_store.yaml"
+    text = re.sub(r"(?ms)^online_store:\n(?:  .*?\n)+", f"online_store:\n  type: redis\n  connection_string: \"{url}\"\n",
+                  config.read_text())
+    text = re.sub(r"(?m)^project: .*$", f"project: bench_{uuid.uuid4().hex[:8]}", text)
+    config.write_text(text.replace("registry: data/registry.db", "registry: data/registry_redis.db"))
+    store = new_feature_store(copy)
+    fv = new_feature_store(repo).get_feature_view(VIEW)
+    store.apply([*new_feature_store(repo).list_entities(), fv])
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        store.materialize(datetime(2000, 1, 1, tzinfo=timezone.utc), datetime.now(timezone.utc), [VIEW])
+    return copy
+
+
+def drop_redis_project(repo: Path, url: str) -> None:
+    import redis
+
+    from ml_framework.plugins.feast.repo import new_feature_store
+
+    project = new_feature_store(repo).project.encode()
+    host, _, port = url.partition(":")
+    client = redis.Redis(host=host, port=int(port or 6379))
+    stale = list(client.scan_iter(b"*" + project))
+    if stale:
+        client.delete(*stale)
+
+
+def bench_online(repo: Path, calls: int, label: str = "sqlite") -> None:
     import pyarrow.parquet as pq
 
     from ml_framework.plugins.feast.online import feature_store, fetch_online_features
@@ -159,7 +197,7 @@ def bench_online(repo: Path, calls: int) -> None:
     store = feature_store(repo)  # the same object our helper caches
     ids = pq.read_table(repo.parent / "data" / f"{VIEW}.parquet", columns=["customer_id"])["customer_id"]
     ids = sorted(set(ids.to_pylist()))
-    print(f"(b) online lookups, {len(REFS)} features, sqlite online store")
+    print(f"(b) online lookups, {len(REFS)} features, {label} online store")
     for batch in (1, 100):
         rows = [[{"customer_id": ids[(i * batch + j) % len(ids)]} for j in range(batch)] for i in range(64)]
         n = max(calls // batch, 50)
@@ -187,6 +225,8 @@ def main(argv=None) -> int:
                         "(43000 gives ~100k customer_txn_stats rows)")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--redis", default="127.0.0.1:6379", help="host:port of a Redis for the Redis online "
+                        "store's lookups ('' skips them)")
     args = parser.parse_args(argv)
     gen = _generator()
     with tempfile.TemporaryDirectory(prefix="bench_feast_") as tmp:
@@ -195,6 +235,12 @@ def main(argv=None) -> int:
         gen.write(data, gen.default_params(args.rows, "2025-06-01"))
         last = bench_materialize(base, data, args.rounds)
         bench_online(last / "feature_repo", args.calls)
+        if args.redis:
+            redis_repo = redis_copy(last / "feature_repo", args.redis)
+            try:
+                bench_online(redis_repo, args.calls, label=f"redis ({args.redis})")
+            finally:
+                drop_redis_project(redis_repo, args.redis)
     return 0
 
 

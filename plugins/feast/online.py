@@ -12,9 +12,9 @@ scored, whose values come with the request) — get their features reported as n
 would refuse the whole lookup; the other views are fetched as usual. Which views those are is worked out
 once per feature list, row keys and registry version, so a lookup costs what `get_online_features` costs.
 
-SQLite online stores are read directly (:mod:`.sqlite_online`: the same tables and values, a parity test
-against `get_online_features`, several times faster per call); ``ML_FEAST_ONLINE_READS=feast`` asks Feast
-instead.
+SQLite and Redis online stores are read directly (:mod:`.direct_reads`: the same tables, hashes and
+values, parity tests against `get_online_features`, several times faster per call);
+``ML_FEAST_ONLINE_READS=feast`` asks Feast instead.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _refs(store, features: Any) -> Any:
 
 def _plan(store, features: Any, rows: list[Mapping[str, Any]]) -> tuple[Any, _Partial | None, Any]:
     """(refs, None, reader) when the online store can answer every requested view for these rows (the
-    common case; ``reader``: a direct reader of SQLite online tables, else None); else (refs, the part
+    common case; ``reader``: a direct reader of SQLite or Redis, else None); else (refs, the part
     it can answer, None). Worked out once per registry version."""
     key = (id(store), features if isinstance(features, str) else tuple(features), frozenset(rows[0]))
     version = _registry_version(store)
@@ -158,10 +158,10 @@ def _plan(store, features: Any, rows: list[Mapping[str, Any]]) -> tuple[Any, _Pa
         servable=[f"{view}:{feature}" for view, feature in pairs if servable[view]], pairs=pairs)
     reader = None
     if partial is None and os.environ.get("ML_FEAST_ONLINE_READS", "direct") != "feast":
-        from .sqlite_online import sqlite_reader
+        from .direct_reads import direct_reader
 
         try:
-            reader = sqlite_reader(store, pairs)
+            reader = direct_reader(store, pairs)
         except Exception:  # anything unexpected: Feast's own path answers
             reader = None
     if len(_PLANS) > 1024:

@@ -753,6 +753,22 @@ def test_redis_online_store_selected_by_env_overlay(tmp_path):
         result = fetch_online_features(w.store(), ["customer_txn_stats:txn_count_7d"],
                                        [{"customer_id": 1000}, {"customer_id": -1}])
         assert result.features["txn_count_7d"][0] is not None and result.missing == [{"customer_id": -1}]
+
+        # Lookups read Redis directly: exactly what Feast's own get_online_features answers
+        import pandas as pd
+
+        from ml_framework.plugins.feast.online import _plan, feature_store
+
+        store = feature_store(w.store())
+        refs = [f"customer_txn_stats:{f.name}" for f in store.get_feature_view("customer_txn_stats").features]
+        known = [int(k) for k in pd.read_parquet(tmp_path / "data" / "customer_txn_stats.parquet")["customer_id"]
+                 .unique()[:20]]
+        for rows in ([{"customer_id": known[0]}], [{"customer_id": k} for k in known],
+                     [{"customer_id": known[1]}, {"customer_id": -5}, {"customer_id": known[2]}]):
+            ours = fetch_online_features(w.store(), refs, rows)
+            theirs = store.get_online_features(features=refs, entity_rows=rows).to_dict()
+            assert {n: ours.features[n] for n in theirs} == theirs
+        assert _plan(store, refs, [{"customer_id": 1}])[2].__class__.__name__ == "RedisReader"
         assert "type: redis" in (w.repo / "feature_store.yaml").read_text()
 
         w.delete("featureview.customer_txn_stats")  # tears the view's rows out of Redis
