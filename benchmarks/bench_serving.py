@@ -28,10 +28,12 @@ Also measured:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -311,6 +313,48 @@ def best_of(runs: list[dict]) -> dict:
     return best
 
 
+@contextlib.contextmanager
+def paused(servers: dict, measured: str, condition: str):
+    """Stop (SIGSTOP) what must not run while ``measured`` is measured under ``condition``: "alone" stops
+    every other server's process tree; "alone, supervisor stopped" also stops the measured server's root
+    process when it has children (BentoML's supervisor: the workers go on answering without it).
+    Everything is continued (SIGCONT) afterwards."""
+    stopped: list[int] = []
+    if condition != "side by side":
+        for name, (_, pid) in servers.items():
+            if name != measured:
+                stopped += _tree(pid)
+        if condition.endswith("supervisor stopped"):
+            root = servers[measured][1]
+            if len(_tree(root)) > 1:
+                stopped.append(root)
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def print_conditions(results: dict, servers: dict, conditions: list[str]) -> None:
+    rows = []
+    for name in servers:
+        for cond in conditions:
+            for c in (1, 16):
+                b = best_of(results[(name, cond)][c])
+                rows.append((name, cond, c, f"{b['rps']:.0f}", f"{b['p50']:.2f}", f"{b['p99']:.2f}"))
+    print("\n== each server side by side, alone (the others stopped), and alone with its supervisor stopped ==")
+    print(table(rows, ("server", "condition", "conns", "req/s", "p50 ms", "p99 ms")))
+    for cond in conditions:
+        for c in (1, 16):
+            ours, ceiling = best_of(results[("ours", cond)][c]), best_of(results[("fastapi", cond)][c])
+            print(f"{cond:>26}, {c:>2} conn: ours/fastapi throughput x{ours['rps'] / ceiling['rps']:.2f} "
+                  f"(target >= 1.0), p99 x{ours['p99'] / ceiling['p99']:.2f} (target <= 3)")
+
+
 def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
     from ml_framework.plugins.bentoml.testing import free_port, raw_payloads
 
@@ -340,12 +384,18 @@ def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
     try:
         for name, (url, _) in servers.items():  # warm up
             measure(url, bodies, 4, 1.0, work)
-        results: dict = {name: {1: [], 16: []} for name in servers}
+        conditions = ["side by side"] + (["alone", "alone, supervisor stopped"] if args.alone else [])
+        results: dict = {(name, cond): {1: [], 16: []} for name in servers for cond in conditions}
         for _ in range(args.rounds):
             for connections in (1, 16):
-                for name, (url, pid) in servers.items():
-                    results[name][connections].append(measure(url, bodies, connections, args.duration, work, pid))
-        best = {name: {c: best_of(runs) for c, runs in per.items()} for name, per in results.items()}
+                for cond in conditions:
+                    for name, (url, pid) in servers.items():
+                        with paused(servers, name, cond):
+                            results[(name, cond)][connections].append(
+                                measure(url, bodies, connections, args.duration, work, pid))
+        if args.alone:
+            print_conditions(results, servers, conditions)
+        best = {name: {c: best_of(runs) for c, runs in results[(name, "side by side")].items()} for name in servers}
         rows = []
         for name in servers:
             for c in (1, 16):
@@ -506,6 +556,8 @@ def main() -> int:
     parser.add_argument("--changes", type=int, default=40, help="canary weight changes under load")
     parser.add_argument("--quick", action="store_true", help="3s measurements, 1 round")
     parser.add_argument("--skip-feast", action="store_true")
+    parser.add_argument("--alone", action="store_true", help="servers: also measure each server alone (the "
+                        "others stopped with SIGSTOP) and alone with its supervisor process stopped")
     parser.add_argument("--only", choices=["servers", "batching", "weights", "feast"], action="append")
     args = parser.parse_args()
     if args.quick:

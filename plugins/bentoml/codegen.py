@@ -64,6 +64,7 @@ CONFIG = _runtime.load_config(__file__)
     workers={workers},
     traffic={{"timeout": {timeout}}},
     logging={{"access": {{"enabled": {access_log}}}}},
+    tracing={{"excluded_urls": {tracing_excluded}}},
 )
 class {cls}:
     # The version serving when this file was written; `ml` moves traffic between versions through
@@ -99,6 +100,12 @@ Service = {cls}
 '''
 
 
+def untraced_urls(route: str, trace_predictions: bool) -> list[str]:
+    """Regexes of the URLs BentoML's OpenTelemetry middleware leaves alone (it matches
+    ``scheme://host/path``): the prediction route, unless ``trace_predictions``."""
+    return [] if trace_predictions else [f"^[a-z]+://[^/]*{re.escape(route)}$"]
+
+
 def render_service(deployment: str, settings: Mapping[str, Any], stable_tag: str, *, route: str = "/predict",
                    folder: str = ".", example_keys: Mapping[str, Any] | None = None,
                    example_features: Mapping[str, Any] | None = None) -> str:
@@ -106,6 +113,7 @@ def render_service(deployment: str, settings: Mapping[str, Any], stable_tag: str
         deployment=deployment, cls=class_name(deployment), bento_name=bento_service_name(deployment),
         workers=int(settings.get("workers", 1)), timeout=float(settings.get("timeout_s", 10.0)),
         access_log=bool(settings.get("access_log", False)), stable_tag=stable_tag, route=route, folder=folder,
+        tracing_excluded=repr(untraced_urls(route, bool(settings.get("trace_predictions", False)))),
         example_keys=json.dumps(dict(example_keys or {"customer_id": 42})).replace('"', "'"),
         example_features=json.dumps(dict(example_features or {"amount": 12.5})).replace('"', "'"))
 

@@ -40,6 +40,11 @@ class BentoMLSettings(BaseModel):
     # thread (network stores such as Redis); auto: inline for SQLite, else a thread
     feature_lookup: Literal["auto", "thread", "inline"] = "auto"
     access_log: bool = False  # BentoML's per-request access log (the prediction log records every request)
+    # BentoML's OpenTelemetry middleware on the prediction route. Off: at BentoML's default sample rate (0)
+    # no trace is kept, yet the middleware took ~40 % of each prediction's CPU and most of its p99
+    # (benchmarks/README.md). On, with BentoML's tracing configured (exporter, sample_rate), predictions
+    # are traced; every other route is traced either way.
+    trace_predictions: bool = False
     log_predictions: bool = True
     allow_external: bool = False  # bind to a non-loopback address
     build: bool = False  # also `bentoml build` a Bento of the service after each change (outputs.bento_tag)

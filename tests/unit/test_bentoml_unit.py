@@ -112,6 +112,29 @@ def test_generated_service_is_valid_python_with_the_bentoml_declarations(tmp_pat
     assert 'service: "service:FraudApi"' in (tmp_path / "bentofile.yaml").read_text()
 
 
+def test_the_prediction_route_is_left_out_of_tracing_unless_asked():
+    """BentoML's OpenTelemetry middleware skips the prediction route (URLs as it builds them), and only it;
+    `trace_predictions: true` traces it again."""
+    from opentelemetry.util.http import ExcludeList
+
+    from ml_framework.plugins.bentoml.codegen import untraced_urls
+
+    def excluded(text: str) -> list[str]:
+        call = next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
+                    and any(k.arg == "tracing" for k in n.keywords))
+        return ast.literal_eval(next(k.value for k in call.keywords if k.arg == "tracing"))["excluded_urls"]
+
+    urls = excluded(render_service("fraud-api", {}, "fraud:abc123", route="/v1/score"))
+    assert urls == untraced_urls("/v1/score", False)
+    skip = ExcludeList(urls)
+    assert skip.url_disabled("http://127.0.0.1:3000/v1/score")
+    assert skip.url_disabled("https://api.example.com/v1/score")
+    for other in ("http://127.0.0.1:3000/v1/score2", "http://127.0.0.1:3000/v1/scores/x",
+                  "http://127.0.0.1:3000/readyz", "http://127.0.0.1:3000/ml/replay", "http://h/x/v1/score"):
+        assert not skip.url_disabled(other), other
+    assert excluded(render_service("fraud-api", {"trace_predictions": True}, "fraud:abc123")) == []
+
+
 def test_control_generations_and_acknowledgements(tmp_path):
     stable, candidate = {"tag": "fraud:a", "version": "v1"}, {"tag": "fraud:b", "version": "v2"}
     assert read_control(tmp_path) is None
