@@ -1,7 +1,8 @@
 """Serving: our generated BentoML service versus a hand-written minimal BentoML service and a plain FastAPI
 app, with the same LightGBM model and the same payload, measured side by side in one run on loopback.
 
-    .venv/bin/python benchmarks/bench_serving.py [--duration 8] [--rounds 2] [--quick] [--skip-feast]
+    .venv/bin/python benchmarks/bench_serving.py [--duration 8] [--rounds 2] [--quick] [--skip-feast] [--alone]
+    .venv/bin/python benchmarks/bench_serving.py --only dissect   # where a minimal BentoML service's time goes
 
 What runs (one process each, one worker each, all on 127.0.0.1):
 
@@ -15,7 +16,12 @@ What runs (one process each, one worker each, all on 127.0.0.1):
 Load: wrk (if installed: `apt-get install -y wrk`) or a Python HTTP/1.1 keep-alive client otherwise,
 at 1 and 16 connections; rounds alternate between the servers so drift on a shared machine hits all.
 Reported per server: req/s, p50 and p99 latency (best round by throughput); then the ratios
-ours / minimal (targets: throughput >= 1.0, p50 <= 1.1).
+ours / minimal (targets: throughput >= 1.0, p50 <= 1.1). With --alone, each server is also measured
+alone (the others stopped with SIGSTOP) and alone with its supervisor process stopped, against plain
+FastAPI (targets: throughput >= 1.0x, p99 <= 3x).
+
+--only dissect: the minimal BentoML service with tracing, the sync thread-pool hop and the cyclic GC
+taken away one at a time, each alone, next to plain FastAPI.
 
 Also measured:
   * Feast: the example project's features in Feast (SQLite online store); one deployment answering the
@@ -187,15 +193,15 @@ FEATURES = {features!r}
 CATEGORIES = {categories!r}
 
 
-@bentoml.service
+@bentoml.service{service_args}
 class Minimal:
     model_ref = bentoml.models.BentoModel({tag!r})
 
     def __init__(self) -> None:
-        self.booster = bentoml.lightgbm.load_model(self.model_ref)
+        self.booster = bentoml.lightgbm.load_model(self.model_ref){init_extra}
 
     @bentoml.api
-    def predict(self, features: dict[str, Any]) -> dict:
+    {def_kw} predict(self, features: dict[str, Any]) -> dict:
         row = [CATEGORIES[name].get(features.get(name), np.nan) if name in CATEGORIES
                else float(features.get(name, np.nan)) for name in FEATURES]
         return {{"prediction": float(self.booster.predict(np.asarray([row], dtype=np.float64))[0])}}
@@ -355,6 +361,70 @@ def print_conditions(results: dict, servers: dict, conditions: list[str]) -> Non
                   f"(target >= 1.0), p99 x{ours['p99'] / ceiling['p99']:.2f} (target <= 3)")
 
 
+#: --dissect: the minimal BentoML service, one change at a time, to find where its latency tail comes from
+MINIMAL_VARIANTS = {
+    "minimal": {},
+    "untraced": {"untraced": True},
+    "untraced+async": {"untraced": True, "async": True},
+    "untraced+async+gc frozen": {"untraced": True, "async": True, "gc_freeze": True},
+    "traced+async+gc frozen": {"async": True, "gc_freeze": True},
+}
+
+
+def minimal_service(tag: str, schema: dict, untraced: bool = False, gc_freeze: bool = False, **kw) -> str:
+    service_args = ('(tracing={"excluded_urls": ["^[a-z]+://[^/]*/predict$"]})' if untraced else "")
+    init_extra = "\n        import gc\n        gc.collect()\n        gc.freeze()" if gc_freeze else ""
+    return MINIMAL.format(tag=tag, features=schema["features"], categories=schema["categories"],
+                          service_args=service_args, init_extra=init_extra,
+                          def_kw="async def" if kw.get("async") else "def")
+
+
+def bench_dissect(args, work: Path, tag: str) -> None:
+    """The minimal BentoML service with tracing, the sync thread-pool hop and the cyclic GC taken away one
+    at a time, each measured alone (the others stopped), next to plain FastAPI."""
+    from ml_framework.plugins.bentoml.testing import free_port, raw_payloads
+
+    bodies = [json.dumps(p) for p in raw_payloads(64, seed=1)]
+    schema = model_schema(tag)
+    servers, procs = {}, []
+    try:
+        for i, (name, options) in enumerate(MINIMAL_VARIANTS.items()):
+            folder = work / f"dissect-{i}"
+            folder.mkdir()
+            (folder / "service.py").write_text(minimal_service(tag, schema, **options))
+            port = free_port()
+            procs.append(Process([sys.executable, "-m", "bentoml", "serve", "service:Minimal", "--host", "127.0.0.1",
+                                  "--port", str(port), "--working-dir", str(folder)], folder, f"http://127.0.0.1:{port}"))
+            servers[name] = (f"http://127.0.0.1:{port}/predict", procs[-1].proc.pid)
+        folder = work / "dissect-fastapi"
+        folder.mkdir()
+        (folder / "app.py").write_text(FASTAPI.format(features=schema["features"], categories=schema["categories"],
+                                                      model_file=schema["model_file"]))
+        port = free_port()
+        procs.append(Process([sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+                              "--log-level", "warning"], folder, f"http://127.0.0.1:{port}", ready_path="/docs"))
+        servers["fastapi"] = (f"http://127.0.0.1:{port}/predict", procs[-1].proc.pid)
+        for url, _ in servers.values():
+            measure(url, bodies, 4, 1.0, work)
+        results: dict = {name: {1: [], 16: []} for name in servers}
+        for _ in range(args.rounds):
+            for connections in (1, 16):
+                for name, (url, pid) in servers.items():
+                    with paused(servers, name, "alone"):
+                        results[name][connections].append(measure(url, bodies, connections, args.duration, work, pid))
+        rows = []
+        for name in servers:
+            for c in (1, 16):
+                b = best_of(results[name][c])
+                rows.append((name, c, f"{b['rps']:.0f}", f"{b['p50']:.2f}", f"{b['p99']:.2f}", f"{b.get('cpu_us', 0):.0f}"))
+        print("\n== where a minimal BentoML service's time goes (each alone; best of %d rounds, %gs each) =="
+              % (args.rounds, args.duration))
+        print(table(rows, ("server", "conns", "req/s", "p50 ms", "p99 ms", "CPU us/req")))
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
 def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
     from ml_framework.plugins.bentoml.testing import free_port, raw_payloads
 
@@ -366,8 +436,7 @@ def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
     procs = []
     minimal_dir = work / "minimal"
     minimal_dir.mkdir()
-    (minimal_dir / "service.py").write_text(MINIMAL.format(tag=tag, features=schema["features"],
-                                                           categories=schema["categories"]))
+    (minimal_dir / "service.py").write_text(minimal_service(tag, schema))
     port = free_port()
     procs.append(Process([sys.executable, "-m", "bentoml", "serve", "service:Minimal", "--host", "127.0.0.1",
                           "--port", str(port), "--working-dir", str(minimal_dir)], minimal_dir,
@@ -558,7 +627,7 @@ def main() -> int:
     parser.add_argument("--skip-feast", action="store_true")
     parser.add_argument("--alone", action="store_true", help="servers: also measure each server alone (the "
                         "others stopped with SIGSTOP) and alone with its supervisor process stopped")
-    parser.add_argument("--only", choices=["servers", "batching", "weights", "feast"], action="append")
+    parser.add_argument("--only", choices=["servers", "dissect", "batching", "weights", "feast"], action="append")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds, args.changes = 3.0, 1, 20
@@ -584,6 +653,8 @@ def main() -> int:
         tag = harness.store.get("model.fraud").outputs["bentoml_tag"]
         if "servers" in only:
             bench_servers(args, work, harness, root, tag)
+        if "dissect" in only:
+            bench_dissect(args, work, tag)
         if "batching" in only:
             bench_batching(args, work, harness, root)
         if "weights" in only:
