@@ -5,6 +5,7 @@ all get it through Feast's own API (``FeatureStore.get_historical_features``)::
 
     offline_store:
       type: ml_framework.plugins.feast.offline_store.DuckDBAsofOfflineStore
+      chunk_rows: 250000   # optional: entity rows per DuckDB query (bounds the join's working memory)
 
 Why: Feast's DuckDB store (through ibis) joins every entity row with every feature row of its key inside
 the ttl window, keys rows by a string of all key values and the timestamp, and ranks the pairs with a
