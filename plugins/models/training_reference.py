@@ -32,14 +32,17 @@ def build_reference(prepared, predict, *, seed: int, max_rows: int = MAX_REFEREN
     import numpy as np
     import pandas as pd
 
-    frame = pd.concat([prepared.X_train, prepared.X_valid], ignore_index=True)
-    total = len(frame)
+    train_rows = len(prepared.X_train)
+    total = train_rows + len(prepared.X_valid)
     sampled = total > max_rows
-    valid_from = len(prepared.X_train)  # rows from here on are the held-out validation split
-    if sampled:
+    valid_from = train_rows  # rows from here on are the held-out validation split
+    if sampled:  # the sample's rows taken from each split (no copy of the whole frame first)
         rows = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
-        valid_from = int((rows < valid_from).sum())
-        frame = frame.iloc[rows].reset_index(drop=True)
+        valid_from = int((rows < train_rows).sum())
+        frame = pd.concat([prepared.X_train.iloc[rows[:valid_from]],
+                           prepared.X_valid.iloc[rows[valid_from:] - train_rows]], ignore_index=True)
+    else:
+        frame = pd.concat([prepared.X_train, prepared.X_valid], ignore_index=True)
     scores = np.asarray(predict(frame))
     out = frame.copy()
     for column in prepared.categorical:  # the values themselves (a parquet dictionary), not the model's codes

@@ -302,3 +302,29 @@ def test_comparing_versions_of_two_models_names_each_by_model_and_says_so():
                                                        backend="lightgbm", address="model.fraud", primary_metric="auc",
                                                        metrics={"auc": 0.85}, lineage={}))
     assert same["same_model"] and same["note"] is None and same["metrics"]["auc"]["better"] == "v2"
+
+
+def test_the_monitors_reference_samples_both_splits_without_copying_the_frame():
+    """A seeded sample of the training rows (train first, then validation, each in order), `valid_from`
+    where the validation rows start, and the model's predictions on exactly those rows."""
+    import types
+
+    import numpy as np
+    import pandas as pd
+
+    from ml_framework.plugins.models.training_reference import PREDICTION_COLUMN, build_reference
+
+    X_train = pd.DataFrame({"a": np.arange(0, 700, dtype=float), "c": pd.Categorical(["x", "y"] * 350)})
+    X_valid = pd.DataFrame({"a": np.arange(700, 1000, dtype=float), "c": pd.Categorical(["y"] * 300)})
+    prepared = types.SimpleNamespace(X_train=X_train, X_valid=X_valid, categorical=["c"])
+    frame, info = build_reference(prepared, lambda X: X["a"].to_numpy() * 2, seed=3, max_rows=100)
+    whole = pd.concat([X_train, X_valid], ignore_index=True)
+    rows = np.sort(np.random.default_rng(3).choice(1000, size=100, replace=False))
+    assert list(frame["a"]) == list(whole["a"].iloc[rows])  # the same rows as sampling the whole frame
+    assert info == {"rows": 100, "total": 1000, "sampled": True, "seed": 3, "valid_from": int((rows < 700).sum()),
+                    "prediction_kind": "numeric"}
+    assert (frame["a"].iloc[info["valid_from"]:] >= 700).all() and (frame["a"].iloc[:info["valid_from"]] < 700).all()
+    assert list(frame[PREDICTION_COLUMN]) == [a * 2 for a in frame["a"]]
+    assert frame["c"].dtype == object  # the values themselves, not the model's codes
+    small, small_info = build_reference(prepared, lambda X: X["a"].to_numpy(), seed=3, max_rows=5000)
+    assert len(small) == 1000 and small_info["sampled"] is False and small_info["valid_from"] == 700
