@@ -40,10 +40,20 @@ class State:
     registry_factory: Optional[Callable] = None  # project -> PluginRegistry (tests, embedding)
 
 
+#: Width of output that goes to a pipe or a file: rich assumes 80 columns there and would cut model names
+#: and tags in tables (`ml models list | grep ...`, CI logs). COLUMNS, when set, still wins.
+PIPE_WIDTH = 400
+
+
 def console(stderr: bool = False):
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, no_color=not State.color, soft_wrap=True)
+    out = Console(stderr=stderr, highlight=False, no_color=not State.color, soft_wrap=True)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out.width = PIPE_WIDTH
+    return out
 
 
 def escape(text: str) -> str:

@@ -328,3 +328,27 @@ def test_the_monitors_reference_samples_both_splits_without_copying_the_frame():
     assert frame["c"].dtype == object  # the values themselves, not the model's codes
     small, small_info = build_reference(prepared, lambda X: X["a"].to_numpy(), seed=3, max_rows=5000)
     assert len(small) == 1000 and small_info["sampled"] is False and small_info["valid_from"] == 700
+
+
+def test_tables_keep_long_names_whole_when_the_output_is_a_pipe(tmp_path, monkeypatch):
+    """`ml models list | grep ...` and CI logs: rich assumed 80 columns off a terminal and cut the name to
+    "custom…" and dropped the tag column; names and tags now come out whole (COLUMNS still wins)."""
+    from ml_framework.testing import run_cli
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    (tmp_path / "specs").mkdir()
+    name = "customer_lifetime_value_regression_model_for_the_emea_region"
+    reg = ModelRegistry.for_project(tmp_path)
+    try:
+        reg.record_version(model=name, backend="lightgbm", address=f"model.{name}", status=ACCEPTED,
+                           metrics={"rmse": 1.5}, gates=[], lineage={"params": {}}, bentoml_tag=f"{name}:abcdefghijklmnop",
+                           primary_metric="rmse", promote=True)
+    finally:
+        reg.close()
+    result = run_cli(["models", "list"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "v1" in line)
+    assert name in row and f"{name}:abcdefghijklmnop" in row and "candidate, production" in row
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = run_cli(["models", "list"], cwd=tmp_path)
+    assert f"{name}:abcdefghijklmnop" not in narrow.output  # an explicit width is honoured
