@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from .kit import ARGS_HELP as args_help
-from .kit import EXIT_CHANGES, EXIT_ERROR, State, console, fail, handles_errors, project_and_registry
+from .kit import EXIT_CHANGES, EXIT_ERROR, State, console, escape, fail, handles_errors, project_and_registry
 from .kit import split_args
 
 __all__ = ["register"]
@@ -382,6 +382,56 @@ def register(app) -> None:  # noqa: C901
             console().print(f"Wrote {out}")
         else:
             typer.echo(text)
+
+    @app.command()
+    @handles_errors
+    def fmt(
+        paths: Optional[List[Path]] = typer.Argument(None, help="Files or folders (default: the project's specs)."),
+        check: bool = typer.Option(False, "--check", help="Change nothing; exit 2 if a file is not formatted (CI)."),
+        show_diff: bool = typer.Option(False, "--diff", help="Show what changes, as a unified diff."),
+    ):
+        """Rewrite spec files in one layout (indentation, spacing), keeping comments, key order and quoting.
+
+        Exit codes: 0 formatted (or nothing to do), 2 with --check when a file needs formatting, 1 on
+        an error (a file that is not valid YAML is named with its line and left as it is)."""
+        from ..spec.fmt import FormatError, format_file, spec_files
+        from ..spec.fmt import diff as unified_diff
+
+        if paths:
+            root = Path.cwd()
+            targets = [p if p.is_absolute() else root / p for p in paths]
+        else:
+            project, _ = project_and_registry()
+            root, targets = project.root, [project.spec_dir]
+        out, err = console(), console(stderr=True)
+        changed, failed = [], []
+        for path in spec_files(targets):
+            try:
+                result = format_file(path, root)
+            except FormatError as exc:
+                failed.append(path)
+                err.print(f"[red]✗[/red] {escape(str(exc))}")
+                continue
+            if not result.changed:
+                continue
+            changed.append(result)
+            name = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+            if show_diff:
+                typer.echo(unified_diff(result, root), nl=False)
+            if check:
+                out.print(f"would reformat {escape(name)}")
+            else:
+                tmp = path.with_name(f".{path.name}.fmt.tmp")
+                tmp.write_text(result.after, encoding="utf-8")
+                tmp.replace(path)
+                out.print(f"formatted {escape(name)}")
+        if failed:
+            raise typer.Exit(EXIT_ERROR)
+        if check and changed:
+            err.print(f"{len(changed)} file(s) need formatting: run `ml fmt`")
+            raise typer.Exit(EXIT_CHANGES)
+        if not changed:
+            out.print("[green]✓[/green] all spec files are formatted")
 
     @app.command()
     @handles_errors
