@@ -6,7 +6,7 @@ import html
 import re
 
 from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
-from ml_framework.plan.render_text import format_duration, format_value, render_summary
+from ml_framework.plan.render_text import attributes, format_duration, format_value, render_summary
 
 __all__ = ["render_markdown", "md_escape", "md_code", "ACTION_EMOJI"]
 
@@ -90,6 +90,13 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
         out.append("")
 
         for c in shown:
+            created = attributes(c.after) if c.action == CREATE else []
+            if created:  # what the new resource will be, collapsed: a reviewer opens the ones that matter
+                out += [f"<details><summary><code>{html.escape(c.address)}</code> — create "
+                        f"({len(created)} attribute{'s' if len(created) != 1 else ''})</summary>", "",
+                        "| Attribute | Value |", "|---|---|"]
+                out += [f"| {md_code(path)} | {md_code(format_value(value, 0))} |" for path, value in created]
+                out += ["", "</details>", ""]
             if not c.fields:
                 continue
             label = f"<code>{html.escape(c.address)}</code> — {html.escape(c.action)}"

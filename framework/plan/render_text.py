@@ -31,7 +31,7 @@ from rich.text import Text
 
 from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, Plan
 
-__all__ = ["render_text", "render_summary", "format_value", "format_duration", "SYMBOLS", "STYLES"]
+__all__ = ["render_text", "render_summary", "format_value", "format_duration", "attributes", "SYMBOLS", "STYLES"]
 
 # Symbols are right-aligned in three columns, as Terraform prints them.
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", NOOP: "="}
@@ -47,6 +47,8 @@ _ORDER = (CREATE, UPDATE, REPLACE, DELETE, NOOP)
 _ARROW = "→"
 _ELLIPSIS = "…"
 VALUE_LIMIT = 60
+ATTRIBUTE_LIMIT = 100  # a created resource's attribute values: the reviewer sees most of each
+ATTRIBUTE_MIN = 30
 
 
 def format_value(value: Any, limit: int = VALUE_LIMIT) -> str:
@@ -58,6 +60,27 @@ def format_value(value: Any, limit: int = VALUE_LIMIT) -> str:
     if limit and len(text) > limit:
         text = text[: max(limit - 1, 1)] + _ELLIPSIS
     return text
+
+
+_IN_ADDRESS = ("kind", "name")  # already shown by the address
+
+
+def attributes(spec: dict | None) -> list[tuple[str, Any]]:
+    """A created resource's attributes as (dotted path, value), nested mappings flattened, in the spec's
+    order; empty mappings and lists (defaults nobody wrote) and what the address shows are left out."""
+    out: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), item)
+        elif value not in ({}, [], None):
+            out.append((prefix, value))
+
+    for key, value in (spec or {}).items():
+        if key not in _IN_ADDRESS:
+            walk(str(key), value)
+    return out
 
 
 def format_duration(seconds: float | None) -> str | None:
@@ -137,7 +160,7 @@ def _drift_lines(drift: tuple[Drift, ...]) -> list[Text]:
     return lines
 
 
-def _change_lines(change: Change, width: int) -> list[Text]:
+def _change_lines(change: Change, width: int, line_width: int = 120) -> list[Text]:
     style = "yellow" if change.held else STYLES.get(change.action, "")
     head = Text.assemble(
         (_symbol(change.action), style), " ", (change.address.ljust(width), "bold"), "   ",
@@ -152,6 +175,14 @@ def _change_lines(change: Change, width: int) -> list[Text]:
         lines.append(Text(f"      # to apply it anyway: --retry {change.address}", style="dim"))
     for reason in change.reasons:
         lines.append(Text(f"      # {reason}", style="dim"))
+    if change.action == CREATE:
+        shown = attributes(change.after)
+        pad = max((len(path) for path, _ in shown), default=0)
+        # values shortened to fit the line (a wrapped value reads as two attributes)
+        limit = max(ATTRIBUTE_MIN, min(ATTRIBUTE_LIMIT, line_width - pad - 11))
+        for path, value in shown:
+            lines.append(Text.assemble("      ", ("+", "green"), f" {path.ljust(pad)} = ",
+                                       format_value(value, limit)))
     for diff in change.fields:
         line = Text.assemble(
             "      ", diff.path, ": ", (format_value(diff.before), "red" if diff.before is not None else "dim"),
@@ -195,7 +226,7 @@ def render_text(plan: Plan, *, color: bool = True, width: int | None = None, sho
                                 style="yellow"))
         for change in shown:
             section.append(Text(""))
-            section.extend(_change_lines(change, addr_width))
+            section.extend(_change_lines(change, addr_width, width or 120))
         if hidden:
             section.append(Text(""))
             section.append(Text(f"({_plural(hidden, 'unchanged resource')} not shown)", style="dim"))

@@ -64,6 +64,25 @@ def lines(text: str) -> list[str]:
 # --- text -------------------------------------------------------------------------------------------
 
 
+def test_creates_show_their_attributes_flattened_without_empty_defaults():
+    """As Terraform does: a new resource's attributes, nested fields as dotted paths, aligned, long values
+    shortened; what the address already says (kind, name) and empty defaults ({} / []) left out."""
+    change = Change("model.fraud", "model", "lightgbm", CREATE, reasons=("new resource",),
+                    after={"kind": "Model", "name": "fraud", "labels": {}, "task": "binary",
+                           "trainer": {"backend": "lightgbm", "params": {"num_leaves": 31}}, "gates": [],
+                           "description": "x" * 300})
+    out = lines(render_text(make_plan([change]), color=False))
+    i = out.index("      # new resource")
+    assert out[i + 1:i + 5] == [
+        "      + task                      = \"binary\"",
+        "      + trainer.backend           = \"lightgbm\"",
+        "      + trainer.params.num_leaves = 31",
+        "      + description               = \"" + "x" * 82 + "…",  # fits the 120 columns, not wrapped
+    ]
+    assert max(len(l) for l in out) <= 120
+    assert not any("labels" in l or "gates" in l or "kind" in l for l in out)
+
+
 def test_text_change_lines_symbols_and_summary():
     out = render_text(full_plan(), color=False)
     assert not ANSI.search(out)
@@ -262,7 +281,10 @@ def test_markdown_table_and_details():
     row = next(l for l in md.splitlines() if "`model.fraud`" in l and l.startswith("|"))
     assert "replace" in row and "-/+" in row and "source data changed" in row
     assert "monitor.drift" not in md  # no-op hidden
-    assert md.count("<details>") == 2 and md.count("</details>") == 2  # only resources with field changes
+    # resources with field changes, and the created one's attributes
+    assert md.count("<details>") == 3 and md.count("</details>") == 3
+    assert "<code>featureview.txn_stats</code> — create (2 attributes)" in md
+    assert "| `entities` | `[\"user\"]` |" in md and "| `ttl` | `\"1d\"` |" in md
     force_row = next(l for l in md.splitlines() if "trainer.params.num_leaves" in l)
     assert "`31`" in force_row and "`63`" in force_row and "forces replacement" in force_row
     desc_row = next(l for l in md.splitlines() if "`description`" in l)
