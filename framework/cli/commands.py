@@ -83,13 +83,21 @@ def register(app) -> None:  # noqa: C901
         retry: List[str] = typer.Option([], "--retry", help="Apply this address again, even unchanged or held by its "
                                         "backend (a model whose inputs were already rejected, a deployment whose "
                                         "rollout was rolled back). Repeatable."),
+        refresh_only: bool = typer.Option(False, "--refresh-only", "-refresh-only",
+                                          help="Show only what changed outside of ml since the last apply (drift); "
+                                          "with --detailed-exitcode, exit 2 when there is some."),
     ):
         """Show what `ml apply` would change, and why. Changes nothing."""
+        import dataclasses
+
         from ..operations import make_plan
 
         fmt = "json" if as_json else fmt
         if fmt not in ("text", "json", "markdown"):
             fail(f"--format: unknown format {fmt!r} (text, json or markdown)")
+        if refresh_only and (destroy or out is not None or not refresh):
+            fail("--refresh-only reads what exists now and applies nothing: it goes with neither --destroy, "
+                 "--out nor --no-refresh")
         project, registry, loaded = load(args)
         store = project.open_state()
         try:
@@ -97,6 +105,8 @@ def register(app) -> None:  # noqa: C901
                                  retry=retry)
         finally:
             store.close()
+        if refresh_only:
+            the_plan = dataclasses.replace(the_plan, changes=(), operation="refresh-only")
         typer.echo(render(the_plan, fmt, show_noop))
         if out is not None:
             write_plan(the_plan, out)
@@ -104,7 +114,7 @@ def register(app) -> None:  # noqa: C901
                 console().print(f"\nSaved the plan to {out}. Apply exactly this plan with: ml apply {out}")
         if the_plan.errors:
             raise typer.Exit(EXIT_ERROR)
-        if detailed_exitcode and the_plan.has_changes:
+        if detailed_exitcode and (the_plan.has_changes or (refresh_only and the_plan.drift)):
             raise typer.Exit(EXIT_CHANGES)
 
     # -- apply / destroy -----------------------------------------------------------------------------------

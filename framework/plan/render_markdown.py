@@ -42,6 +42,8 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
     summary = render_summary(plan)
     if plan.errors:
         icon = "❌"
+    elif plan.operation == "refresh-only" and plan.drift:
+        icon = "⚠️"
     elif plan.has_changes:
         icon = "📝"
     else:

@@ -112,6 +112,10 @@ def _plural(n: int, word: str) -> str:
 def render_summary(plan: Plan) -> str:
     """The one-line summary: ``Plan: 1 to add, 2 to change, 0 to replace, 1 to destroy.``"""
     counts = plan.summary()
+    if plan.operation == "refresh-only":
+        if plan.drift:
+            return f"Drift: {_plural(len(plan.drift), 'object')} changed outside of ml."
+        return "No changes. No objects have changed outside of ml."
     if plan.has_changes:
         return (
             f"Plan: {counts[CREATE]} to add, {counts[UPDATE]} to change, "

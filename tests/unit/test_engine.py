@@ -401,3 +401,30 @@ def test_a_failed_preflight_refuses_the_whole_apply_before_anything_starts(tmp_p
         assert h.store.current_lock() is None
     finally:
         h.close()
+
+
+def test_plan_refresh_only_shows_drift_and_nothing_to_do(tmp_path, provider):
+    """`ml plan -refresh-only`: what changed outside of ml, no planned actions; --detailed-exitcode says
+    whether there is drift (2) or not (0). It cannot be saved or combined with --destroy."""
+    from ml_framework.testing import run_cli
+
+    root = write_project(tmp_path)
+    assert run_cli(["apply", "--auto-approve"], providers={"memory": provider}, cwd=root).exit_code == 0
+    clean = run_cli(["plan", "-refresh-only", "--detailed-exitcode"], providers={"memory": provider}, cwd=root)
+    assert clean.exit_code == 0, clean.output
+    assert "No changes. No objects have changed outside of ml." in clean.output
+    del provider.world["model.fraud"]
+    provider.world["entity.customer"] = dict(provider.world["entity.customer"], spec_hash="edited")
+    drift = run_cli(["plan", "-refresh-only", "--detailed-exitcode"], providers={"memory": provider}, cwd=root)
+    assert drift.exit_code == 2, drift.output
+    assert "model.fraud" in drift.output and "has been deleted" in drift.output
+    assert "entity.customer" in drift.output and "has changed" in drift.output
+    assert "will perform the following actions" not in drift.output
+    assert "Drift: 2 objects changed outside of ml." in drift.output
+    md = run_cli(["plan", "-refresh-only", "--format", "markdown"], providers={"memory": provider}, cwd=root)
+    assert md.output.startswith("### ⚠️ Drift: 2 objects changed outside of ml.")
+    full = run_cli(["plan", "--detailed-exitcode"], providers={"memory": provider}, cwd=root)
+    assert full.exit_code == 2 and "will perform the following actions" in full.output  # the plan proper still plans
+    refused = run_cli(["plan", "-refresh-only", "--out", str(tmp_path / "p.json")], providers={"memory": provider},
+                      cwd=root)
+    assert refused.exit_code == 1 and "--refresh-only" in refused.output and not (tmp_path / "p.json").exists()
