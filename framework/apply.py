@@ -44,6 +44,7 @@ class Event:
 class ApplyReport:
     outcomes: list[ResourceOutcome] = field(default_factory=list)
     interrupted: bool = False
+    messages: dict[str, str] = field(default_factory=dict)  # address -> what its provider said it did
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes if o.outcome == outcome)
@@ -146,6 +147,8 @@ class _Walk:
         action = CREATE if change.action == REPLACE else change.action
         result = provider.apply(ApplyRequest(action=action, resource=resource, prior=prior,
                                              fingerprint=change.fingerprint, retry=address in self.retry), ctx)
+        if result.message:
+            self.report.messages[address] = result.message
         self._write(RecordedResource(
             address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
             fingerprint=change.fingerprint or "", inputs=dict(change.inputs), outputs=mask_secrets(dict(result.outputs or {})),
@@ -172,7 +175,7 @@ class _Walk:
         action = self.changes[address].action
         if exc is None:
             outcome = ResourceOutcome(address, action, "succeeded", None, round(duration, 3))
-            self.on_event(Event("succeeded", address, action, duration_s=duration))
+            self.on_event(Event("succeeded", address, action, self.report.messages.get(address, ""), duration))
         else:
             error = _wrap(address, exc)
             outcome = ResourceOutcome(address, action, "failed", str(error), round(duration, 3))

@@ -141,7 +141,8 @@ def register(app) -> None:  # noqa: C901
             elif event.kind == "progress":
                 out.print(f"[dim]{address}: {_esc(event.message)}[/dim]")
             elif event.kind == "succeeded":
-                out.print(f"[bold]{address}[/bold]: [green]{done} complete after {event.duration_s:.1f}s[/green]")
+                said = f" — {_esc(event.message)}" if event.message else ""
+                out.print(f"[bold]{address}[/bold]: [green]{done} complete after {event.duration_s:.1f}s[/green]{said}")
             elif event.kind == "failed":
                 message = event.message.removeprefix(f"{event.address}: ")  # the line already names it
                 out.print(f"[bold]{address}[/bold]: [red]failed: {_esc(message)}[/red]")
@@ -172,7 +173,33 @@ def register(app) -> None:  # noqa: C901
             raise typer.Exit(EXIT_ERROR)
         out.print(f"\n[green]{verb} complete![/green] {summary}")
 
-    def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None, retry=()):
+    def write_report(path: Path, verb: str, the_plan, report, store) -> None:
+        """What the apply did, as JSON for bots (``--report``): per resource its action, outcome, time, what
+        its backend said (a model's metrics and gate verdicts, a rollout's verdict) and its recorded outputs."""
+        outcomes = report.outcomes if report is not None else []
+        resources = []
+        for o in outcomes:
+            record = store.get(o.address) if o.outcome == "succeeded" and o.action != "delete" else None
+            resources.append({"address": o.address, "action": o.action, "outcome": o.outcome,
+                              "duration_s": o.duration_s, "message": report.messages.get(o.address),
+                              "error": o.error, "outputs": dict(record.outputs) if record is not None else None})
+        done = [o for o in outcomes if o.outcome == "succeeded"]
+        summary = {name: sum(1 for o in done if o.action == action) for name, action in
+                   (("added", "create"), ("changed", "update"), ("replaced", "replace"), ("destroyed", "delete"))}
+        summary.update(failed=sum(1 for o in outcomes if o.outcome == "failed"),
+                       skipped=sum(1 for o in outcomes if o.outcome == "skipped"))
+        data = {"format_version": 1, "operation": verb, "plan_id": the_plan.plan_id,
+                "ok": bool((report is None or report.ok) and not the_plan.errors),
+                "interrupted": bool(report is not None and report.interrupted), "summary": summary,
+                "plan_errors": [{"address": e.address, "message": e.message} for e in the_plan.errors],
+                "resources": resources}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None, retry=(),
+                  report_file=None):
         from ..apply import apply_plan
         from ..locking import held_lock
         from ..operations import check_saved_plan, load_specs, make_plan, resources_for
@@ -210,6 +237,8 @@ def register(app) -> None:  # noqa: C901
                     the_plan = fresh
                     typer.echo(render(the_plan, "text"))
                 if not the_plan.has_changes:
+                    if report_file is not None:
+                        write_report(report_file, verb, the_plan, None, store)
                     if the_plan.errors:
                         raise typer.Exit(EXIT_ERROR)
                     return
@@ -218,6 +247,8 @@ def register(app) -> None:  # noqa: C901
                 report = apply_plan(the_plan, resources_for(the_plan, loaded), store, registry, lock_id=lock.id,
                                     project_dir=project.root, parallelism=parallelism, keep_going=keep_going,
                                     on_event=progress_printer())
+                if report_file is not None:
+                    write_report(report_file, verb, the_plan, report, store)
                 report_result(report, the_plan, verb.capitalize())
         finally:
             store.close()
@@ -234,6 +265,8 @@ def register(app) -> None:  # noqa: C901
         retry: List[str] = typer.Option([], "--retry", help="Apply this address again, even unchanged or held by its "
                                         "backend (a model whose inputs were already rejected, a deployment whose "
                                         "rollout was rolled back). Repeatable."),
+        report_file: Optional[Path] = typer.Option(None, "--report", help="Also write what happened to FILE as JSON "
+                                                   "(outcomes, what each backend said, recorded outputs): for bots."),
     ):
         """Make the world match the specs: plan, confirm, apply, recording each result as it lands."""
         plan_file = None
@@ -243,7 +276,7 @@ def register(app) -> None:  # noqa: C901
                 and (Path(args[0]).is_file() or Path(args[0]).suffix.lower() == ".json")):
             plan_file = Path(args[0])
             args = []
-        run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file, retry)
+        run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file, retry, report_file)
 
     @app.command()
     @handles_errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -428,3 +429,42 @@ def test_plan_refresh_only_shows_drift_and_nothing_to_do(tmp_path, provider):
     refused = run_cli(["plan", "-refresh-only", "--out", str(tmp_path / "p.json")], providers={"memory": provider},
                       cwd=root)
     assert refused.exit_code == 1 and "--refresh-only" in refused.output and not (tmp_path / "p.json").exists()
+
+
+def test_apply_says_what_each_backend_did_and_writes_a_json_report(tmp_path):
+    """Each completed resource's line carries its backend's own words (a model's metrics and gate verdicts
+    in real backends); `--report FILE` has the outcomes, those words and the recorded outputs for bots,
+    written also when something failed."""
+    import json
+
+    from ml_framework.contract import ApplyResult
+    from ml_framework.testing import run_cli
+
+    class Talking(InMemoryProvider):
+        def apply(self, request, ctx):
+            result = super().apply(request, ctx)
+            return ApplyResult(outputs=result.outputs, message=f"did {request.resource.address}")
+
+    provider = Talking()
+    root = write_project(tmp_path)
+    report = tmp_path / "out" / "report.json"
+    result = run_cli(["apply", "--auto-approve", "--report", str(report)], providers={"memory": provider}, cwd=root)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^model\.fraud: Creation complete after [\d.]+s — did model\.fraud$", result.output, re.M)
+    data = json.loads(report.read_text())
+    assert data["ok"] is True and data["operation"] == "apply" and data["summary"]["added"] == len(data["resources"])
+    fraud = next(r for r in data["resources"] if r["address"] == "model.fraud")
+    assert fraud["outcome"] == "succeeded" and fraud["message"] == "did model.fraud"
+    assert fraud["outputs"]["id"] == "model.fraud" and fraud["duration_s"] >= 0
+
+    again = run_cli(["apply", "--auto-approve", "--report", str(report)], providers={"memory": provider}, cwd=root)
+    data = json.loads(report.read_text())
+    assert again.exit_code == 0 and data["ok"] is True and data["resources"] == []  # nothing to do, said so
+
+    provider.fail_on = {"model.fraud"}
+    failed = run_cli(["apply", "--auto-approve", "--report", str(report), "models.fraud.task=regression"],
+                     providers={"memory": provider}, cwd=root)
+    data = json.loads(report.read_text())
+    assert failed.exit_code == 1 and data["ok"] is False and data["summary"]["failed"] == 1
+    fraud = next(r for r in data["resources"] if r["address"] == "model.fraud")
+    assert fraud["outcome"] == "failed" and "simulated failure" in fraud["error"] and fraud["outputs"] is None
