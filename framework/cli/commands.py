@@ -193,10 +193,14 @@ def register(app) -> None:  # noqa: C901
                 "interrupted": bool(report is not None and report.interrupted), "summary": summary,
                 "plan_errors": [{"address": e.address, "message": e.message} for e in the_plan.errors],
                 "resources": resources}
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:  # what was applied is recorded in state either way
+            console(stderr=True).print(f"[red]Error:[/red] --report: could not write {_esc(str(path))}: "
+                                       f"{_esc(exc.strerror or str(exc))} (the apply itself is recorded)")
 
     def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None, retry=(),
                   report_file=None):
@@ -205,6 +209,13 @@ def register(app) -> None:  # noqa: C901
         from ..operations import check_saved_plan, load_specs, make_plan, resources_for
 
         verb = "destroy" if destroy else "apply"
+        if report_file is not None:  # found out now, not after the apply
+            import os
+
+            folder = report_file.parent if report_file.parent != Path("") else Path(".")
+            existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+            if report_file.is_dir() or not existing.is_dir() or not os.access(existing, os.W_OK):
+                fail(f"--report: cannot write {report_file} (not a writable place)")
         saved = None
         if plan_file is not None:
             from ..plan.render_json import load_plan_json

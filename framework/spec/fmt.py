@@ -54,8 +54,11 @@ def format_text(text: str, where: str = "<text>") -> str:
     try:
         documents = list(yaml.load_all(text))
     except MarkedYAMLError as exc:
-        # where the broken construct starts (an unclosed bracket: its line, not the end of the file)
-        mark = exc.context_mark or exc.problem_mark
+        # the line of the problem; when that is the end of the file (an unclosed bracket or quote), the line
+        # where the broken construct starts
+        mark = exc.problem_mark
+        if mark is None or (exc.context_mark is not None and mark.index >= len(text.rstrip())):
+            mark = exc.context_mark or mark
         line = f":{mark.line + 1}" if mark is not None else ""
         what = " ".join(part for part in (exc.context, exc.problem) if part)
         raise FormatError(f"{where}{line}: not valid YAML: {what}",

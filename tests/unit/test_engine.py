@@ -468,3 +468,15 @@ def test_apply_says_what_each_backend_did_and_writes_a_json_report(tmp_path):
     assert failed.exit_code == 1 and data["ok"] is False and data["summary"]["failed"] == 1
     fraud = next(r for r in data["resources"] if r["address"] == "model.fraud")
     assert fraud["outcome"] == "failed" and "simulated failure" in fraud["error"] and fraud["outputs"] is None
+
+
+def test_an_unwritable_report_path_is_refused_before_anything_is_applied(tmp_path, provider):
+    from ml_framework.testing import run_cli
+
+    root = write_project(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for bad in (str(blocker / "report.json"), str(tmp_path)):
+        result = run_cli(["apply", "--auto-approve", "--report", bad], providers={"memory": provider}, cwd=root)
+        assert result.exit_code == 1 and "--report: cannot write" in result.output
+    assert not [c for c in provider.calls if c[0] == "apply"]  # nothing was applied

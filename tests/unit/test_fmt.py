@@ -55,8 +55,17 @@ def test_one_layout_keeping_comments_order_quotes_flow_style_and_block_scalars()
 
 
 def test_invalid_yaml_is_named_with_its_line():
-    with pytest.raises(FormatError, match=r"bad\.yaml:3: not valid YAML"):
+    with pytest.raises(FormatError, match=r"bad\.yaml:3: not valid YAML"):  # where the bracket opens
         format_text("kind: Model\nname: fraud\nfeatures: [unclosed\n", "bad.yaml")
+    with pytest.raises(FormatError, match=r"dup\.yaml:3: not valid YAML.*duplicate key"):  # the duplicate itself
+        format_text("kind: Model\nname: fraud\nname: fraud2\n", "dup.yaml")
+    with pytest.raises(FormatError, match=r"tabs\.yaml:2: not valid YAML"):
+        format_text("trainer:\n\tbackend: lightgbm\n", "tabs.yaml")
+
+
+def test_files_with_nothing_to_format_stay_as_they_are():
+    for text in ("", "# only a comment\n# and another\n", "---\n---\na: 1\n", "base: &b {x: 1}\nother: *b\n"):
+        assert format_text(text) == text
 
 
 def _project(tmp_path: Path) -> Path:
