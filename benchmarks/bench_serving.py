@@ -379,31 +379,47 @@ def minimal_service(tag: str, schema: dict, untraced: bool = False, gc_freeze: b
                           def_kw="async def" if kw.get("async") else "def")
 
 
+def start_minimal(folder: Path, tag: str, schema: dict, **options) -> tuple[Process, str]:
+    """The minimal BentoML service (a variant of it: see MINIMAL_VARIANTS) served from ``folder``."""
+    from ml_framework.plugins.bentoml.testing import free_port
+
+    folder.mkdir()
+    (folder / "service.py").write_text(minimal_service(tag, schema, **options))
+    port = free_port()
+    proc = Process([sys.executable, "-m", "bentoml", "serve", "service:Minimal", "--host", "127.0.0.1",
+                    "--port", str(port), "--working-dir", str(folder)], folder, f"http://127.0.0.1:{port}")
+    return proc, f"http://127.0.0.1:{port}/predict"
+
+
+def start_fastapi(folder: Path, schema: dict) -> tuple[Process, str]:
+    """The plain FastAPI app on uvicorn served from ``folder``: the ceiling."""
+    from ml_framework.plugins.bentoml.testing import free_port
+
+    folder.mkdir()
+    (folder / "app.py").write_text(FASTAPI.format(features=schema["features"], categories=schema["categories"],
+                                                  model_file=schema["model_file"]))
+    port = free_port()
+    proc = Process([sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+                    "--log-level", "warning"], folder, f"http://127.0.0.1:{port}", ready_path="/docs")
+    return proc, f"http://127.0.0.1:{port}/predict"
+
+
 def bench_dissect(args, work: Path, tag: str) -> None:
     """The minimal BentoML service with tracing, the sync thread-pool hop and the cyclic GC taken away one
     at a time, each measured alone (the others stopped), next to plain FastAPI."""
-    from ml_framework.plugins.bentoml.testing import free_port, raw_payloads
+    from ml_framework.plugins.bentoml.testing import raw_payloads
 
     bodies = [json.dumps(p) for p in raw_payloads(64, seed=1)]
     schema = model_schema(tag)
     servers, procs = {}, []
     try:
         for i, (name, options) in enumerate(MINIMAL_VARIANTS.items()):
-            folder = work / f"dissect-{i}"
-            folder.mkdir()
-            (folder / "service.py").write_text(minimal_service(tag, schema, **options))
-            port = free_port()
-            procs.append(Process([sys.executable, "-m", "bentoml", "serve", "service:Minimal", "--host", "127.0.0.1",
-                                  "--port", str(port), "--working-dir", str(folder)], folder, f"http://127.0.0.1:{port}"))
-            servers[name] = (f"http://127.0.0.1:{port}/predict", procs[-1].proc.pid)
-        folder = work / "dissect-fastapi"
-        folder.mkdir()
-        (folder / "app.py").write_text(FASTAPI.format(features=schema["features"], categories=schema["categories"],
-                                                      model_file=schema["model_file"]))
-        port = free_port()
-        procs.append(Process([sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
-                              "--log-level", "warning"], folder, f"http://127.0.0.1:{port}", ready_path="/docs"))
-        servers["fastapi"] = (f"http://127.0.0.1:{port}/predict", procs[-1].proc.pid)
+            proc, url = start_minimal(work / f"dissect-{i}", tag, schema, **options)
+            procs.append(proc)
+            servers[name] = (url, proc.proc.pid)
+        proc, url = start_fastapi(work / "dissect-fastapi", schema)
+        procs.append(proc)
+        servers["fastapi"] = (url, proc.proc.pid)
         for url, _ in servers.values():
             measure(url, bodies, 4, 1.0, work)
         results: dict = {name: {1: [], 16: []} for name in servers}
@@ -426,7 +442,7 @@ def bench_dissect(args, work: Path, tag: str) -> None:
 
 
 def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
-    from ml_framework.plugins.bentoml.testing import free_port, raw_payloads
+    from ml_framework.plugins.bentoml.testing import raw_payloads
 
     bodies = [json.dumps(p) for p in raw_payloads(64, seed=1)]
     schema = model_schema(tag)
@@ -434,22 +450,10 @@ def bench_servers(args, work: Path, harness, root: Path, tag: str) -> dict:
     deploy(root, harness, "ours-api", serving="fast_path: false")
     servers = {"ours": served(harness, "ours"), "ours-api": served(harness, "ours-api")}
     procs = []
-    minimal_dir = work / "minimal"
-    minimal_dir.mkdir()
-    (minimal_dir / "service.py").write_text(minimal_service(tag, schema))
-    port = free_port()
-    procs.append(Process([sys.executable, "-m", "bentoml", "serve", "service:Minimal", "--host", "127.0.0.1",
-                          "--port", str(port), "--working-dir", str(minimal_dir)], minimal_dir,
-                         f"http://127.0.0.1:{port}"))
-    servers["minimal"] = (f"http://127.0.0.1:{port}/predict", procs[-1].proc.pid)
-    fast_dir = work / "fastapi"
-    fast_dir.mkdir()
-    (fast_dir / "app.py").write_text(FASTAPI.format(features=schema["features"], categories=schema["categories"],
-                                                    model_file=schema["model_file"]))
-    port = free_port()
-    procs.append(Process([sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
-                          "--log-level", "warning"], fast_dir, f"http://127.0.0.1:{port}", ready_path="/docs"))
-    servers["fastapi"] = (f"http://127.0.0.1:{port}/predict", procs[-1].proc.pid)
+    for name, (proc, url) in (("minimal", start_minimal(work / "minimal", tag, schema)),
+                              ("fastapi", start_fastapi(work / "fastapi", schema))):
+        procs.append(proc)
+        servers[name] = (url, proc.proc.pid)
     try:
         for name, (url, _) in servers.items():  # warm up
             measure(url, bodies, 4, 1.0, work)

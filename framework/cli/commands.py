@@ -151,12 +151,17 @@ def register(app) -> None:  # noqa: C901
 
         return on_event
 
-    def report_result(report, the_plan, verb: str) -> None:
-        out = console()
+    def done_counts(outcomes) -> dict[str, int]:
+        """Succeeded resources by action (create, update, replace, delete)."""
         counts = {a: 0 for a in ("create", "update", "replace", "delete")}
-        for outcome in report.outcomes:
+        for outcome in outcomes:
             if outcome.outcome == "succeeded":
                 counts[outcome.action] = counts.get(outcome.action, 0) + 1
+        return counts
+
+    def report_result(report, the_plan, verb: str) -> None:
+        out = console()
+        counts = done_counts(report.outcomes)
         summary = (f"Resources: {counts['create']} added, {counts['update']} changed, "
                    f"{counts['replace']} replaced, {counts['delete']} destroyed.")
         failed = report.count("failed")
@@ -183,8 +188,8 @@ def register(app) -> None:  # noqa: C901
             resources.append({"address": o.address, "action": o.action, "outcome": o.outcome,
                               "duration_s": o.duration_s, "message": report.messages.get(o.address),
                               "error": o.error, "outputs": dict(record.outputs) if record is not None else None})
-        done = [o for o in outcomes if o.outcome == "succeeded"]
-        summary = {name: sum(1 for o in done if o.action == action) for name, action in
+        counts = done_counts(outcomes)
+        summary = {name: counts[action] for name, action in
                    (("added", "create"), ("changed", "update"), ("replaced", "replace"), ("destroyed", "delete"))}
         summary.update(failed=sum(1 for o in outcomes if o.outcome == "failed"),
                        skipped=sum(1 for o in outcomes if o.outcome == "skipped"))
@@ -212,8 +217,7 @@ def register(app) -> None:  # noqa: C901
         if report_file is not None:  # found out now, not after the apply
             import os
 
-            folder = report_file.parent if report_file.parent != Path("") else Path(".")
-            existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+            existing = next((p for p in (report_file.parent, *report_file.parent.parents) if p.exists()), Path("."))
             if report_file.is_dir() or not existing.is_dir() or not os.access(existing, os.W_OK):
                 fail(f"--report: cannot write {report_file} (not a writable place)")
         saved = None
@@ -448,7 +452,7 @@ def register(app) -> None:  # noqa: C901
 
         Exit codes: 0 formatted (or nothing to do), 2 with --check when a file needs formatting, 1 on
         an error (a file that is not valid YAML is named with its line and left as it is)."""
-        from ..spec.fmt import FormatError, format_file, spec_files
+        from ..spec.fmt import FormatError, display_name, format_file, spec_files
         from ..spec.fmt import diff as unified_diff
 
         if paths:
@@ -469,7 +473,7 @@ def register(app) -> None:  # noqa: C901
             if not result.changed:
                 continue
             changed.append(result)
-            name = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+            name = display_name(path, root)
             if show_diff:
                 typer.echo(unified_diff(result, root), nl=False)
             if check:

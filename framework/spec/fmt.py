@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import MLError
 
-__all__ = ["FormatError", "Formatted", "format_text", "format_file", "spec_files", "diff"]
+__all__ = ["FormatError", "Formatted", "format_text", "format_file", "spec_files", "diff", "display_name"]
 
 
 class FormatError(MLError):
@@ -100,14 +100,17 @@ def spec_files(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
+def display_name(path: Path, root: Path | None = None) -> str:
+    """``path`` relative to ``root`` when it is inside it (how messages name a file)."""
+    return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
+
+
 def format_file(path: Path, root: Path | None = None) -> Formatted:
-    where = str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
     before = path.read_text(encoding="utf-8")
-    return Formatted(path=path, before=before, after=format_text(before, where))
+    return Formatted(path=path, before=before, after=format_text(before, display_name(path, root)))
 
 
 def diff(formatted: Formatted, root: Path | None = None) -> str:
-    name = str(formatted.path.relative_to(root)) if root is not None and formatted.path.is_relative_to(root) \
-        else str(formatted.path)
+    name = display_name(formatted.path, root)
     return "".join(difflib.unified_diff(formatted.before.splitlines(keepends=True),
                                         formatted.after.splitlines(keepends=True), f"a/{name}", f"b/{name}"))

@@ -89,17 +89,16 @@ class _View:
         source = view.batch_source
         prefix = view.projection.name_alias or view.name
         self.path = path
-        self.timestamp = source.timestamp_field
-        self.created = source.created_timestamp_column or None
-        # source column -> feature name (field_mapping renames source columns)
+        # the source's own column names (field_mapping renames source columns to feature names)
         reverse = {new: old for old, new in (source.field_mapping or {}).items()}
-        self.keys = dict(view.projection.join_key_map or {e.name: e.name for e in view.entity_columns})
-        self.source_keys = {reverse.get(k, k): v for k, v in self.keys.items()}
+        keys = view.projection.join_key_map or {e.name: e.name for e in view.entity_columns}
+        self.source_keys = {reverse.get(k, k): entity_column for k, entity_column in keys.items()}
         features = [ref.split(":", 1)[1] for ref in refs if ref.startswith(f"{prefix}:")]
         self.features = [(reverse.get(f, f), f"{prefix}__{f}" if full_feature_names else f) for f in features]
         self.ttl_us = int(view.ttl.total_seconds() * 1_000_000) if view.ttl else 0
-        self.source_timestamp = reverse.get(self.timestamp, self.timestamp)
-        self.source_created = reverse.get(self.created, self.created) if self.created else None
+        self.source_timestamp = reverse.get(source.timestamp_field, source.timestamp_field)
+        created = source.created_timestamp_column
+        self.source_created = reverse.get(created, created) if created else None
 
 
 def _sql(views: List[_View], entity_ts: str) -> str:
@@ -112,9 +111,12 @@ def _sql(views: List[_View], entity_ts: str) -> str:
     select = ["x.* EXCLUDE (" + _ROW + ")"]
     joins = []
     for i, view in enumerate(views, start=1):
+        if not view.features:
+            continue
         ts = f"__ml_ts{i}"
+        source_ts = f"CAST({_q(view.source_timestamp)} AS TIMESTAMPTZ)"
         columns = [f"{_q(src)} AS {_q(f'__ml_k{i}_{n}')}" for n, src in enumerate(view.source_keys)]
-        columns.append(f"CAST({_q(view.source_timestamp)} AS TIMESTAMPTZ) AS {ts}")
+        columns.append(f"{source_ts} AS {ts}")
         columns += [f"{_q(src)} AS {_q(out)}" for src, out in view.features]
         dedup = ""
         if view.source_created:
@@ -124,7 +126,6 @@ def _sql(views: List[_View], entity_ts: str) -> str:
         # Only the rows the join can pick: keys of the entity frame, up to its newest time (and no older
         # than its oldest time less the ttl). Cheap to test, and the sort behind the ASOF join then sees
         # a chunk's rows rather than the whole history (batch scoring asks chunk by chunk).
-        source_ts = f"CAST({_q(view.source_timestamp)} AS TIMESTAMPTZ)"
         where = [f"{source_ts} <= (SELECT max(__ml_t) FROM e)"]
         if view.ttl_us:
             where.append(f"{source_ts} >= (SELECT min(__ml_t) FROM e) - to_microseconds({view.ttl_us})")
@@ -137,8 +138,6 @@ def _sql(views: List[_View], entity_ts: str) -> str:
         within = f"f.{ts} >= e.__ml_t - to_microseconds({view.ttl_us})" if view.ttl_us else None
         picked = [f"CASE WHEN {within} THEN f.{_q(out)} END AS {_q(out)}" if within else f"f.{_q(out)}"
                   for _, out in view.features]
-        if not picked:
-            continue
         ctes.append(f"a{i} AS (SELECT e.{_ROW}, {', '.join(picked)} FROM e ASOF LEFT JOIN f{i} AS f "
                     f"ON {' AND '.join(on)})")
         select.append(", ".join(f"a{i}.{_q(out)}" for _, out in view.features))
