@@ -280,14 +280,22 @@ def apply_plan(
     keep_going: bool = False,
     on_event: Callable[[Event], None] | None = None,
     trigger: Mapping[str, Any] | None = None,
+    actor: str | None = None,
 ) -> ApplyReport:
     """Apply the plan's pending changes. The caller holds the lock and has checked serial/lineage.
-    ``trigger``: what started the apply when not a person (handed to providers as ``ctx.trigger``).
+    ``trigger``: what started the apply when not a person (handed to providers as ``ctx.trigger``);
+    ``actor``: who ran it (recorded in the history with any policy overrides the plan carries).
     Providers offering ``preflight`` check every pending change first; any refusal stops the apply before
     anything starts."""
     _preflight(plan, resources, registry, project_dir)
-    run_id = store.begin_run(plan.operation, plan_id=plan.plan_id, lock_id=lock_id,
-                             details={"env": plan.env, "overrides": list(plan.overrides), "targets": list(plan.targets)})
+    details = {"env": plan.env, "overrides": list(plan.overrides), "targets": list(plan.targets)}
+    if actor:  # who ran it
+        details["actor"] = actor
+    overridden = [{"policy": c.name, "by": c.overridden_by, "failures": [a for a, _ in c.failures]}
+                  for c in plan.policy_checks if c.overridden_by]
+    if overridden:
+        details["policy_overrides"] = overridden
+    run_id = store.begin_run(plan.operation, plan_id=plan.plan_id, lock_id=lock_id, details=details)
     walk = _Walk(plan, resources, store, registry, lock_id=lock_id, run_id=run_id, project_dir=project_dir,
                  parallelism=parallelism or default_parallelism(), keep_going=keep_going, on_event=on_event,
                  trigger=trigger)

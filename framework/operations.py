@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -11,16 +12,19 @@ from .errors import GraphError, PlanError, did_you_mean
 from .graph import ResourceGraph, build_graph
 from .plan.model import DELETE, Plan
 from .plan.planner import build_plan, to_resource
+from .policy import check_overrides, evaluate
 from .spec.compose import ComposedSpecs, compose
 from .spec.validate import validate_specs
 
-__all__ = ["Loaded", "load_specs", "make_plan", "check_saved_plan", "resources_for"]
+__all__ = ["Loaded", "load_specs", "make_plan", "with_policy_checks", "check_specs_against_policies",
+           "check_saved_plan", "resources_for"]
 
 
 @dataclass
 class Loaded:
     composed: ComposedSpecs
     graph: ResourceGraph
+    policies: tuple = ()  # the project's policy rules (framework.policy.Rule)
 
 
 def load_specs(project, registry=None, *, env: str | None = None, overrides: Iterable[str] = (),
@@ -29,7 +33,10 @@ def load_specs(project, registry=None, *, env: str | None = None, overrides: Ite
     kinds = (registry if registry is not None else project.registry()).kinds
     composed = compose(spec_dir or project.spec_dir, env=env, overrides=list(overrides), kinds=kinds)
     valid = validate_specs(composed, registry)
-    return Loaded(composed=composed, graph=build_graph(valid, composed.locations))
+    graph = build_graph(valid, composed.locations)
+    from .policy import load_rules
+
+    return Loaded(composed=composed, graph=graph, policies=load_rules(project.policies, project.root, kinds.names()))
 
 
 def _check_targets(targets: Iterable[str], graph: ResourceGraph, recorded: set[str]) -> None:
@@ -40,18 +47,50 @@ def _check_targets(targets: Iterable[str], graph: ResourceGraph, recorded: set[s
 
 
 def make_plan(project, registry, store, loaded: Loaded, *, targets: Iterable[str] = (), refresh: bool = True,
-              destroy: bool = False, retry: Iterable[str] = ()) -> Plan:
+              destroy: bool = False, retry: Iterable[str] = (), policy_overrides: Iterable[str] = ()) -> Plan:
+    """The plan, with the project's policies evaluated over it (``policy_overrides``: soft-mandatory rules
+    the caller overrides, recorded with who did)."""
     meta = store.meta()
     recorded = store.list_resources()
     targets = tuple(targets)
     _check_targets(targets, loaded.graph, {r.address for r in recorded})
     _check_targets(retry, loaded.graph, set())
-    return build_plan(
+    policy_overrides = tuple(policy_overrides)
+    check_overrides(loaded.policies, policy_overrides)
+    plan = build_plan(
         loaded.graph, recorded, registry, lineage=meta.lineage, serial=meta.serial, project_dir=project.root,
         refresh=refresh, targets=targets, destroy=destroy, env=loaded.composed.env,
         overrides=loaded.composed.overrides, spec_dir=_relative(project.spec_dir, project.root),
         services=_services(registry, store), retry=tuple(retry),
     )
+    return with_policy_checks(plan, loaded.policies, project, policy_overrides)
+
+
+def with_policy_checks(plan: Plan, rules, project, overrides: Iterable[str] = ()) -> Plan:
+    """The plan with ``rules`` evaluated over its changes (a saved plan is checked again at apply)."""
+    if not rules:
+        return dataclasses.replace(plan, policy_checks=())
+    from .actor import current_actor
+
+    overrides = tuple(overrides)
+    actor = current_actor(project.root) if overrides else None
+    checks = evaluate(rules, plan.changes, env=plan.env, overrides=overrides, actor=actor)
+    return dataclasses.replace(plan, policy_checks=checks)
+
+
+def check_specs_against_policies(loaded: Loaded, project, overrides: Iterable[str] = ()):
+    """At ``ml validate``: the rules over the desired specs alone (each resource as a create)."""
+    from .plan.model import CREATE, Change
+
+    changes = [Change(address=a, kind=n.kind, backend=n.backend, action=CREATE, after=dict(n.spec))
+               for a, n in loaded.graph.nodes.items()]
+    check_overrides(loaded.policies, overrides)
+    actor = None
+    if overrides:
+        from .actor import current_actor
+
+        actor = current_actor(project.root)
+    return evaluate(loaded.policies, changes, env=loaded.composed.env, overrides=overrides, actor=actor)
 
 
 def _services(registry, store):

@@ -17,7 +17,7 @@ __all__ = ["Project", "PROJECT_FILE", "STATE_URL_ENV", "DEFAULT_STATE_URL"]
 PROJECT_FILE = "ml.yaml"
 STATE_URL_ENV = "ML_STATE_URL"
 DEFAULT_STATE_URL = "sqlite:///.ml/state.db"
-_KEYS = {"name", "specs", "state", "plugins", "backends"}
+_KEYS = {"name", "specs", "state", "plugins", "backends", "policies"}
 
 
 @dataclass
@@ -29,6 +29,7 @@ class Project:
     disabled_plugins: list[str] = field(default_factory=list)
     local_plugins: dict[str, str] = field(default_factory=dict)
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy_dir: Path | None = None  # policy rules (`policies:` in ml.yaml; default <root>/policies)
 
     @classmethod
     def load(cls, root: Path | None = None, *, spec_dir: Path | None = None) -> "Project":
@@ -44,7 +45,12 @@ class Project:
             disabled_plugins=list(plugins.get("disabled") or []),
             local_plugins=dict(plugins.get("local") or {}),
             backends=dict(data.get("backends") or {}),
+            policy_dir=root / str(data.get("policies", "policies")),
         )
+
+    @property
+    def policies(self) -> Path:
+        return self.policy_dir if self.policy_dir is not None else self.root / "policies"
 
     def registry(self):
         from .plugin_registry import PluginRegistry
@@ -79,7 +85,7 @@ def _read_project_file(path: Path) -> dict[str, Any]:
             line = docs[0].locations.get((key,))
             raise SpecError("unknown setting", location=Location(path.name, line), field=key,
                             hint=did_you_mean(key, _KEYS) or f"known: {', '.join(sorted(_KEYS))}")
-    for key, kind in (("plugins", dict), ("backends", dict), ("specs", str), ("state", str)):
+    for key, kind in (("plugins", dict), ("backends", dict), ("specs", str), ("state", str), ("policies", str)):
         if key in data and not isinstance(data[key], kind):
             raise SpecError(f"expected a {kind.__name__}", location=Location(path.name, docs[0].locations.get((key,))),
                             field=key)

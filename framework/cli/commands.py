@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from .kit import ARGS_HELP as args_help
-from .kit import EXIT_CHANGES, EXIT_ERROR, State, console, escape, fail, handles_errors, project_and_registry
+from .kit import EXIT_CHANGES, EXIT_ERROR, EXIT_POLICY, State, console, escape, fail, handles_errors, project_and_registry
 from .kit import split_args
 
 __all__ = ["register"]
@@ -19,6 +19,7 @@ __all__ = ["register"]
 
 def register(app) -> None:  # noqa: C901
     state_app = typer.Typer(help="Inspect and edit recorded state.", no_args_is_help=True)
+    override_help = "Pass this failing soft-mandatory policy (recorded with who overrode it). Repeatable."
     app.add_typer(state_app, name="state")
 
     def load(args, registry_needed=True):
@@ -32,8 +33,12 @@ def register(app) -> None:  # noqa: C901
     # -- validate --------------------------------------------------------------------------------------
     @app.command()
     @handles_errors
-    def validate(args: Optional[List[str]] = typer.Argument(None, help=args_help)):
-        """Check specs: YAML, fields, references, cycles and each backend's own settings."""
+    def validate(args: Optional[List[str]] = typer.Argument(None, help=args_help),
+                 override_policy: List[str] = typer.Option([], "--override-policy", metavar="NAME",
+                                                           help=override_help)):
+        """Check specs: YAML, fields, references, cycles, each backend's own settings and the project's policies."""
+        from ..operations import check_specs_against_policies
+
         project, registry, loaded = load(args)
         broken = [(a, n.plugin_error) for a, n in loaded.graph.nodes.items() if n.plugin_error is not None]
         out = console()
@@ -47,6 +52,20 @@ def register(app) -> None:  # noqa: C901
         detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no resources"
         out.print(f"[green]✓[/green] specs are valid: {len(loaded.graph.nodes)} resources ({detail}) "
                   f"in {len(loaded.composed.files)} files")
+        if loaded.policies:
+            from ..plan.render_text import render_policy_checks
+
+            checks = check_specs_against_policies(loaded, project, override_policy)
+            out.print(render_policy_checks(checks, color=State.color and sys.stdout.isatty()), markup=False,
+                      highlight=False)
+            refuse_blocked(checks)
+
+    def refuse_blocked(checks) -> None:
+        from ..policy import PolicyError, blocking_message
+
+        message = blocking_message(checks)
+        if message:
+            raise PolicyError(message)
 
     # -- plan ------------------------------------------------------------------------------------------------
     def render(plan, fmt: str, show_noop: bool = False) -> str:
@@ -86,8 +105,9 @@ def register(app) -> None:  # noqa: C901
         refresh_only: bool = typer.Option(False, "--refresh-only", "-refresh-only",
                                           help="Show only what changed outside of ml since the last apply (drift); "
                                           "with --detailed-exitcode, exit 2 when there is some."),
+        override_policy: List[str] = typer.Option([], "--override-policy", metavar="NAME", help=override_help),
     ):
-        """Show what `ml apply` would change, and why. Changes nothing."""
+        """Show what `ml apply` would change, and why, and check the project's policies. Changes nothing."""
         import dataclasses
 
         from ..operations import make_plan
@@ -102,7 +122,7 @@ def register(app) -> None:  # noqa: C901
         store = project.open_state()
         try:
             the_plan = make_plan(project, registry, store, loaded, targets=target, refresh=refresh, destroy=destroy,
-                                 retry=retry)
+                                 retry=retry, policy_overrides=override_policy)
         finally:
             store.close()
         if refresh_only:
@@ -114,6 +134,8 @@ def register(app) -> None:  # noqa: C901
                 console().print(f"\nSaved the plan to {out}. Apply exactly this plan with: ml apply {out}")
         if the_plan.errors:
             raise typer.Exit(EXIT_ERROR)
+        if the_plan.blocked_by_policy() and not refresh_only:
+            raise typer.Exit(EXIT_POLICY)
         if detailed_exitcode and (the_plan.has_changes or (refresh_only and the_plan.drift)):
             raise typer.Exit(EXIT_CHANGES)
 
@@ -208,10 +230,13 @@ def register(app) -> None:  # noqa: C901
                                        f"{_esc(exc.strerror or str(exc))} (the apply itself is recorded)")
 
     def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None, retry=(),
-                  report_file=None):
+                  report_file=None, override_policy=()):
+        import dataclasses
+
+        from ..actor import current_actor
         from ..apply import apply_plan
         from ..locking import held_lock
-        from ..operations import check_saved_plan, load_specs, make_plan, resources_for
+        from ..operations import check_saved_plan, load_specs, make_plan, resources_for, with_policy_checks
 
         verb = "destroy" if destroy else "apply"
         if report_file is not None:  # found out now, not after the apply
@@ -244,13 +269,26 @@ def register(app) -> None:  # noqa: C901
         try:
             with held_lock(store, verb, notice=lambda m: console(stderr=True).print(f"[yellow]Note:[/yellow] {_esc(m)}")) as lock:
                 fresh = make_plan(project, registry, store, loaded, targets=target, refresh=refresh and saved is None,
-                                  destroy=destroy, retry=retry)
+                                  destroy=destroy, retry=retry, policy_overrides=override_policy)
                 if saved is not None:
                     check_saved_plan(saved, store, fresh)
-                    the_plan = saved
+                    # The policies in force now decide (a rule may have changed since the plan was saved);
+                    # overrides recorded in the saved plan still count, with who made them.
+                    earlier = {c.name: c.overridden_by for c in saved.policy_checks if c.overridden_by}
+                    the_plan = with_policy_checks(saved, loaded.policies, project, [*earlier, *override_policy])
+                    the_plan = dataclasses.replace(the_plan, policy_checks=tuple(
+                        dataclasses.replace(c, overridden_by=earlier[c.name])
+                        if c.overridden_by and c.name in earlier and c.name not in override_policy else c
+                        for c in the_plan.policy_checks))
+                    if the_plan.policy_checks:
+                        from ..plan.render_text import render_policy_checks
+
+                        typer.echo(render_policy_checks(the_plan.policy_checks, color=False))
                 else:
                     the_plan = fresh
                     typer.echo(render(the_plan, "text"))
+                if the_plan.has_changes:
+                    refuse_blocked(the_plan.policy_checks)
                 if not the_plan.has_changes:
                     if report_file is not None:
                         write_report(report_file, verb, the_plan, None, store)
@@ -261,7 +299,7 @@ def register(app) -> None:  # noqa: C901
                     confirm(the_plan, auto_approve, f"{verb} these changes" if verb == "apply" else "destroy these resources")
                 report = apply_plan(the_plan, resources_for(the_plan, loaded), store, registry, lock_id=lock.id,
                                     project_dir=project.root, parallelism=parallelism, keep_going=keep_going,
-                                    on_event=progress_printer())
+                                    on_event=progress_printer(), actor=current_actor(project.root))
                 if report_file is not None:
                     write_report(report_file, verb, the_plan, report, store)
                 report_result(report, the_plan, verb.capitalize())
@@ -282,6 +320,7 @@ def register(app) -> None:  # noqa: C901
                                         "rollout was rolled back). Repeatable."),
         report_file: Optional[Path] = typer.Option(None, "--report", help="Also write what happened to FILE as JSON "
                                                    "(outcomes, what each backend said, recorded outputs): for bots."),
+        override_policy: List[str] = typer.Option([], "--override-policy", metavar="NAME", help=override_help),
     ):
         """Make the world match the specs: plan, confirm, apply, recording each result as it lands."""
         plan_file = None
@@ -291,7 +330,8 @@ def register(app) -> None:  # noqa: C901
                 and (Path(args[0]).is_file() or Path(args[0]).suffix.lower() == ".json")):
             plan_file = Path(args[0])
             args = []
-        run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file, retry, report_file)
+        run_apply(args, target, auto_approve, parallelism, keep_going, refresh, False, plan_file, retry, report_file,
+                  override_policy)
 
     @app.command()
     @handles_errors
@@ -406,7 +446,11 @@ def register(app) -> None:  # noqa: C901
                 for o in outcomes:
                     counts[o.outcome] = counts.get(o.outcome, 0) + 1
                 detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "-"
-            table.add_row(run.started[:19].replace("T", " "), run.operation, run.status, detail, run.who,
+            who = str((run.details or {}).get("actor") or run.who)
+            overrides = [f"{o.get('policy')} by {o.get('by')}" for o in (run.details or {}).get("policy_overrides") or []]
+            if overrides:
+                detail += "; policy overridden: " + ", ".join(overrides)
+            table.add_row(run.started[:19].replace("T", " "), run.operation, run.status, detail, who,
                           (run.plan_id or "")[:8])
         console().print(table if runs else "No runs recorded yet.")
 

@@ -23,10 +23,10 @@ import typer
 
 from ..errors import MLError
 
-__all__ = ["State", "EXIT_OK", "EXIT_ERROR", "EXIT_CHANGES", "ARGS_HELP", "console", "fail", "escape",
+__all__ = ["State", "EXIT_OK", "EXIT_ERROR", "EXIT_CHANGES", "EXIT_POLICY", "ARGS_HELP", "console", "fail", "escape",
            "handles_errors", "split_args", "project_and_registry"]
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_POLICY = 0, 1, 2, 3
 
 ARGS_HELP = ("Spec path and/or overrides: `env=prod` selects specs/env/prod.yaml; `models.fraud.trainer.params."
              "num_leaves=63` changes a field, `+key=v` adds, `~key` deletes.")

@@ -10,6 +10,7 @@ JSON format (``format_version`` 1), stable and documented in docs/plan-format.md
                   "before", "after", "fingerprint", "depends_on", "inputs", "estimate_seconds"}],
      "drift": [{"address", "kind", "exists", "fields": [{"path", "recorded", "actual"}]}],
      "errors": [{"address", "message"}],
+     "policy_checks": [{"name", "level", "source", "description", "checked", "outcome", "failures", "overridden_by"}],
      "summary": {"create": n, "update": n, "replace": n, "delete": n, "no-op": n}}
 
 ``actions`` follows Terraform: ["no-op"], ["create"], ["update"], ["delete", "create"] for a replace
@@ -33,6 +34,7 @@ __all__ = [
     "Change",
     "Drift",
     "PlanIssue",
+    "PolicyCheck",
     "Plan",
 ]
 
@@ -116,6 +118,40 @@ class PlanIssue:
 
 
 @dataclass(frozen=True)
+class PolicyCheck:
+    """One policy rule evaluated over the plan: how many resources it looked at and which failed."""
+
+    name: str
+    level: str  # advisory | soft-mandatory | hard-mandatory
+    source: str  # file:line of the rule
+    description: str = ""
+    checked: int = 0
+    failures: tuple[tuple[str, str], ...] = ()  # (address, message)
+    overridden_by: str | None = None  # who passed a failing soft-mandatory rule (`--override-policy`)
+
+    @property
+    def outcome(self) -> str:
+        return "passed" if not self.failures else ("overridden" if self.overridden_by else "failed")
+
+    @property
+    def blocking(self) -> bool:
+        return self.outcome == "failed" and self.level != "advisory"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "level": self.level, "source": self.source, "description": self.description,
+                "checked": self.checked, "outcome": self.outcome,
+                "failures": [{"address": a, "message": m} for a, m in self.failures],
+                "overridden_by": self.overridden_by}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PolicyCheck":
+        return cls(name=data["name"], level=data["level"], source=data.get("source", ""),
+                   description=data.get("description", ""), checked=int(data.get("checked", 0)),
+                   failures=tuple((f["address"], f["message"]) for f in data.get("failures", ())),
+                   overridden_by=data.get("overridden_by"))
+
+
+@dataclass(frozen=True)
 class Plan:
     plan_id: str
     created_at: str
@@ -131,6 +167,11 @@ class Plan:
     operation: str = "apply"
     spec_dir: str | None = None
     retry: tuple[str, ...] = ()  # addresses applied even if their provider would hold them (`--retry`)
+    policy_checks: tuple[PolicyCheck, ...] = ()  # the project's policy rules evaluated over this plan
+
+    def blocked_by_policy(self) -> list[PolicyCheck]:
+        """Mandatory policy checks that failed and were not overridden: apply refuses the plan."""
+        return [c for c in self.policy_checks if c.blocking]
 
     def held(self) -> list[Change]:
         """Changes a provider held back (planned as no change; `--retry ADDRESS` applies them)."""
@@ -165,6 +206,7 @@ class Plan:
             "changes": [c.to_dict() for c in self.changes],
             "drift": [d.to_dict() for d in self.drift],
             "errors": [{"address": e.address, "message": e.message} for e in self.errors],
+            "policy_checks": [c.to_dict() for c in self.policy_checks],
             "summary": self.summary(),
         }
 
@@ -185,4 +227,5 @@ class Plan:
             operation=data.get("operation", "apply"),
             spec_dir=data.get("spec_dir"),
             retry=tuple(data.get("retry", ())),
+            policy_checks=tuple(PolicyCheck.from_dict(c) for c in data.get("policy_checks", ())),
         )

@@ -37,11 +37,39 @@ def _action_cell(action: str) -> str:
     return f"{ACTION_EMOJI.get(action, '❔')} `{_ACTION_SYMBOL.get(action, '?')}`"
 
 
+_POLICY_ICONS = {"passed": "✅", "overridden": "⚠️", "failed": "❌"}
+
+
+def _policy_section(plan: Plan) -> list[str]:
+    """A table of the rules; failures listed under it. Collapsed when every rule passed."""
+    checks = plan.policy_checks
+    blocking = [c for c in checks if c.blocking]
+    failed = [c for c in checks if c.failures]
+    title = (f"🛑 Policy checks: {len(blocking)} mandatory failed — apply is blocked" if blocking else
+             f"Policy checks: {sum(1 for c in checks if not c.failures)} of {len(checks)} passed"
+             + (f", {len(failed)} failed or overridden" if failed else ""))
+    table = ["| | Policy | Level | Checked | Result |", "|---|---|---|---|---|"]
+    for c in checks:
+        icon = _POLICY_ICONS[c.outcome] if c.outcome != "failed" or c.blocking else "⚠️"
+        result = {"passed": "passed", "failed": f"{len(c.failures)} failed",
+                  "overridden": f"{len(c.failures)} failed, overridden by {md_escape(c.overridden_by)}"}[c.outcome]
+        table.append(f"| {icon} | {md_code(c.name)} | {c.level} | {c.checked} | {result} |")
+    details = []
+    for c in failed:
+        for address, message in c.failures:
+            details.append(f"- {md_code(c.name)} ({c.level}): {md_code(address)}: {md_escape(message)}")
+    if not failed:
+        return [f"<details><summary>{html.escape(title)}</summary>", "", *table, "", "</details>", ""]
+    return [f"#### {md_escape(title)}", "", *table, "", *details, ""]
+
+
 def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
     """A heading with the summary, a table of changes, drift/errors sections and per-resource details."""
     summary = render_summary(plan)
     if plan.errors:
         icon = "❌"
+    elif plan.blocked_by_policy():
+        icon = "🛑"
     elif plan.operation == "refresh-only" and plan.drift:
         icon = "⚠️"
     elif plan.has_changes:
@@ -78,6 +106,9 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
         for issue in plan.errors:
             out.append(f"- {md_code(issue.address)}: {md_escape(issue.message)}")
         out.append("")
+
+    if plan.policy_checks and plan.operation != "refresh-only":
+        out += _policy_section(plan)
 
     shown = [c for c in plan.changes if show_noop or c.action != NOOP or c.held]
     if shown:

@@ -29,9 +29,10 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, Plan
+from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, Plan, PolicyCheck
 
-__all__ = ["render_text", "render_summary", "format_value", "format_duration", "attributes", "SYMBOLS", "STYLES"]
+__all__ = ["render_text", "render_summary", "render_policy_checks", "policy_lines", "format_value", "format_duration",
+           "attributes", "SYMBOLS", "STYLES"]
 
 # Symbols are right-aligned in three columns, as Terraform prints them.
 SYMBOLS = {CREATE: "+", UPDATE: "~", REPLACE: "-/+", DELETE: "-", NOOP: "="}
@@ -247,6 +248,9 @@ def render_text(plan: Plan, *, color: bool = True, width: int | None = None, sho
             section.append(Text.assemble(("  ", ""), (issue.address, "bold red"), ": ", issue.message))
         blocks.append(section)
 
+    if plan.policy_checks and plan.operation != "refresh-only":
+        blocks.append(policy_lines(plan.policy_checks))
+
     summary_style = "bold" if plan.has_changes else "bold green"
     if plan.errors and not plan.has_changes:
         summary_style = "bold red"
@@ -262,6 +266,48 @@ def render_text(plan: Plan, *, color: bool = True, width: int | None = None, sho
         for line in block:
             console.print(line)
     return console.export_text(styles=color)
+
+
+_POLICY_MARKS = {"passed": ("✓", "green"), "overridden": ("!", "yellow"), "failed": ("✗", "red")}
+
+
+def policy_lines(checks: tuple[PolicyCheck, ...] | list[PolicyCheck]) -> list[Text]:
+    """``Policy checks: 3 passed, 1 failed`` then one line per rule, failures indented under theirs."""
+    counts: dict[str, int] = {}
+    for check in checks:
+        counts[check.outcome] = counts.get(check.outcome, 0) + 1
+    blocking = sum(1 for c in checks if c.blocking)
+    head = "Policy checks: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    if blocking:
+        head += f" — {blocking} mandatory blocks apply"
+    lines = [Text(head, style="bold red" if blocking else "bold")]
+    for check in checks:
+        mark, style = _POLICY_MARKS[check.outcome]
+        if check.outcome == "failed" and not check.blocking:
+            style = "yellow"
+        detail = {"passed": f"{_plural(check.checked, 'resource')} checked",
+                  "failed": f"{len(check.failures)} of {check.checked} failed",
+                  "overridden": f"{len(check.failures)} of {check.checked} failed; overridden by {check.overridden_by}"
+                  }[check.outcome]
+        lines.append(Text.assemble(("  ", ""), (mark, style), " ", (check.name, "bold"),
+                                   f" ({check.level}) — {detail}", (f"   {check.source}", "dim")))
+        for address, message in check.failures:
+            lines.append(Text(f"      {address}: {message}", style=style))
+    return lines
+
+
+def render_policy_checks(checks, *, color: bool = False) -> str:
+    """The policy block alone (``ml validate``, ``ml apply FILE``)."""
+    return render_text_block(policy_lines(checks), color=color)
+
+
+def render_text_block(lines: list[Text], *, color: bool) -> str:
+    buffer = StringIO()
+    console = Console(file=buffer, force_terminal=color, no_color=not color, color_system="standard" if color else None,
+                      width=400, highlight=False, markup=False, emoji=False, legacy_windows=False)
+    for line in lines:
+        console.print(line)
+    return buffer.getvalue().rstrip("\n")
 
 
 def _plain_text(blocks: list[list[Text]], width: int) -> str | None:
