@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ml_framework.errors import SpecErrors
-from ml_framework.plan.model import CREATE, DELETE, NOOP, UPDATE, Change, Plan
+from ml_framework.plan.model import CREATE, DELETE, NOOP, Change, Plan
 from ml_framework.policy import evaluate, load_rules
 from ml_framework.testing import InMemoryProvider, run_cli
 
