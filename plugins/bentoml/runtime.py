@@ -50,7 +50,14 @@ _POLL_S = 0.1
 
 
 def load_config(service_file: str | Path) -> dict[str, Any]:
-    return json.loads((Path(service_file).parent / "config.json").read_text(encoding="utf-8"))
+    """config.json beside the service; its relative paths (a packaged Bento's) resolved against that folder."""
+    folder = Path(service_file).resolve().parent
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    for key in ("service_dir", "project_dir", "log_dir"):
+        value = config.get(key)
+        if value and not Path(value).is_absolute():
+            config[key] = str(folder / value)
+    return config
 
 
 def current() -> "Runtime | None":

@@ -28,6 +28,66 @@ def _ml(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProce
     return subprocess.run([ML, *args], cwd=root, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
 
 
+def _bentoml_env(root: Path) -> dict[str, str]:
+    from ml_framework.plugins.models.artifacts import bentoml_home
+
+    return dict(os.environ, BENTOML_HOME=str(bentoml_home(root)), BENTOML_DO_NOT_TRACK="True")
+
+
+def _bentoml(root: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bentoml", *args], cwd=root, env=_bentoml_env(root), text=True, **kwargs)
+
+
+def check_packaging(root: Path, url: str, patient: int, key: str) -> None:
+    """`ml package`: the Bento answers as the running service does when served by BentoML from its store,
+    and the manifests pass Kubernetes' schemas with the API keys referenced, never copied."""
+    packaged = _ml(root, "package", "progression-api")
+    assert packaged.returncode == 0, packaged.stdout + packaged.stderr
+    tag = next(line.split()[1] for line in packaged.stdout.splitlines() if line.strip().startswith("Bento"))
+    about = json.loads(_bentoml(root, "get", tag, "-o", "json", capture_output=True, check=True).stdout)
+    served = json.loads(_ml(root, "state", "show", "deployment.progression-api").stdout)["outputs"]["stable"]["tag"]
+    assert [m["tag"] for s in about["services"] for m in s["models"]] == [served]
+    assert about["labels"]["ml.deployment"] == "progression-api"
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tag, "--port", str(port)], cwd=root,
+                              env=_bentoml_env(root),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        from ml_framework.plugins.bentoml.process import is_ready
+
+        deadline = time.monotonic() + 120
+        while not is_ready(f"http://127.0.0.1:{port}") and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.3)  # a new process: nothing to await but its port
+        request = {"entity_keys": {"patient_id": patient}}
+        code, packed, _ = post(f"http://127.0.0.1:{port}/predict", request)
+        assert code == 200, packed
+        live = post(url + "/predict", request)[1]
+        assert packed["prediction"] == pytest.approx(live["prediction"]) and packed["model_version"] == "v1"
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+
+    band = _ml(root, "package", "band-api", "--namespace", "clinic", "--replicas", "3")
+    assert band.returncode == 0, band.stdout + band.stderr
+    manifest = root / "dist" / "band-api" / "k8s" / "band-api.yaml"
+    checked = subprocess.run([str(Path(sys.executable).with_name("kubernetes-validate")), "--strict", str(manifest)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    import yaml
+
+    documents = {d["kind"]: d for d in yaml.safe_load_all(manifest.read_text())}
+    assert set(documents) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    pod = documents["Deployment"]["spec"]["template"]["spec"]
+    assert documents["Deployment"]["metadata"]["namespace"] == "clinic" and documents["Deployment"]["spec"]["replicas"] == 3
+    assert pod["volumes"][0]["secret"]["secretName"] == "band-api-api-keys"
+    assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    bento = root / "dist" / "band-api" / "bento"
+    everything = manifest.read_text() + "".join(p.read_text(errors="replace") for p in bento.rglob("*.json"))
+    assert key not in everything  # keys travel by reference only
+    control = json.loads((bento / "control.json").read_text())
+    assert control["guards"]["auth"]["file"] == "/etc/ml/api-keys/keys"
+
+
 def test_the_clinic_example_applies_serves_scores_and_rolls_out_a_regression_model_by_shadow(tmp_path):
     root = tmp_path / "clinic"
     shutil.copytree(REPO / "examples" / "clinic", root, ignore=shutil.ignore_patterns("data", ".ml"))
@@ -82,6 +142,8 @@ def test_the_clinic_example_applies_serves_scores_and_rolls_out_a_regression_mod
         assert performance and performance[0]["n"] >= 40 and performance[0]["matched_labels"] >= 40, ran.stdout[-3000:]
         rmse = next(m for m in performance[0]["metrics"] if m["metric"] == "rmse" and not m.get("slice"))
         assert abs(rmse["value"] - 10.0) < 1e-6  # each label credited to its own patient's served prediction
+
+        check_packaging(root, url, patients[0], key)
 
         # A retrained regression model reaches users through a shadow rollout, analysed under live load.
         retrain = "models.progression.trainer.params.num_boost_round=320"  # a retrain that mostly agrees

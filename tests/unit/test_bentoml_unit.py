@@ -696,3 +696,51 @@ def test_the_root_page_escapes_what_the_specs_say_and_names_no_outside_resource(
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "serving <b>v3</b>" in page and "features.sex" in page and "one of f, m" in page
     assert "src=" not in page and "https://" not in page
+
+
+# -- ml package ---------------------------------------------------------------------------------------------
+
+
+def _deployment_record(**spec):
+    from ml_framework.contract import RecordedResource
+
+    base = {"name": "fraud-api", "model": "fraud", "serving": {"backend": "bentoml", "workers": 2}}
+    return RecordedResource(address="deployment.fraud-api", kind="Deployment", backend="bentoml",
+                            spec={**base, **spec}, fingerprint="f", outputs={"stable": {"tag": "fraud:abc", "version": "v3"}})
+
+
+def test_manifests_reference_secrets_and_pass_kubernetes_schemas(tmp_path):
+    from ml_framework.plugins.bentoml.package import manifests, validate_manifests, write_manifests
+
+    record = _deployment_record(auth={"api_keys_env": "FRAUD_API_KEYS"})
+    documents = manifests(record, "fraud_api:xyz", namespace="ml", replicas=2, max_replicas=1)
+    deployment, service, autoscaler = documents
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "fraud_api:xyz" and container["resources"]["requests"]["cpu"] == "2"
+    assert {"name": "FRAUD_API_KEYS", "valueFrom": {"secretKeyRef": {"name": "fraud-api-api-keys",
+                                                                        "key": "FRAUD_API_KEYS"}}} in container["env"]
+    assert autoscaler["spec"]["maxReplicas"] == 2  # never below the minimum
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    path = write_manifests(documents, tmp_path, "fraud-api", ["a note"])
+    assert validate_manifests(path) is None
+    broken = manifests(record, "fraud_api:xyz")
+    broken[0]["spec"]["replicas"] = "two"
+    bad = write_manifests(broken, tmp_path / "bad", "fraud-api", [])
+    assert "Deployment/fraud-api" in validate_manifests(bad)
+
+
+def test_a_packaged_config_has_paths_relative_to_the_bento_and_the_runtime_resolves_them(tmp_path):
+    import json
+
+    from ml_framework.plugins.bentoml.package import _portable_config, _portable_control
+    from ml_framework.plugins.bentoml.runtime import load_config
+
+    config = {"deployment": "fraud-api", "project_dir": "/home/me/proj", "service_dir": "/home/me/proj/.ml/serving/x",
+              "log_dir": "/home/me/proj/.ml/predictions/x", "feature_access": True}
+    portable = _portable_config(config, uses_features=True)
+    (tmp_path / "config.json").write_text(json.dumps(portable))
+    loaded = load_config(tmp_path / "service.py")
+    assert loaded["project_dir"] == str(tmp_path / "project") and loaded["service_dir"] == str(tmp_path)
+    assert loaded["log_dir"] == str(tmp_path / "predictions" / "fraud-api")
+    control = _portable_control({"guards": {"auth": {"file": "/home/me/proj/keys", "env": None}}, "written_at": 1})
+    assert control["guards"]["auth"]["file"] == "/etc/ml/api-keys/keys" and "written_at" not in control
