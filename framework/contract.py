@@ -61,6 +61,8 @@ if TYPE_CHECKING:  # pydantic is only needed by providers that declare settings
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "UI_PAGE_PREFIX",
+    "WebPage",
     "Resource",
     "RecordedResource",
     "FieldChange",
@@ -491,6 +493,22 @@ class Configurable(Protocol):
     """Called once after loading, with the project directory and ``backends.<name>`` of ml.yaml."""
 
     def configure(self, project_dir: Path, settings: Mapping[str, Any]) -> None: ...
+
+
+UI_PAGE_PREFIX = "ui.page."
+
+
+class WebPage(Protocol):
+    """A page of `ml ui`, contributed as the service ``ui.page.<slug>`` (``Plugin(services=...)``), served
+    at ``/<slug>`` and listed in the navigation by ``title``. Built once per request from ``factory(services)``;
+    read-only: it must not change state, the registry or running services. ``render`` gets the rest of the
+    path after ``/<slug>`` ("" or "/fraud") and the query parameters, and returns an HTML fragment
+    (``ml_framework.web`` escapes and lays out), or a whole document starting with ``<!DOCTYPE``.
+    Raise ``LookupError`` for a path it does not know (404)."""
+
+    title: str
+
+    def render(self, path: str, query: Mapping[str, str]) -> str: ...
 
 
 class ReportsStatus(Protocol):

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["GraphNode", "normalize_nodes", "node_ids", "to_mermaid", "to_dot"]
+__all__ = ["GraphNode", "normalize_nodes", "node_ids", "to_mermaid", "to_dot", "to_svg"]
 
 # How a node is drawn depends on the role its kind declares (``Kind(style=...)``: data, model, service,
 # watch); the core knows roles, not kinds. Unknown roles fall back to grey boxes, missing dependencies
@@ -155,3 +155,70 @@ def to_dot(nodes: Iterable, *, name: str = "ml", styles: Mapping[str, str | None
         lines.append(f"    {ids[src]} -> {ids[dst]};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _layers(graph: list[GraphNode]) -> dict[str, int]:
+    """Each node's column: the length of the longest dependency chain leading to it."""
+    by_address = {n.address: n for n in graph}
+    depth: dict[str, int] = {}
+
+    def visit(address: str, trail: frozenset) -> int:
+        if address in depth:
+            return depth[address]
+        if address in trail:  # a cycle (the graph builder refuses them; drawn flat here all the same)
+            return 0
+        deps = by_address[address].depends_on if address in by_address else ()
+        depth[address] = 1 + max((visit(d, trail | {address}) for d in deps), default=-1)
+        return depth[address]
+
+    for n in graph:
+        visit(n.address, frozenset())
+    return depth
+
+
+def to_svg(nodes: Iterable, *, styles: Mapping[str, str | None] | None = None,
+           status: Mapping[str, str] | None = None, link: str | None = None) -> str:
+    """The graph as a self-contained SVG: columns by dependency depth, dependencies on the left; boxes
+    coloured by the role of their kind (``styles``), outlined by ``status`` (address -> applied |
+    in_progress | planned); ``link``, e.g. ``"/resource/{address}"``, makes each box a link."""
+    from html import escape
+
+    styles, status = styles or {}, status or {}
+    graph = normalize_nodes(nodes)
+    depth = _layers(graph)
+    columns: dict[int, list[GraphNode]] = {}
+    for n in graph:
+        columns.setdefault(depth[n.address], []).append(n)
+    box_w, box_h, gap_x, gap_y, pad = 210, 40, 60, 16, 12
+    position: dict[str, tuple[int, int]] = {}
+    for column, members in sorted(columns.items()):
+        for row, n in enumerate(members):
+            position[n.address] = (pad + column * (box_w + gap_x), pad + row * (box_h + gap_y))
+    width = pad * 2 + (max(columns, default=0) + 1) * (box_w + gap_x) - gap_x
+    height = pad * 2 + max((len(m) for m in columns.values()), default=1) * (box_h + gap_y) - gap_y
+    outline = {"applied": ("#15803d", ""), "in_progress": ("#b45309", "6 3"), "planned": ("#6b7280", "4 3")}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="resource graph" '
+             f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#6b7280"/></marker></defs>']
+    for src, dst in _edges(graph):
+        (x1, y1), (x2, y2) = position[src], position[dst]
+        x1, y1, x2, y2 = x1 + box_w, y1 + box_h // 2, x2, y2 + box_h // 2
+        middle = (x1 + x2) // 2
+        parts.append(f'<path d="M {x1} {y1} C {middle} {y1}, {middle} {y2}, {x2} {y2}" fill="none" stroke="#9ca3af" '
+                     f'stroke-width="1.3" marker-end="url(#arrow)"/>')
+    for n in graph:
+        x, y = position[n.address]
+        fill = "#ffffff" if n.kind == MISSING_KIND else STYLE_COLORS.get(styles.get(n.kind) or "", _DEFAULT_COLOR)
+        stroke, dash = outline.get(status.get(n.address, "planned"), outline["planned"])
+        label = n.address if len(n.address) <= 30 else n.address[:29] + "…"
+        box = (f'<g class="node" data-address="{escape(n.address)}"><title>{escape(n.address)} '
+               f'({escape(status.get(n.address, "planned"))})</title>'
+               f'<rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" rx="8" fill="{fill}" stroke="{stroke}" '
+               f'stroke-width="1.6"{f" stroke-dasharray=" + chr(34) + dash + chr(34) if dash else ""}/>'
+               f'<text x="{x + 10}" y="{y + 25}" fill="#111827">{escape(label)}</text></g>')
+        if link and n.kind != MISSING_KIND:
+            box = f'<a href="{escape(link.format(address=n.address))}">{box}</a>'
+        parts.append(box)
+    parts.append("</svg>")
+    return "".join(parts)

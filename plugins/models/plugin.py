@@ -14,5 +14,6 @@ plugin = Plugin(
                       "The model registry: versions, lineage, aliases (promote / rollback), sweeps."),),
     capabilities=(TRAIN_CANDIDATE,),
     checks=("ml_framework.plugins.models.spec_checks:check_models",),
-    services={"model_registry": "ml_framework.plugins.models.registry:registry_service"},
+    services={"model_registry": "ml_framework.plugins.models.registry:registry_service",
+              "ui.page.models": "ml_framework.plugins.models.ui:models_page"},
 )

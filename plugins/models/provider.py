@@ -159,8 +159,17 @@ class TrainerProvider(BaseProvider):
             return []
         followers = registry.followers(name) if production else []
         rollout = f" and {' or '.join(followers)} has rolled it out" if followers else ""
-        return [f"trains v{number}; production is {production.label if production else 'not set yet'}"
-                + (f" until v{number} passes its gates{rollout}" if production else "")]
+        notes = [f"trains v{number}; production is {production.label if production else 'not set yet'}"
+                 + (f" until v{number} passes its gates{rollout}" if production else "")]
+        gates = [str(g) for g in request.resource.spec.get("gates") or []]
+        if gates:
+            against = ""
+            if production is not None and any("production." in g for g in gates):
+                values = ", ".join(f"{k} {v:.4g}" for k, v in (production.metrics or {}).items()
+                                   if isinstance(v, (int, float)) and any(f"production.{k}" in g for g in gates))
+                against = f" (production {production.label}: {values})" if values else ""
+            notes.append("decided by its gates: " + "; ".join(gates) + against)
+        return notes
 
     @staticmethod
     def _already_rejected(request: PlanRequest) -> str | None:

@@ -13,5 +13,6 @@ plugin = Plugin(
     commands=(Command("monitor", "ml_framework.plugins.monitoring.cli:app",
                       "Drift and performance monitors: run, watch, report, history, metrics."),),
     capabilities=(DRIFT_CHECKER,),
-    services={"monitor_gauges": "ml_framework.plugins.monitoring.services:monitor_gauges"},
+    services={"monitor_gauges": "ml_framework.plugins.monitoring.services:monitor_gauges",
+              "ui.page.monitors": "ml_framework.plugins.monitoring.ui:monitors_page"},
 )

@@ -15,4 +15,5 @@ plugin = Plugin(
         Command("rollback", "ml_framework.plugins.serving.cli:rollback",
                 "Switch a deployment back to an earlier revision, instantly."),
     ),
+    services={"ui.page.deployments": "ml_framework.plugins.serving.ui:deployments_page"},
 )

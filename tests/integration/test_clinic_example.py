@@ -88,6 +88,55 @@ def check_packaging(root: Path, url: str, patient: int, key: str) -> None:
     assert control["guards"]["auth"]["file"] == "/etc/ml/api-keys/keys"
 
 
+def check_web_view(root: Path, tmp_path: Path) -> None:
+    """`ml ui` in a real headless Chromium: every page renders this project's real data, and the graph is
+    drawn (its colours are in the screenshot)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is installed by scripts/setup-test.sh"
+    port = free_port()
+    server = subprocess.Popen([ML, "ui", "--port", str(port)], cwd=root, env=dict(os.environ),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def browse(path: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                               "--v=0", f"--user-data-dir={tmp_path / 'chromium'}", *extra, base + path],
+                              capture_output=True, text=True, timeout=120)
+    try:
+        from ml_framework.plugins.bentoml.process import is_ready
+
+        deadline = time.monotonic() + 60
+        while not is_ready(base) and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # a new process: nothing to await but its port
+        expected = {
+            "/": ["Resource graph (11 resources)", "deployment.band-api (applied)", "model.progression_mlp",
+                  "monitor.progression-drift"],
+            "/plan": ["Plan:", "Changes", "deployment.progression-api"],
+            "/history": ["apply", "succeeded"],
+            "/models": ["band", "accuracy", "rmse &lt;= 75: passed", "production"],
+            "/models/progression": ["progression v1", "Full lineage", "vitals:bmi"],
+            "/deployments": ["deployment.band-api", "healthy", "API keys", "blue_green"],
+            "/monitors": ["progression-drift", "progression-api"],
+            "/monitors/progression-drift": ["progression-drift"],
+            "/resource/model.band": ["model.band", "Outputs", "Runs that touched it"],
+        }
+        for path, texts in expected.items():
+            page = browse(path, "--dump-dom")
+            assert page.returncode == 0, page.stderr[-2000:]
+            for text in texts:
+                assert text in page.stdout, f"{path}: {text!r} not in\n{page.stdout[:3000]}"
+            assert "This page failed" not in page.stdout and "Failed to load resource" not in page.stderr
+        shot = tmp_path / "overview.png"
+        assert browse("/", f"--screenshot={shot}", "--window-size=1400,1000").returncode == 0
+        from PIL import Image
+
+        colours = set(Image.open(shot).convert("RGB").getdata())
+        assert {(253, 230, 138), (187, 247, 208), (219, 234, 254)} <= colours  # model, service and data boxes
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
 def test_the_clinic_example_applies_serves_scores_and_rolls_out_a_regression_model_by_shadow(tmp_path):
     root = tmp_path / "clinic"
     shutil.copytree(REPO / "examples" / "clinic", root, ignore=shutil.ignore_patterns("data", ".ml"))
@@ -144,6 +193,7 @@ def test_the_clinic_example_applies_serves_scores_and_rolls_out_a_regression_mod
         assert abs(rmse["value"] - 10.0) < 1e-6  # each label credited to its own patient's served prediction
 
         check_packaging(root, url, patients[0], key)
+        check_web_view(root, tmp_path)
 
         # A retrained regression model reaches users through a shadow rollout, analysed under live load.
         retrain = "models.progression.trainer.params.num_boost_round=320"  # a retrain that mostly agrees

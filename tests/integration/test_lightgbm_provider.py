@@ -325,3 +325,5 @@ def test_the_plan_says_which_version_a_retrain_produces_and_what_serves_meanwhil
     plan = harness.plan(overrides=["models.fraud.trainer.params.num_leaves=7"])
     (change,) = plan.pending()
     assert "trains v2; production is v1 until v2 passes its gates" in change.reasons, change.reasons
+    (gates,) = [r for r in change.reasons if r.startswith("decided by its gates: ")]
+    assert gates.startswith("decided by its gates: auc >= 0.70; auc >= production.auc - 0.02 (production v1: auc 0.")
