@@ -92,6 +92,9 @@ __all__ = [
     "ROLLBACK",
     "PREFLIGHT",
     "Preflights",
+    "ResourceUse",
+    "EstimatesUse",
+    "RESOURCE_USE",
     "CORE_CAPABILITIES",
     "verify_capability",
     "resolve",
@@ -534,11 +537,29 @@ class Preflights(Protocol):
     def preflight(self, request: ApplyRequest, project_dir: Path) -> None: ...
 
 
+@dataclass(frozen=True)
+class ResourceUse:
+    """What a resource uses, for the cost a plan shows (with ml.yaml's ``pricing``): cores busy while it is
+    applied (times the apply's estimated duration), and cores and memory held while it runs."""
+
+    apply_cpus: float = 1.0
+    running_cpus: float = 0.0
+    running_memory_gb: float = 0.0
+
+
+class EstimatesUse(Protocol):
+    """Says what a desired resource will use (``ResourceUse``), from its spec alone: called at plan time
+    for every resource that is not deleted; cheap, no side effects."""
+
+    def resource_use(self, resource: Resource) -> ResourceUse: ...
+
+
 CONFIGURABLE = Capability("configure", Configurable, "receives ml.yaml's backends.<name> settings")
 PREFLIGHT = Capability("preflight", Preflights, "checks the apply's environment before any change starts")
 STATUS = Capability("status", ReportsStatus, "reports what runs (ml status)")
 ROLLBACK = Capability("rollback", RollsBack, "switches back to an earlier revision (ml rollback)")
-CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK, PREFLIGHT)
+RESOURCE_USE = Capability("resource_use", EstimatesUse, "says what a resource uses (cores, memory), for costs in plans")
+CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK, PREFLIGHT, RESOURCE_USE)
 
 
 def _protocol_methods(protocol: type) -> dict[str, Callable]:

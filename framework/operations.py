@@ -63,7 +63,33 @@ def make_plan(project, registry, store, loaded: Loaded, *, targets: Iterable[str
         overrides=loaded.composed.overrides, spec_dir=_relative(project.spec_dir, project.root),
         services=_services(registry, store), retry=tuple(retry),
     )
+    plan = with_costs_of(plan, loaded, registry, project)
     return with_policy_checks(plan, loaded.policies, project, policy_overrides)
+
+
+def with_costs_of(plan: Plan, loaded: Loaded, registry, project) -> Plan:
+    """Each change priced with ml.yaml's ``pricing`` and what its backend says the resource uses
+    (``resource_use`` capability; otherwise one core while applying, nothing while running)."""
+    pricing = getattr(project, "pricing", None)
+    if pricing is None:
+        return plan
+    from .contract import ResourceUse
+    from .cost import with_costs
+
+    uses = {}
+    for change in plan.changes:
+        node = loaded.graph.nodes.get(change.address)
+        if change.action == DELETE or node is None:
+            continue
+        try:
+            capable = getattr(registry, "capable", None)
+            if capable is not None and capable(node.backend, "resource_use"):
+                uses[change.address] = registry.get(node.backend).resource_use(to_resource(loaded.graph, change.address))
+            else:
+                uses[change.address] = ResourceUse()
+        except Exception:  # noqa: BLE001 - a cost estimate never breaks a plan: that resource's cost stays unknown
+            continue
+    return with_costs(plan, uses, pricing)
 
 
 def with_policy_checks(plan: Plan, rules, project, overrides: Iterable[str] = ()) -> Plan:

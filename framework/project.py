@@ -17,7 +17,7 @@ __all__ = ["Project", "PROJECT_FILE", "STATE_URL_ENV", "DEFAULT_STATE_URL"]
 PROJECT_FILE = "ml.yaml"
 STATE_URL_ENV = "ML_STATE_URL"
 DEFAULT_STATE_URL = "sqlite:///.ml/state.db"
-_KEYS = {"name", "specs", "state", "plugins", "backends", "policies"}
+_KEYS = {"name", "specs", "state", "plugins", "backends", "policies", "pricing"}
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Project:
     local_plugins: dict[str, str] = field(default_factory=dict)
     backends: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy_dir: Path | None = None  # policy rules (`policies:` in ml.yaml; default <root>/policies)
+    pricing: Any = None  # framework.cost.Pricing from ml.yaml's `pricing:`, for costs in plans
 
     @classmethod
     def load(cls, root: Path | None = None, *, spec_dir: Path | None = None) -> "Project":
@@ -46,6 +47,7 @@ class Project:
             local_plugins=dict(plugins.get("local") or {}),
             backends=dict(data.get("backends") or {}),
             policy_dir=root / str(data.get("policies", "policies")),
+            pricing=data.get("_pricing"),
         )
 
     @property
@@ -89,4 +91,8 @@ def _read_project_file(path: Path) -> dict[str, Any]:
         if key in data and not isinstance(data[key], kind):
             raise SpecError(f"expected a {kind.__name__}", location=Location(path.name, docs[0].locations.get((key,))),
                             field=key)
+    if "pricing" in data:
+        from .cost import parse_pricing
+
+        data["_pricing"] = parse_pricing(data["pricing"], path.name, docs[0].locations)
     return data

@@ -67,6 +67,7 @@ class Change:
     inputs: dict = field(default_factory=dict)  # upstream fingerprints + provider extra inputs
     estimate_seconds: float | None = None
     held: str | None = None  # a no-op the provider held back, and why (`--retry ADDRESS` applies it)
+    cost: dict | None = None  # {"apply", "monthly", "currency"} from ml.yaml's pricing, where it can be known
 
     @property
     def actions(self) -> list[str]:
@@ -186,6 +187,17 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(c.action != NOOP for c in self.changes)
+
+    def costs(self) -> dict | None:
+        """Totals of the changes' costs: ``{"apply", "monthly", "currency"}`` (monthly: what keeps running
+        after this plan, unchanged resources included), or None without pricing."""
+        priced = [c.cost for c in self.changes if c.cost]
+        if not priced:
+            return None
+        apply = [p["apply"] for p in priced if p.get("apply") is not None]
+        monthly = [p["monthly"] for p in priced if p.get("monthly") is not None]
+        return {"apply": round(sum(apply), 6) if apply else None, "monthly": round(sum(monthly), 4) if monthly else None,
+                "currency": priced[0].get("currency", "USD")}
 
     def pending(self) -> list[Change]:
         return [c for c in self.changes if c.action != NOOP]

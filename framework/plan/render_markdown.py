@@ -6,7 +6,7 @@ import html
 import re
 
 from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Plan
-from ml_framework.plan.render_text import attributes, format_duration, format_value, render_summary
+from ml_framework.plan.render_text import attributes, cost_line, format_cost, format_duration, format_value, render_summary
 
 __all__ = ["render_markdown", "md_escape", "md_code", "ACTION_EMOJI"]
 
@@ -85,6 +85,9 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
         meta.append(f"env {md_code(plan.env)}")
     if plan.targets:
         meta.append("targets " + ", ".join(md_code(t) for t in plan.targets))
+    priced = cost_line(plan)
+    if priced:
+        meta.append(md_escape(priced))
     meta.append(f"plan {md_code(plan.plan_id)}")
     meta.append(f"state serial {plan.serial}")
     out += [" · ".join(meta), ""]
@@ -119,6 +122,9 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
             duration = format_duration(c.estimate_seconds)
             if duration:
                 action += f" (~ {duration})"
+            priced = format_cost(c.cost)
+            if priced:
+                action += f" · {md_escape(priced)}"
             out.append(f"| {_action_cell(c.action)} | {md_code(c.address)} | {action} | {why} |")
         out.append("")
 

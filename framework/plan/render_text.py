@@ -32,6 +32,7 @@ from rich.text import Text
 from ml_framework.plan.model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, Plan, PolicyCheck
 
 __all__ = ["render_text", "render_summary", "render_policy_checks", "policy_lines", "format_value", "format_duration",
+           "format_cost", "cost_line",
            "attributes", "SYMBOLS", "STYLES"]
 
 # Symbols are right-aligned in three columns, as Terraform prints them.
@@ -129,6 +130,33 @@ def render_summary(plan: Plan) -> str:
     return "No changes. Your infrastructure matches the specs."
 
 
+def format_cost(cost: dict | None) -> str | None:
+    """``$0.02 to apply, $70.08/month running`` (the parts that are known), or None."""
+    if not cost:
+        return None
+    from ml_framework.cost import money
+
+    currency = cost.get("currency", "USD")
+    parts = []
+    if cost.get("apply") is not None:
+        parts.append(f"{money(cost['apply'], currency)} to apply")
+    if cost.get("monthly") is not None:
+        parts.append(f"{money(cost['monthly'], currency)}/month running")
+    return ", ".join(parts) or None
+
+
+def cost_line(plan: Plan) -> str | None:
+    """The plan's total cost line, or None without pricing."""
+    totals = plan.costs()
+    if not totals:
+        return None
+    unknown = sum(1 for c in plan.pending() if c.action != DELETE and (not c.cost or c.cost.get("apply") is None))
+    text = f"Estimated cost: {format_cost(totals) or 'unknown'} (ml.yaml pricing"
+    if unknown:
+        text += f"; {_plural(unknown, 'change')} unpriced: no duration estimate yet"
+    return text + ")"
+
+
 def _symbol(action: str) -> str:
     return SYMBOLS.get(action, "?").rjust(3)
 
@@ -174,6 +202,9 @@ def _change_lines(change: Change, width: int, line_width: int = 120) -> list[Tex
     duration = format_duration(change.estimate_seconds)
     if duration:
         head.append(f"   ~ {duration}", style="dim")
+    priced = format_cost(change.cost)
+    if priced:
+        head.append(f"   {priced}", style="dim")
     lines = [head]
     if change.held:
         lines.append(Text(f"      # {change.held}", style="yellow"))
@@ -240,6 +271,9 @@ def render_text(plan: Plan, *, color: bool = True, width: int | None = None, sho
             section.append(Text(""))
             section.append(Text(f"Estimated time: ~ {format_duration(total)} (if run one after another)",
                                 style="dim"))
+        priced = cost_line(plan)
+        if priced:
+            section.append(Text(priced, style="dim"))
         blocks.append(section)
 
     if plan.errors:

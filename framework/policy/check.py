@@ -40,7 +40,7 @@ def _context(change: Change, env: str | None) -> dict:
     spec = dict(spec or {})
     return {"address": change.address, "kind": change.kind, "name": spec.get("name", change.address.partition(".")[2]),
             "backend": change.backend, "action": change.action, "spec": spec, "before": change.before,
-            "after": change.after, "env": env,
+            "after": change.after, "env": env, "cost": change.cost,
             "fields": [{"path": f.path, "before": f.before, "after": f.after} for f in change.fields]}
 
 

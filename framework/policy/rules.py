@@ -16,7 +16,7 @@ A file holds a ``policies:`` list. Each rule names the resources it looks at and
 
 Expressions see one resource of the plan: ``address``, ``kind``, ``name``, ``backend``, ``action``,
 ``spec`` (the desired spec, or the recorded one for a delete), ``before``, ``after``, ``fields`` (the
-changed fields) and ``env``. Mistakes in a rule are reported with its file and line, at ``ml validate``.
+changed fields), ``env`` and ``cost`` (``{apply, monthly, currency}`` with ml.yaml's ``pricing``). Mistakes in a rule are reported with its file and line, at ``ml validate``.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ __all__ = ["BentoMLProvider"]
 class BentoMLProvider(BaseProvider):
     name: ClassVar[str] = "bentoml"
     kinds: ClassVar[tuple[str, ...]] = ("Deployment",)
-    capabilities: ClassVar[tuple[str, ...]] = ("configure", "status", "rollback", "preflight")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "status", "rollback", "preflight", "resource_use")
 
     def __init__(self) -> None:
         self.project_dir: Path | None = None
@@ -120,6 +120,13 @@ class BentoMLProvider(BaseProvider):
         if serving and wanted != serving and wanted not in held and not outputs.get("rollout"):
             drift["model_version"] = (serving, wanted)
         return ReadResult(exists=True, outputs=outputs, drift=drift)
+
+    def resource_use(self, resource):
+        """A running service holds a core per worker."""
+        from ml_framework.contract import ResourceUse
+
+        workers = int(((resource.spec.get("serving") or {}).get("workers")) or 1)
+        return ResourceUse(apply_cpus=1.0, running_cpus=float(workers))
 
     # -- plan ------------------------------------------------------------------------------------------------------
     def plan(self, request: PlanRequest) -> PlanResult:

@@ -41,7 +41,7 @@ from .trained import MAX_SEGMENTS, TRAINING_DATA_INPUT, GateFailure, Trained, Tr
 
 class TrainerProvider(BaseProvider):
     kinds: ClassVar[tuple[str, ...]] = ("Model",)
-    capabilities: ClassVar[tuple[str, ...]] = ("configure", "train_candidate")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "train_candidate", "resource_use")
     flavor: ClassVar[str] = ""  # "lightgbm", "torch"
     library: ClassVar[str] = ""  # distribution name recorded in lineage
     module: ClassVar[str] = ""  # BentoML module name saved with the model
@@ -129,6 +129,17 @@ class TrainerProvider(BaseProvider):
         if outputs.get("bentoml_tag") and not model_exists(outputs["bentoml_tag"], request.project_dir):
             return ReadResult(exists=False)
         return ReadResult(exists=True, outputs=outputs)
+
+    def resource_use(self, resource):
+        """Training keeps the cores its threads ask for busy (all of them by default); nothing keeps running."""
+        import os
+
+        from ml_framework.contract import ResourceUse
+
+        params = ((resource.spec.get("trainer") or {}).get("params") or {})
+        threads = params.get("num_threads")
+        cores = float(threads) if isinstance(threads, int) and threads > 0 else float(os.cpu_count() or 1)
+        return ResourceUse(apply_cpus=cores)
 
     def plan(self, request: PlanRequest) -> PlanResult:
         from .explain import explain_changes
