@@ -7,6 +7,7 @@ dependents; the rest stop (default) or continue (`keep_going`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -17,10 +18,10 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .contract import ApplyContext, ApplyRequest, DeleteRequest, RecordedResource, Resource
+from .contract import ApplyContext, ApplyRequest, DeleteRequest, MoveRequest, RecordedResource, Resource
 from .errors import MLError, ProviderError
 from .secrets import mask_secrets
-from .plan.model import CREATE, DELETE, REPLACE, Change, Plan
+from .plan.model import CREATE, DELETE, NOOP, REPLACE, Change, Plan
 from .state.base import ResourceOutcome
 
 __all__ = ["ApplyReport", "Event", "apply_plan", "default_parallelism"]
@@ -132,11 +133,54 @@ class _Walk:
                 self.store.remove(remove, lock_id=self.lock_id)
                 self.recorded.pop(remove, None)
 
+    def _restate(self, change: Change) -> None:
+        """Rewrite a record without calling its backend (it follows a moved resource), or forget the old
+        record of a rename that was recorded but not finished."""
+        if change.address not in self.resources:
+            if change.address in self.recorded:
+                self._write(None, remove=change.address)
+            return
+        prior = self.recorded[change.address]
+        self._write(dataclasses.replace(prior, spec=self.resources[change.address].spec,
+                                        fingerprint=change.fingerprint or "", inputs=dict(change.inputs),
+                                        depends_on=change.depends_on, updated_at=_now()))
+        self.report.messages[change.address] = "record rewritten (follows a moved resource); nothing rebuilt"
+
+    def _move(self, change: Change, ctx: ApplyContext) -> RecordedResource | None:
+        """Rename in place (``kind: Moved``): the backend first (idempotent), then the new record, then the
+        old one goes — an apply stopped in between is finished by the next plan."""
+        old = self.recorded.get(change.moved_from)
+        if old is None:  # renamed by an earlier, interrupted apply
+            return self.recorded.get(change.address)
+        resource = self.resources[change.address]
+        mover = self.registry.capable(change.backend, "move")
+        if mover is None:
+            raise MLError(f"the {change.backend} backend can no longer rename in place (plan again)")
+        outputs = mover.move(MoveRequest(recorded=old, resource=resource), ctx)
+        done = change.action == NOOP
+        renamed = RecordedResource(
+            address=change.address, kind=change.kind, backend=change.backend,
+            spec=resource.spec if done else {**old.spec, "name": resource.spec.get("name", resource.name)},
+            fingerprint=(change.fingerprint or "") if done else old.fingerprint,
+            inputs=dict(change.inputs) if done else dict(old.inputs), outputs=mask_secrets(dict(outputs or {})),
+            status="applied" if done else old.status, depends_on=change.depends_on, updated_at=_now())
+        self._write(renamed)
+        self._write(None, remove=change.moved_from)
+        self.report.messages[change.address] = f"renamed from {change.moved_from}; nothing rebuilt"
+        return renamed
+
     def run_one(self, address: str) -> None:
         change = self.changes[address]
+        if change.restate:
+            self._restate(change)
+            return
         provider = self.registry.get(change.backend if change.action != DELETE else self.recorded[address].backend)
         ctx = self._context(change)
         prior = self.recorded.get(address)
+        if change.moved_from:
+            prior = self._move(change, ctx)
+            if change.action == NOOP:
+                return
         if change.action in (DELETE, REPLACE) and prior is not None:
             provider.delete(DeleteRequest(prior), ctx)
             self._write(None, remove=address)
@@ -172,7 +216,7 @@ class _Walk:
                 stack.extend(edges_rev.get(dependent, ()))
 
     def _finish(self, address: str, duration: float, exc: BaseException | None) -> None:
-        action = self.changes[address].action
+        action = _verb(self.changes[address])
         if exc is None:
             outcome = ResourceOutcome(address, action, "succeeded", None, round(duration, 3))
             self.on_event(Event("succeeded", address, action, self.report.messages.get(address, ""), duration))
@@ -185,7 +229,7 @@ class _Walk:
         self.store.record_outcome(self.run_id, outcome)
 
     def _mark_skipped(self, address: str, why: str) -> None:
-        action = self.changes[address].action
+        action = _verb(self.changes[address])
         outcome = ResourceOutcome(address, action, "skipped", why)
         self.report.outcomes.append(outcome)
         self.store.record_outcome(self.run_id, outcome)
@@ -212,7 +256,7 @@ class _Walk:
                         self._mark_skipped(address, reason)
                         sorter.done(address)
                         continue
-                    self.on_event(Event("start", address, self.changes[address].action))
+                    self.on_event(Event("start", address, _verb(self.changes[address])))
                     running[pool.submit(self._timed, address)] = address
                 if not running:
                     continue
@@ -238,13 +282,22 @@ class _Walk:
         return self.report
 
 
+def _verb(change: Change) -> str:
+    """What the history and the report call the work on a change: its action, or move / restate."""
+    if change.action == NOOP and change.moved_from:
+        return "move"
+    if change.action == NOOP and change.restate:
+        return "restate"
+    return change.action
+
+
 def _preflight(plan: Plan, resources: Mapping[str, Resource], registry, project_dir: Path) -> None:
     from .errors import ApplyRefused
 
     problems = []
     for change in plan.pending():
         resource = resources.get(change.address)
-        if change.action == DELETE or resource is None:
+        if change.action in (DELETE, NOOP) or resource is None:
             continue
         capable = getattr(registry, "capable", None)
         try:

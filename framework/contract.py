@@ -94,6 +94,9 @@ __all__ = [
     "Preflights",
     "ResourceUse",
     "EstimatesUse",
+    "MoveRequest",
+    "Moves",
+    "MOVE",
     "RESOURCE_USE",
     "CORE_CAPABILITIES",
     "verify_capability",
@@ -554,12 +557,31 @@ class EstimatesUse(Protocol):
     def resource_use(self, resource: Resource) -> ResourceUse: ...
 
 
+@dataclass(frozen=True)
+class MoveRequest:
+    """A ``kind: Moved`` rename: ``recorded`` is the resource under its old address and spec, ``resource``
+    the same object under its new address and spec (the name changed; nothing else changed, or the other
+    changes are applied right after by ``apply``)."""
+
+    recorded: RecordedResource
+    resource: Resource
+
+
+class Moves(Protocol):
+    """Renames a resource in place instead of destroying and re-creating it (a model keeps its versions and
+    registry history; nothing is retrained). Must be idempotent: a move interrupted after the rename is
+    asked again. Returns the outputs to record under the new address."""
+
+    def move(self, request: MoveRequest, ctx: ApplyContext) -> Mapping[str, Any]: ...
+
+
 CONFIGURABLE = Capability("configure", Configurable, "receives ml.yaml's backends.<name> settings")
 PREFLIGHT = Capability("preflight", Preflights, "checks the apply's environment before any change starts")
 STATUS = Capability("status", ReportsStatus, "reports what runs (ml status)")
 ROLLBACK = Capability("rollback", RollsBack, "switches back to an earlier revision (ml rollback)")
 RESOURCE_USE = Capability("resource_use", EstimatesUse, "says what a resource uses (cores, memory), for costs in plans")
-CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK, PREFLIGHT, RESOURCE_USE)
+MOVE = Capability("move", Moves, "renames a resource in place (kind: Moved): nothing rebuilt, history kept")
+CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK, PREFLIGHT, RESOURCE_USE, MOVE)
 
 
 def _protocol_methods(protocol: type) -> dict[str, Callable]:

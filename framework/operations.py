@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .contract import Resource
-from .errors import GraphError, PlanError, did_you_mean
+from .errors import GraphError, PlanError, SpecError, SpecErrors, did_you_mean
 from .graph import ResourceGraph, build_graph
 from .plan.model import DELETE, Plan
 from .plan.planner import build_plan, to_resource
@@ -25,6 +25,7 @@ class Loaded:
     composed: ComposedSpecs
     graph: ResourceGraph
     policies: tuple = ()  # the project's policy rules (framework.policy.Rule)
+    moves: tuple = ()  # `kind: Moved` documents (framework.spec.compose.Move), checked against the graph
 
 
 def load_specs(project, registry=None, *, env: str | None = None, overrides: Iterable[str] = (),
@@ -36,7 +37,30 @@ def load_specs(project, registry=None, *, env: str | None = None, overrides: Ite
     graph = build_graph(valid, composed.locations)
     from .policy import load_rules
 
-    return Loaded(composed=composed, graph=graph, policies=load_rules(project.policies, project.root, kinds.names()))
+    moves = check_moves(composed.moves, graph)
+    return Loaded(composed=composed, graph=graph, policies=load_rules(project.policies, project.root, kinds.names()),
+                  moves=moves)
+
+
+def check_moves(moves, graph: ResourceGraph) -> tuple:
+    """A move names a resource the specs have (``to``) and one they no longer have (``from``); each old
+    address moves once. Several old addresses may lead to one new one (renamed twice over time)."""
+    errors = []
+    seen: dict[str, object] = {}
+    for move in moves:
+        if move.target not in graph.nodes:
+            errors.append(SpecError(f"{move.target} is not in the specs", location=move.location, field="to",
+                                    hint=did_you_mean(move.target, graph.nodes)))
+        if move.source in graph.nodes:
+            errors.append(SpecError(f"{move.source} is still in the specs (a moved resource is renamed, so "
+                                    "its old name is gone)", location=move.location, field="from"))
+        if move.source in seen:
+            errors.append(SpecError(f"{move.source} is moved twice (first at {seen[move.source]})",
+                                    location=move.location, field="from"))
+        seen.setdefault(move.source, move.location)
+    if errors:
+        raise SpecErrors(errors)
+    return tuple(moves)
 
 
 def _check_targets(targets: Iterable[str], graph: ResourceGraph, recorded: set[str]) -> None:
@@ -61,7 +85,7 @@ def make_plan(project, registry, store, loaded: Loaded, *, targets: Iterable[str
         loaded.graph, recorded, registry, lineage=meta.lineage, serial=meta.serial, project_dir=project.root,
         refresh=refresh, targets=targets, destroy=destroy, env=loaded.composed.env,
         overrides=loaded.composed.overrides, spec_dir=_relative(project.spec_dir, project.root),
-        services=_services(registry, store), retry=tuple(retry),
+        services=_services(registry, store), retry=tuple(retry), moves=loaded.moves,
     )
     plan = with_costs_of(plan, loaded, registry, project)
     return with_policy_checks(plan, loaded.policies, project, policy_overrides)

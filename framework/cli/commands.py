@@ -152,7 +152,8 @@ def register(app) -> None:  # noqa: C901
 
     def progress_printer():
         out = console()
-        verbs = {"create": ("Creating", "Creation"), "update": ("Updating", "Update"),
+        verbs = {"create": ("Creating", "Creation"), "update": ("Updating", "Update"), "move": ("Moving", "Move"),
+                 "restate": ("Rewriting the record of", "Record rewrite"),
                  "replace": ("Replacing", "Replacement"), "delete": ("Destroying", "Destruction")}
 
         def on_event(event):
@@ -184,8 +185,9 @@ def register(app) -> None:  # noqa: C901
     def report_result(report, the_plan, verb: str) -> None:
         out = console()
         counts = done_counts(report.outcomes)
+        moved = f", {counts['move']} moved" if counts.get("move") else ""
         summary = (f"Resources: {counts['create']} added, {counts['update']} changed, "
-                   f"{counts['replace']} replaced, {counts['delete']} destroyed.")
+                   f"{counts['replace']} replaced, {counts['delete']} destroyed{moved}.")
         failed = report.count("failed")
         skipped = report.count("skipped")
         if report.interrupted:
@@ -211,8 +213,9 @@ def register(app) -> None:  # noqa: C901
                               "duration_s": o.duration_s, "message": report.messages.get(o.address),
                               "error": o.error, "outputs": dict(record.outputs) if record is not None else None})
         counts = done_counts(outcomes)
-        summary = {name: counts[action] for name, action in
-                   (("added", "create"), ("changed", "update"), ("replaced", "replace"), ("destroyed", "delete"))}
+        summary = {name: counts.get(action, 0) for name, action in
+                   (("added", "create"), ("changed", "update"), ("replaced", "replace"), ("destroyed", "delete"),
+                    ("moved", "move"))}
         summary.update(failed=sum(1 for o in outcomes if o.outcome == "failed"),
                        skipped=sum(1 for o in outcomes if o.outcome == "skipped"))
         data = {"format_version": 1, "operation": verb, "plan_id": the_plan.plan_id,

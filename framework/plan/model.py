@@ -68,6 +68,13 @@ class Change:
     estimate_seconds: float | None = None
     held: str | None = None  # a no-op the provider held back, and why (`--retry ADDRESS` applies it)
     cost: dict | None = None  # {"apply", "monthly", "currency"} from ml.yaml's pricing, where it can be known
+    moved_from: str | None = None  # `kind: Moved`: the address this resource is recorded under now (renamed first)
+    restate: str | None = None  # a no-op whose recorded spec is rewritten, and why (a reference to a moved resource)
+
+    @property
+    def pending(self) -> bool:
+        """Something to do at apply: an action, a rename or a record to rewrite."""
+        return self.action != NOOP or bool(self.moved_from) or bool(self.restate)
 
     @property
     def actions(self) -> list[str]:
@@ -182,11 +189,12 @@ class Plan:
         counts = {a: 0 for a in ACTIONS}
         for change in self.changes:
             counts[change.action] += 1
+        counts["move"] = sum(1 for c in self.changes if c.moved_from)
         return counts
 
     @property
     def has_changes(self) -> bool:
-        return any(c.action != NOOP for c in self.changes)
+        return any(c.pending for c in self.changes)
 
     def costs(self) -> dict | None:
         """Totals of the changes' costs: ``{"apply", "monthly", "currency"}`` (monthly: what keeps running
@@ -200,7 +208,7 @@ class Plan:
                 "currency": priced[0].get("currency", "USD")}
 
     def pending(self) -> list[Change]:
-        return [c for c in self.changes if c.action != NOOP]
+        return [c for c in self.changes if c.pending]
 
     def to_dict(self) -> dict:
         return {

@@ -6,6 +6,7 @@ nothing. Linear in the number of resources: one pass in topological order, dict 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import abc
 from concurrent.futures import ThreadPoolExecutor
@@ -102,10 +103,18 @@ class _Planner:
         self.issues: list[PlanIssue] = []
         self.blocked: set[str] = set()
         self.causes: dict[str, str] = {}  # address -> root cause of its change, for dependents' reasons
+        # `kind: Moved`: new address -> old address of records renamed for this plan; names renamed (a
+        # dependent's reference `model: fraud` -> `model: fraud_v2` is no change); and what a dependent
+        # recorded of a moved resource that counts as unchanged (upstream key -> (old values, new value)).
+        self.moved: dict[str, str] = {}
+        self.renamed_names: dict[str, str] = {}
+        self.move_notes: dict[str, str] = {}
+        self.equivalent: dict[str, tuple[set, str]] = {}
+        self.originals: dict[str, RecordedResource] = {}  # new address -> the record as it is (old address)
 
     def _prior_export(self, address: str) -> str | None:
         """The export fingerprint the recorded resource had (from its recorded spec and inputs)."""
-        node, record = self.graph.nodes.get(address), self.recorded.get(address)
+        node, record = self.graph.nodes.get(address), self.originals.get(address) or self.recorded.get(address)
         if node is None or record is None or not node.local_fields:
             return None
         behaviour = {k: v for k, v in record.spec.items() if k not in NON_BEHAVIOURAL}
@@ -134,7 +143,7 @@ class _Planner:
             return {}
 
         def read(address: str):
-            record = self.recorded[address]
+            record = self.originals.get(address) or self.recorded[address]  # a moved one still has its old name
             try:
                 return address, self.provider(record.backend).read(ReadRequest(record, self.project_dir, self.services))
             except Exception as exc:  # reported per resource, the rest still plans
@@ -183,7 +192,8 @@ class _Planner:
         common = dict(address=address, kind=node.kind, backend=node.backend, after=node.spec,
                       fingerprint=fingerprint, depends_on=node.depends_on, inputs=inputs)
         if prior is None:
-            return Change(action=CREATE, reasons=("new resource",), **common)
+            note = self.move_notes.get(address)
+            return Change(action=CREATE, reasons=(note,) if note else ("new resource",), **common)
         if observed is not None and not observed.exists:
             return Change(action=CREATE, before=dict(prior.spec),
                           reasons=("it no longer exists (removed outside ml): will be restored",), **common)
@@ -194,15 +204,29 @@ class _Planner:
             return Change(action=NOOP, before=dict(prior.spec), **common)
         return self._changed(node, resource, prior, inputs, drift_reasons, provider, common)
 
+    def _renamed(self, before: Any, after: Any) -> bool:
+        """A reference that only follows a moved resource's new name."""
+        if isinstance(before, str):
+            return self.renamed_names.get(before) == after
+        if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+            return all(b == a or self._renamed(b, a) for b, a in zip(before, after))
+        return False
+
     def _changed(self, node, resource, prior, inputs, drift_reasons, provider, common) -> Change | None:
         before = {k: v for k, v in prior.spec.items() if k not in NON_BEHAVIOURAL}
         changes = diff_fields(before, node.behaviour)
+        followed = [c for c in changes if self.renamed_names and self._renamed(c.before, c.after)]
+        changes = [c for c in changes if c not in followed]
         reasons = list(drift_reasons)
         if changes:
             reasons.append("spec changed: " + ", ".join(c.path for c in changes[:5])
                            + (f" and {len(changes) - 5} more" if len(changes) > 5 else ""))
         for key, value in inputs.items():
             if prior.inputs.get(key) == value:
+                continue
+            same = self.equivalent.get(key)
+            if same is not None and prior.inputs.get(key) in same[0] and value == same[1]:
+                followed.append(key)
                 continue
             if key.startswith(UPSTREAM_PREFIX):
                 upstream = key[len(UPSTREAM_PREFIX):]
@@ -214,6 +238,24 @@ class _Planner:
         reasons.extend(f"no longer depends on {d}" for d in removed_deps)
         if prior.status != "applied":
             reasons.append("a previous apply did not finish (interrupted or failed): resuming")
+        source = self.moved.get(node.address)
+        if not reasons and prior.kind == node.kind and prior.backend == node.backend:
+            if source is not None:  # renamed and nothing else: dependents see it unchanged
+                self.equivalent[f"{UPSTREAM_PREFIX}{node.address}"] = (
+                    {prior.fingerprint, self._prior_export(node.address) or prior.fingerprint},
+                    self.exports[node.address])
+                return Change(action=NOOP, reasons=(f"moved from {source}: renamed in place, nothing is rebuilt",),
+                              before=dict(prior.spec), moved_from=source, **common)
+            if followed:  # what it exports changed only by the rename: its dependents follow it too
+                self.equivalent[f"{UPSTREAM_PREFIX}{node.address}"] = (
+                    {prior.fingerprint, self._prior_export(node.address) or prior.fingerprint},
+                    self.exports[node.address])
+                moved = [f"{self.moved[d]} → {d}" for d in node.depends_on if d in self.moved] or [
+                    f"{self.moved[a]} → {a}" for a in sorted(self.moved)]
+                return Change(action=NOOP, before=dict(prior.spec), restate=(
+                    f"follows {', '.join(moved)}: its record is rewritten, nothing is rebuilt"), **common)
+        if source is not None:
+            reasons.insert(0, f"moved from {source} (renamed in place first)")
         if not reasons:
             reasons.append("a sensitive value changed" if prior.spec == node.spec else "recorded state differs")
         if prior.kind != node.kind or prior.backend != node.backend:
@@ -243,7 +285,10 @@ class _Planner:
         if forced:
             reasons.append("forces replacement: " + ", ".join(sorted(forced)))
         action = REPLACE if forced else UPDATE
-        return Change(action=action, reasons=tuple(reasons), fields=fields, before=dict(prior.spec), **common)
+        if action == REPLACE and source is not None:  # replaced anyway: the old object goes, nothing to rename
+            return Change(action=action, reasons=tuple(reasons), fields=fields, before=dict(prior.spec), **common)
+        return Change(action=action, reasons=tuple(reasons), fields=fields, before=dict(prior.spec),
+                      moved_from=source, **common)
 
 
 def build_plan(
@@ -262,13 +307,17 @@ def build_plan(
     spec_dir: str | None = None,
     services=None,
     retry: Iterable[str] = (),
+    moves: Iterable[Any] = (),
 ) -> Plan:
-    """``services``: the seams providers may use while planning (``registry.services(state=store)``)."""
+    """``services``: the seams providers may use while planning (``registry.services(state=store)``);
+    ``moves``: ``kind: Moved`` renames (``source``/``target`` addresses), checked against the graph."""
     recorded_map = {r.address: r for r in recorded}
     targets = tuple(targets)
     planner = _Planner(graph, recorded_map, registry, project_dir, refresh, services, retry)
     changes: list[Change] = []
     drift: list[Drift] = []
+    if not destroy:
+        changes.extend(_prepare_moves(planner, graph, recorded_map, moves))
     if destroy:
         wanted = _destroy_scope(graph, recorded_map, targets)
         changes = [_delete(recorded_map[a], "destroy requested") for a in _reverse_order(recorded_map, wanted)]
@@ -302,6 +351,51 @@ def build_plan(
         operation="destroy" if destroy else "apply",
         spec_dir=spec_dir,
     )
+
+
+def _prepare_moves(planner: _Planner, graph, recorded: dict[str, RecordedResource], moves) -> list[Change]:
+    """Rename the records of moved resources for this plan, when their backend can rename in place.
+    Returns the changes that only forget an old record (a rename recorded but not finished)."""
+    forget: list[Change] = []
+    done: dict[str, str] = {}
+    for move in moves:
+        old, new = recorded.get(move.source), recorded.get(move.target)
+        if old is None:
+            continue  # nothing recorded under the old address (moved long ago, or never applied)
+        if new is not None:  # both recorded: an apply stopped between writing the new record and removing the old
+            del recorded[move.source]
+            forget.append(Change(address=move.source, kind=old.kind, backend=old.backend, action=NOOP,
+                                 before=dict(old.spec), restate=f"already moved to {move.target}: the old record is "
+                                 "forgotten (nothing is deleted)"))
+            continue
+        node = graph.nodes[move.target]
+        if old.kind != node.kind or old.backend != node.backend:
+            planner.move_notes[move.target] = (f"moved from {move.source}, but its backend changed ({old.backend} → "
+                                               f"{node.backend}): {move.source} is destroyed and {move.target} created")
+            continue
+        try:
+            capable = planner.registry.capable(node.backend, "move")
+        except Exception:  # noqa: BLE001 - an unknown backend is reported by its own node
+            capable = None
+        if not capable:
+            planner.move_notes[move.target] = (f"moved from {move.source}, but the {node.backend} backend cannot "
+                                               f"rename in place: {move.source} is destroyed and {move.target} created")
+            continue
+        del recorded[move.source]
+        recorded[move.target] = dataclasses.replace(old, address=move.target, spec={**old.spec, "name": node.name})
+        planner.moved[move.target] = move.source
+        planner.originals[move.target] = old
+        planner.renamed_names[move.source.split(".", 1)[1]] = node.name
+        done[move.source] = move.target
+    if done:  # what others recorded of a moved resource is found under its new address
+        for address, record in list(recorded.items()):
+            inputs = {(f"{UPSTREAM_PREFIX}{done[k[len(UPSTREAM_PREFIX):]]}" if k.startswith(UPSTREAM_PREFIX)
+                       and k[len(UPSTREAM_PREFIX):] in done else k): v for k, v in record.inputs.items()}
+            depends = tuple(done.get(d, d) for d in record.depends_on)
+            if inputs != dict(record.inputs) or depends != tuple(record.depends_on):
+                planner.originals.setdefault(address, record)  # what it exported, as recorded
+                recorded[address] = dataclasses.replace(record, inputs=inputs, depends_on=depends)
+    return forget
 
 
 def _delete(record: RecordedResource, reason: str) -> Change:

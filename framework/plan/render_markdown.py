@@ -113,12 +113,18 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
     if plan.policy_checks and plan.operation != "refresh-only":
         out += _policy_section(plan)
 
-    shown = [c for c in plan.changes if show_noop or c.action != NOOP or c.held]
+    shown = [c for c in plan.changes if show_noop or c.pending or c.held]
     if shown:
         out += ["| | Resource | Action | Why |", "|---|---|---|---|"]
         for c in shown:
-            why = "; ".join(md_escape(r) for r in ((c.held,) if c.held else ()) + tuple(c.reasons)) or "—"
+            why = "; ".join(md_escape(r) for r in ((c.held,) if c.held else ()) + tuple(c.reasons)
+                            + ((c.restate,) if c.restate else ())) or "—"
             action = "held" if c.held else md_escape(c.action)
+            if c.moved_from:
+                action = (f"moved from {md_code(c.moved_from)}" if c.action == NOOP
+                          else f"{action} (moved from {md_code(c.moved_from)})")
+            elif c.restate:
+                action = "record rewritten"
             duration = format_duration(c.estimate_seconds)
             if duration:
                 action += f" (~ {duration})"

@@ -119,9 +119,10 @@ def render_summary(plan: Plan) -> str:
             return f"Drift: {_plural(len(plan.drift), 'object')} changed outside of ml."
         return "No changes. No objects have changed outside of ml."
     if plan.has_changes:
+        moves = f", {counts['move']} to move" if counts.get("move") else ""
         return (
             f"Plan: {counts[CREATE]} to add, {counts[UPDATE]} to change, "
-            f"{counts[REPLACE]} to replace, {counts[DELETE]} to destroy."
+            f"{counts[REPLACE]} to replace, {counts[DELETE]} to destroy{moves}."
         )
     if plan.errors:
         return f"No changes planned, but {_plural(len(plan.errors), 'resource')} could not be planned."
@@ -193,12 +194,21 @@ def _drift_lines(drift: tuple[Drift, ...]) -> list[Text]:
     return lines
 
 
+def _label(change: Change) -> tuple[str, str, str]:
+    """(symbol, word, style) of a change's first line."""
+    if change.held:
+        return _symbol(change.action), "held", "yellow"
+    if change.action == NOOP and change.moved_from:
+        return " ->", f"moved from {change.moved_from}", "cyan"
+    if change.action == NOOP and change.restate:
+        return "  =", "record rewritten", "cyan"
+    word = change.action + (f" (moved from {change.moved_from})" if change.moved_from else "")
+    return _symbol(change.action), word, STYLES.get(change.action, "")
+
+
 def _change_lines(change: Change, width: int, line_width: int = 120) -> list[Text]:
-    style = "yellow" if change.held else STYLES.get(change.action, "")
-    head = Text.assemble(
-        (_symbol(change.action), style), " ", (change.address.ljust(width), "bold"), "   ",
-        ("held" if change.held else change.action, style),
-    )
+    symbol, word, style = _label(change)
+    head = Text.assemble((symbol, style), " ", (change.address.ljust(width), "bold"), "   ", (word, style))
     duration = format_duration(change.estimate_seconds)
     if duration:
         head.append(f"   ~ {duration}", style="dim")
@@ -209,7 +219,7 @@ def _change_lines(change: Change, width: int, line_width: int = 120) -> list[Tex
     if change.held:
         lines.append(Text(f"      # {change.held}", style="yellow"))
         lines.append(Text(f"      # to apply it anyway: --retry {change.address}", style="dim"))
-    for reason in change.reasons:
+    for reason in change.reasons + ((change.restate,) if change.restate else ()):
         lines.append(Text(f"      # {reason}", style="dim"))
     if change.action == CREATE:
         shown = attributes(change.after)
@@ -245,7 +255,7 @@ def render_text(plan: Plan, *, color: bool = True, width: int | None = None, sho
         record=True,
         legacy_windows=False,
     )
-    shown = [c for c in plan.changes if show_noop or c.action != NOOP or c.held]
+    shown = [c for c in plan.changes if show_noop or c.pending or c.held]
     hidden = len(plan.changes) - len(shown)
     blocks: list[list[Text]] = []
 

@@ -7,6 +7,7 @@ overlay, an override or an interpolation is present: the common case stays a pla
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,21 @@ from typing import Any
 from ..errors import Location, SpecError, SpecErrors, did_you_mean
 from .loader import OVERLAY_DIR, Document, LocationMap, iter_documents, load_yaml_documents, spec_files
 
-__all__ = ["ComposedSpecs", "compose", "available_environments"]
+__all__ = ["ComposedSpecs", "Move", "MOVED_KIND", "compose", "available_environments"]
 
 RESERVED_ROOT_KEYS = ("vars",)  # free-form values for `${vars.x}` interpolation
+MOVED_KIND = "Moved"  # `kind: Moved` documents rename a resource (from/to addresses), as Terraform's `moved`
+_MOVE_FIELDS = {"kind", "from", "to", "description"}
+_ADDRESS = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Move:
+    """``kind: Moved``: the resource recorded as ``source`` is the one the specs now call ``target``."""
+
+    source: str
+    target: str
+    location: Location
 
 
 @dataclass
@@ -27,6 +40,7 @@ class ComposedSpecs:
     overrides: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     kinds: Any = None  # the KindCatalog the tree was composed with
+    moves: list[Move] = field(default_factory=list)  # `kind: Moved` documents
 
 
 def available_environments(spec_dir: Path) -> list[str]:
@@ -46,16 +60,41 @@ def compose(spec_dir: Path, *, env: str | None = None, overrides: list[str] | No
     spec_dir = Path(spec_dir)
     base = spec_dir if spec_dir.is_dir() else spec_dir.parent
     files = spec_files(spec_dir)
-    tree, locations, interpolated = _build_tree(iter_documents(files, base.parent if base.name else base), kinds)
+    moves: list[Move] = []
+    tree, locations, interpolated = _build_tree(iter_documents(files, base.parent if base.name else base), kinds,
+                                                moves)
     composed = ComposedSpecs(tree=tree, locations=locations, env=env, overrides=list(overrides or []),
-                             files=[str(f) for f in files], kinds=kinds)
+                             files=[str(f) for f in files], kinds=kinds, moves=moves)
     overlay = _load_overlay(base, env, tree, kinds) if env else None
     if overlay is None and not composed.overrides and not interpolated:
         return composed
     return _compose_with_omegaconf(composed, overlay)
 
 
-def _build_tree(documents, kinds) -> tuple[dict, LocationMap, bool]:
+def _read_move(doc: Document, errors: list[SpecError]) -> Move | None:
+    before = len(errors)
+    for key in sorted(set(doc.data) - _MOVE_FIELDS):
+        errors.append(SpecError("unknown field of a Moved document", location=Location(doc.file, doc.locations.get((key,), doc.line)),
+                                field=key, hint=did_you_mean(key, _MOVE_FIELDS) or "a Moved document has from and to"))
+    for key in ("from", "to"):
+        value = doc.data.get(key)
+        if value is None:
+            errors.append(SpecError(f"missing {key!r}: the {'old' if key == 'from' else 'new'} address", field=key,
+                                    location=Location(doc.file, doc.line)))
+        elif not isinstance(value, str) or not _ADDRESS.match(value):
+            errors.append(SpecError(f"{key!r} must be a resource address such as model.fraud", field=key,
+                                    location=Location(doc.file, doc.locations.get((key,), doc.line))))
+    if len(errors) > before:
+        return None
+    source, target = doc.data["from"], doc.data["to"]
+    if source.split(".", 1)[0] != target.split(".", 1)[0]:
+        errors.append(SpecError(f"a move keeps the kind: {source} cannot become {target}", field="to",
+                                location=Location(doc.file, doc.locations.get(("to",), doc.line))))
+        return None
+    return Move(source, target, Location(doc.file, doc.line))
+
+
+def _build_tree(documents, kinds, moves: list[Move] | None = None) -> tuple[dict, LocationMap, bool]:
     tree: dict[str, dict[str, dict[str, Any]]] = {}
     locations = LocationMap()
     errors: list[SpecError] = []
@@ -66,6 +105,11 @@ def _build_tree(documents, kinds) -> tuple[dict, LocationMap, bool]:
         if not isinstance(kind, str) or not kind:
             errors.append(SpecError("missing 'kind'", location=loc, field="kind",
                                     hint=f"one of: {', '.join(kinds.names())}"))
+            continue
+        if kind == MOVED_KIND:
+            move = _read_move(doc, errors)
+            if move is not None and moves is not None:
+                moves.append(move)
             continue
         if kind not in kinds:
             errors.append(SpecError(f"unknown kind {kind!r}", location=Location(doc.file, doc.locations.get(("kind",), doc.line)),

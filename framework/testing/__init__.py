@@ -15,13 +15,14 @@ from ..contract import (
     ApplyResult,
     BaseProvider,
     DeleteRequest,
+    MoveRequest,
     FingerprintRequest,
     ReadRequest,
     ReadResult,
 )
 from ..graph import canonical_json, digest
 
-__all__ = ["InMemoryProvider", "registry_with", "run_cli"]
+__all__ = ["InMemoryProvider", "MovableMemoryProvider", "registry_with", "run_cli"]
 
 
 class InMemoryProvider(BaseProvider):
@@ -98,6 +99,22 @@ class InMemoryProvider(BaseProvider):
         self._call("delete", request.recorded.address)
         with self._lock:
             self.world.pop(request.recorded.address, None)
+
+
+class MovableMemoryProvider(InMemoryProvider):
+    """``InMemoryProvider`` that renames in place (the ``move`` capability, for ``kind: Moved``)."""
+
+    capabilities = ("move",)
+
+    def move(self, request: MoveRequest, ctx: ApplyContext) -> Mapping[str, Any]:
+        """Rename in place (idempotent): what existed under the old address now has the new one."""
+        old, new = request.recorded.address, request.resource.address
+        self._call("move", new)
+        with self._lock:
+            found = self.world.pop(old, None) or self.world.get(new) or dict(request.recorded.outputs)
+            outputs = dict(found, id=new, spec_hash=digest(canonical_json(dict(request.resource.spec))))
+            self.world[new] = outputs
+        return outputs
 
 
 def registry_with(providers: Mapping[str, Any], *, project_dir: Path | None = None, entry_points: bool = False,

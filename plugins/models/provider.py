@@ -41,7 +41,7 @@ from .trained import MAX_SEGMENTS, TRAINING_DATA_INPUT, GateFailure, Trained, Tr
 
 class TrainerProvider(BaseProvider):
     kinds: ClassVar[tuple[str, ...]] = ("Model",)
-    capabilities: ClassVar[tuple[str, ...]] = ("configure", "train_candidate", "resource_use")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "train_candidate", "resource_use", "move")
     flavor: ClassVar[str] = ""  # "lightgbm", "torch"
     library: ClassVar[str] = ""  # distribution name recorded in lineage
     module: ClassVar[str] = ""  # BentoML module name saved with the model
@@ -129,6 +129,21 @@ class TrainerProvider(BaseProvider):
         if outputs.get("bentoml_tag") and not model_exists(outputs["bentoml_tag"], request.project_dir):
             return ReadResult(exists=False)
         return ReadResult(exists=True, outputs=outputs)
+
+    def move(self, request, ctx):
+        """A renamed Model (``kind: Moved``): its registry entries — versions, aliases, history, the services
+        following it — move to the new name; the artifacts stay where they are (each version records its
+        model-store tag), so nothing is retrained and serving is untouched."""
+        from ml_framework.plugins.models.registry import registry_for
+
+        old = str(request.recorded.spec.get("name") or request.recorded.address.split(".", 1)[1])
+        new = str(request.resource.spec.get("name") or request.resource.name)
+        registry = registry_for(ctx.services, ctx.project_dir)
+        moved = registry.rename_model(old, new, address=request.resource.address,
+                                      reason=f"renamed from {old} (kind: Moved)")
+        ctx.progress(f"renamed {old} → {new} in the registry ({moved} version{'s' if moved != 1 else ''})"
+                     if moved else f"the registry already holds {new}")
+        return dict(request.recorded.outputs or {})
 
     def resource_use(self, resource):
         """Training keeps the cores its threads ask for busy (all of them by default); nothing keeps running."""

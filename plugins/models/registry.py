@@ -326,6 +326,29 @@ class ModelRegistry(SideTables):
             conn.execute(sa.update(v).where(v.c.model == model, v.c.status != DELETED).values(status=DELETED))
         return live
 
+    def rename_model(self, old: str, new: str, *, address: str, reason: str) -> int:
+        """Move every version, alias, event and follower of ``old`` to ``new`` in one transaction (a
+        ``kind: Moved`` rename: history kept, nothing retrained). Idempotent: nothing under ``old`` (renamed
+        already) does nothing. Returns how many versions moved. Refuses when ``new`` already has versions."""
+        import sqlalchemy as sa
+
+        v, a, e, f = self._versions, self._aliases, self._events, self._followers
+        with self._tx(write=True) as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(v).where(v.c.model == old)).scalar_one()
+            if not count:
+                return 0
+            taken = conn.execute(sa.select(sa.func.count()).select_from(v).where(v.c.model == new)).scalar_one()
+            if taken:
+                raise RegistryError(f"cannot rename model {old!r} to {new!r}: the registry already has "
+                                    f"{taken} version(s) of {new!r}")
+            conn.execute(sa.update(v).where(v.c.model == old).values(model=new, address=address))
+            conn.execute(sa.update(a).where(a.c.model == old).values(model=new))
+            conn.execute(sa.update(e).where(e.c.model == old).values(model=new))
+            conn.execute(sa.update(f).where(f.c.model == old).values(model=new))
+            conn.execute(sa.insert(e).values(model=new, alias="name", from_version=None, to_version=None, at=_now(),
+                                             who=_who(), reason=reason))
+        return int(count)
+
     # -- releases: production follows what serves -------------------------------------------------------
     def _follower_list(self, conn, model: str) -> list[str]:
         import sqlalchemy as sa

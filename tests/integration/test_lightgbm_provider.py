@@ -327,3 +327,26 @@ def test_the_plan_says_which_version_a_retrain_produces_and_what_serves_meanwhil
     assert "trains v2; production is v1 until v2 passes its gates" in change.reasons, change.reasons
     (gates,) = [r for r in change.reasons if r.startswith("decided by its gates: ")]
     assert gates.startswith("decided by its gates: auc >= 0.70; auc >= production.auc - 0.02 (production v1: auc 0.")
+
+
+def test_a_renamed_model_keeps_its_versions_and_is_not_retrained(project, harness):
+    """`kind: Moved`: the registry's versions, aliases and history move to the new name; nothing trains."""
+    assert harness.apply().ok
+    specs = project / "specs" / "models.yaml"
+    specs.write_text(re.sub(r"(?m)^name: fraud$", "name: fraud_lgbm", specs.read_text()))
+    (project / "specs" / "moved.yaml").write_text("kind: Moved\nfrom: model.fraud\nto: model.fraud_lgbm\n")
+    plan = harness.plan()
+    (change,) = plan.pending()
+    assert change.address == "model.fraud_lgbm" and change.moved_from == "model.fraud" and change.action == "no-op"
+    report = harness.apply(plan)
+    assert report.ok and outcome(report, "model.fraud_lgbm").action == "move"
+    registry = registry_of(project)
+    assert registry.versions("fraud") == [] and [v.label for v in registry.versions("fraud_lgbm")] == ["v1"]
+    assert registry.alias("fraud_lgbm", "production").label == "v1"
+    assert [e.alias for e in registry.events("fraud_lgbm")][0] == "name"  # the rename is in the history
+    assert registry.versions("fraud_lgbm")[0].address == "model.fraud_lgbm"
+    recorded = harness.store.get("model.fraud_lgbm")
+    assert model_exists(recorded.outputs["bentoml_tag"], project)  # the artifact did not move or change
+    assert not harness.plan().has_changes
+    retrain = harness.plan(overrides=["models.fraud_lgbm.trainer.params.num_leaves=7"])
+    assert any("trains v2; production is v1" in r for r in retrain.pending()[0].reasons)  # numbering goes on

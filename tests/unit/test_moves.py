@@ -1,0 +1,181 @@
+"""`kind: Moved`: renaming a resource without rebuilding it, as Terraform's `moved` blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ml_framework.errors import SpecErrors
+from ml_framework.plan.model import CREATE, DELETE, NOOP, UPDATE
+from ml_framework.testing import InMemoryProvider, MovableMemoryProvider, run_cli
+from ml_framework.testing.harness import Harness
+
+BASE = """\
+kind: Entity
+name: {entity}
+backend: memory
+---
+kind: Source
+name: txns
+path: data/t.parquet
+timestamp_field: event_ts
+backend: memory
+---
+kind: FeatureView
+name: txn_stats
+entities: [{entity}]
+source: txns
+backend: memory
+features:
+  amount_mean_7d: {{dtype: float32}}
+---
+kind: Model
+name: {model}
+task: binary
+label: {{source: txns, column: is_fraud}}
+features: ["txn_stats:*"]
+trainer: {{backend: memory, params: {{num_leaves: {leaves}}}}}
+"""
+
+
+def specs(root: Path, *, entity="customer", model="fraud", leaves=31, moves: str = "") -> Path:
+    (root / "specs").mkdir(parents=True, exist_ok=True)
+    (root / "specs" / "all.yaml").write_text(BASE.format(entity=entity, model=model, leaves=leaves))
+    moved = root / "specs" / "moved.yaml"
+    if moves:
+        moved.write_text(moves)
+    elif moved.exists():
+        moved.unlink()
+    return root
+
+
+def moved(source: str, target: str) -> str:
+    return f"kind: Moved\nfrom: {source}\nto: {target}\n"
+
+
+@pytest.fixture
+def provider():
+    return MovableMemoryProvider()
+
+
+@pytest.fixture
+def harness(tmp_path, provider):
+    h = Harness(specs(tmp_path), {"memory": provider})
+    assert h.apply().ok
+    provider.calls.clear()
+    yield h
+    h.close()
+
+
+def by_address(plan):
+    return {c.address: c for c in plan.changes}
+
+
+def test_a_renamed_model_is_moved_not_retrained(harness, provider, tmp_path):
+    specs(tmp_path, model="fraud_v2", moves=moved("model.fraud", "model.fraud_v2"))
+    plan = harness.plan()
+    change = by_address(plan)["model.fraud_v2"]
+    assert change.action == NOOP and change.moved_from == "model.fraud"
+    assert "model.fraud" not in by_address(plan)  # not destroyed
+    assert plan.summary()["move"] == 1 and plan.has_changes
+    report = harness.apply(plan)
+    assert report.ok
+    assert [h for h, _ in provider.calls if h in ("apply", "delete", "move")] == ["move"]
+    assert harness.store.get("model.fraud") is None
+    assert harness.store.get("model.fraud_v2").outputs["id"] == "model.fraud_v2"
+    assert not harness.plan().has_changes  # settled
+    specs(tmp_path, model="fraud_v2")  # the Moved document may go once applied
+    assert not harness.plan().has_changes
+
+
+def test_dependents_follow_a_renamed_reference_without_rebuilding(harness, provider, tmp_path):
+    specs(tmp_path, entity="client", moves=moved("entity.customer", "entity.client"))
+    plan = harness.plan()
+    changes = by_address(plan)
+    assert changes["entity.client"].moved_from == "entity.customer"
+    view = changes["featureview.txn_stats"]  # entities: [customer] -> [client]
+    assert view.action == NOOP and "follows entity.customer → entity.client" in view.restate
+    model = changes["model.fraud"]  # its input (the view's fingerprint) follows the rename: no retrain
+    assert model.action == NOOP and model.restate and "entity.customer → entity.client" in model.restate
+    assert harness.apply(plan).ok
+    assert [h for h, _ in provider.calls if h in ("apply", "delete", "move")] == ["move"]
+    assert harness.store.get("featureview.txn_stats").spec["entities"] == ["client"]
+    assert not harness.plan().has_changes
+    specs(tmp_path, entity="client")
+    assert not harness.plan().has_changes
+
+
+def test_a_rename_with_other_changes_moves_then_updates(harness, provider, tmp_path):
+    specs(tmp_path, model="fraud_v2", leaves=63, moves=moved("model.fraud", "model.fraud_v2"))
+    change = by_address(harness.plan())["model.fraud_v2"]
+    assert change.action == UPDATE and change.moved_from == "model.fraud"
+    assert change.reasons[0] == "moved from model.fraud (renamed in place first)"
+    assert harness.apply().ok
+    assert [h for h, _ in provider.calls if h in ("apply", "delete", "move")] == ["move", "apply"]
+    assert harness.store.get("model.fraud_v2").spec["trainer"]["params"]["num_leaves"] == 63
+    assert not harness.plan().has_changes
+
+
+def test_a_backend_that_cannot_rename_recreates_and_says_why(tmp_path):
+    provider = InMemoryProvider()
+    h = Harness(specs(tmp_path), {"memory": provider})
+    try:
+        assert h.apply().ok
+        specs(tmp_path, model="fraud_v2", moves=moved("model.fraud", "model.fraud_v2"))
+        changes = by_address(h.plan())
+        assert changes["model.fraud_v2"].action == CREATE and changes["model.fraud"].action == DELETE
+        assert "the memory backend cannot rename in place" in changes["model.fraud_v2"].reasons[0]
+    finally:
+        h.close()
+
+
+def test_an_interrupted_move_is_finished_by_the_next_apply(harness, provider, tmp_path):
+    """Both records present (stopped after writing the new one): the old one is forgotten, nothing deleted."""
+    import dataclasses
+
+    specs(tmp_path, model="fraud_v2", moves=moved("model.fraud", "model.fraud_v2"))
+    old = harness.store.get("model.fraud")
+    lock = harness.store.acquire_lock("test")
+    harness.store.put(dataclasses.replace(old, address="model.fraud_v2", spec={**old.spec, "name": "fraud_v2"}),
+                      lock_id=lock.id)
+    harness.store.release_lock(lock.id)
+    plan = harness.plan()
+    forget = by_address(plan)["model.fraud"]
+    assert forget.action == NOOP and "already moved to model.fraud_v2" in forget.restate
+    assert harness.apply(plan).ok
+    assert harness.store.get("model.fraud") is None and "delete" not in [h for h, _ in provider.calls]
+
+
+def test_moves_are_checked_with_file_and_line(tmp_path, provider):
+    bad = (moved("model.fraud", "model.nope") + "---\n" + moved("model.fraud", "model.fraud") + "---\n"
+           + moved("model.old", "featureview.txn_stats") + "---\nkind: Moved\nfrom: model.a\ntoo: model.b\n")
+    specs(tmp_path, moves=bad)
+    with pytest.raises(SpecErrors) as caught:
+        Harness(tmp_path, {"memory": provider}).plan()
+    message = str(caught.value)
+    assert "specs/moved.yaml:15: too: unknown field of a Moved document" in message and "did you mean 'to'" in message
+    assert "specs/moved.yaml:13: to: missing 'to': the new address" in message
+    assert "specs/moved.yaml:11: to: a move keeps the kind: model.old cannot become featureview.txn_stats" in message
+    specs(tmp_path, moves=moved("model.fraud", "model.nope") + "---\n" + moved("model.fraud", "model.fraud"))
+    with pytest.raises(SpecErrors) as caught:
+        Harness(tmp_path, {"memory": provider}).plan()
+    message = str(caught.value)
+    assert "specs/moved.yaml:1: to: model.nope is not in the specs" in message
+    assert "specs/moved.yaml:5: from: model.fraud is still in the specs" in message
+    assert "from: model.fraud is moved twice (first at specs/moved.yaml:1)" in message
+
+
+def test_the_plan_shows_the_move_in_every_format(harness, tmp_path, provider):
+    specs(tmp_path, model="fraud_v2", moves=moved("model.fraud", "model.fraud_v2"))
+    text = run_cli(["plan"], providers={"memory": provider}, cwd=tmp_path).output
+    assert " -> model.fraud_v2   moved from model.fraud" in text
+    assert "Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy, 1 to move." in text
+    md = run_cli(["plan", "--format", "markdown"], providers={"memory": provider}, cwd=tmp_path).output
+    assert "| `model.fraud_v2` | moved from `model.fraud` |" in md
+    data = json.loads(run_cli(["plan", "--json"], providers={"memory": provider}, cwd=tmp_path).output)
+    (change,) = [c for c in data["changes"] if c["address"] == "model.fraud_v2"]
+    assert change["moved_from"] == "model.fraud" and data["summary"]["move"] == 1
+    applied = run_cli(["apply", "--auto-approve"], providers={"memory": provider}, cwd=tmp_path)
+    assert applied.exit_code == 0 and "Resources: 0 added, 0 changed, 0 replaced, 0 destroyed, 1 moved." in applied.output
