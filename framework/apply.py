@@ -18,7 +18,7 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .contract import ApplyContext, ApplyRequest, DeleteRequest, MoveRequest, RecordedResource, Resource
+from .contract import AdoptRequest, ApplyContext, ApplyRequest, DeleteRequest, MoveRequest, RecordedResource, Resource
 from .errors import MLError, ProviderError
 from .secrets import mask_secrets
 from .plan.model import CREATE, DELETE, NOOP, REPLACE, Change, Plan
@@ -188,6 +188,17 @@ class _Walk:
                 return
             prior = None
         resource = self.resources[address]
+        if change.imported and change.action == CREATE and prior is None:
+            adopter = self.registry.capable(change.backend, "adopt")
+            if adopter is None:
+                raise MLError(f"the {change.backend} backend can no longer adopt existing objects (plan again)")
+            outputs = adopter.adopt(AdoptRequest(resource, change.imported, Path(self.project_dir), self.services), ctx)
+            self.report.messages[address] = f"adopted {change.imported}; nothing built"
+            self._write(RecordedResource(
+                address=address, kind=change.kind, backend=change.backend, spec=resource.spec,
+                fingerprint=change.fingerprint or "", inputs=dict(change.inputs), outputs=mask_secrets(dict(outputs or {})),
+                status="applied", depends_on=change.depends_on, updated_at=_now()))
+            return
         action = CREATE if change.action == REPLACE else change.action
         result = provider.apply(ApplyRequest(action=action, resource=resource, prior=prior,
                                              fingerprint=change.fingerprint, retry=address in self.retry), ctx)
@@ -288,6 +299,8 @@ def _verb(change: Change) -> str:
         return "move"
     if change.action == NOOP and change.restate:
         return "restate"
+    if change.imported and change.action == CREATE:
+        return "import"
     return change.action
 
 

@@ -97,6 +97,9 @@ __all__ = [
     "MoveRequest",
     "Moves",
     "MOVE",
+    "AdoptRequest",
+    "Adopts",
+    "ADOPT",
     "RESOURCE_USE",
     "CORE_CAPABILITIES",
     "verify_capability",
@@ -575,13 +578,35 @@ class Moves(Protocol):
     def move(self, request: MoveRequest, ctx: ApplyContext) -> Mapping[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class AdoptRequest:
+    """A ``kind: Import``: ``resource`` (its desired spec) is the existing object its backend calls ``id``."""
+
+    resource: Resource
+    id: str
+    project_dir: Path
+    services: "Services | None" = None
+
+
+class Adopts(Protocol):
+    """Takes an existing object into state instead of building it (``kind: Import``). ``adoptable`` is
+    asked at plan time and says what will be adopted, in words, or raises an MLError saying why it cannot
+    (not found, another kind of object, not matching the spec); ``adopt`` records it and returns the
+    outputs to record. Neither may change the object itself."""
+
+    def adoptable(self, request: AdoptRequest) -> str: ...
+
+    def adopt(self, request: AdoptRequest, ctx: ApplyContext) -> Mapping[str, Any]: ...
+
+
 CONFIGURABLE = Capability("configure", Configurable, "receives ml.yaml's backends.<name> settings")
 PREFLIGHT = Capability("preflight", Preflights, "checks the apply's environment before any change starts")
 STATUS = Capability("status", ReportsStatus, "reports what runs (ml status)")
 ROLLBACK = Capability("rollback", RollsBack, "switches back to an earlier revision (ml rollback)")
 RESOURCE_USE = Capability("resource_use", EstimatesUse, "says what a resource uses (cores, memory), for costs in plans")
 MOVE = Capability("move", Moves, "renames a resource in place (kind: Moved): nothing rebuilt, history kept")
-CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK, PREFLIGHT, RESOURCE_USE, MOVE)
+ADOPT = Capability("adopt", Adopts, "adopts an existing object into state (kind: Import), previewed in the plan")
+CORE_CAPABILITIES: tuple[Capability, ...] = (CONFIGURABLE, STATUS, ROLLBACK, PREFLIGHT, RESOURCE_USE, MOVE, ADOPT)
 
 
 def _protocol_methods(protocol: type) -> dict[str, Callable]:

@@ -26,6 +26,7 @@ class Loaded:
     graph: ResourceGraph
     policies: tuple = ()  # the project's policy rules (framework.policy.Rule)
     moves: tuple = ()  # `kind: Moved` documents (framework.spec.compose.Move), checked against the graph
+    imports: tuple = ()  # `kind: Import` documents (framework.spec.compose.Import), checked against the graph
 
 
 def load_specs(project, registry=None, *, env: str | None = None, overrides: Iterable[str] = (),
@@ -38,8 +39,26 @@ def load_specs(project, registry=None, *, env: str | None = None, overrides: Ite
     from .policy import load_rules
 
     moves = check_moves(composed.moves, graph)
+    imports = check_imports(composed.imports, graph)
     return Loaded(composed=composed, graph=graph, policies=load_rules(project.policies, project.root, kinds.names()),
-                  moves=moves)
+                  moves=moves, imports=imports)
+
+
+def check_imports(imports, graph: ResourceGraph) -> tuple:
+    """An import names a resource of the specs, once."""
+    errors = []
+    seen: dict[str, object] = {}
+    for item in imports:
+        if item.target not in graph.nodes:
+            errors.append(SpecError(f"{item.target} is not in the specs", location=item.location, field="to",
+                                    hint=did_you_mean(item.target, graph.nodes)))
+        if item.target in seen:
+            errors.append(SpecError(f"{item.target} is imported twice (first at {seen[item.target]})",
+                                    location=item.location, field="to"))
+        seen.setdefault(item.target, item.location)
+    if errors:
+        raise SpecErrors(errors)
+    return tuple(imports)
 
 
 def check_moves(moves, graph: ResourceGraph) -> tuple:
@@ -85,7 +104,7 @@ def make_plan(project, registry, store, loaded: Loaded, *, targets: Iterable[str
         loaded.graph, recorded, registry, lineage=meta.lineage, serial=meta.serial, project_dir=project.root,
         refresh=refresh, targets=targets, destroy=destroy, env=loaded.composed.env,
         overrides=loaded.composed.overrides, spec_dir=_relative(project.spec_dir, project.root),
-        services=_services(registry, store), retry=tuple(retry), moves=loaded.moves,
+        services=_services(registry, store), retry=tuple(retry), moves=loaded.moves, imports=loaded.imports,
     )
     plan = with_costs_of(plan, loaded, registry, project)
     return with_policy_checks(plan, loaded.policies, project, policy_overrides)

@@ -153,6 +153,7 @@ def register(app) -> None:  # noqa: C901
     def progress_printer():
         out = console()
         verbs = {"create": ("Creating", "Creation"), "update": ("Updating", "Update"), "move": ("Moving", "Move"),
+                 "import": ("Importing", "Import"),
                  "restate": ("Rewriting the record of", "Record rewrite"),
                  "replace": ("Replacing", "Replacement"), "delete": ("Destroying", "Destruction")}
 
@@ -186,6 +187,7 @@ def register(app) -> None:  # noqa: C901
         out = console()
         counts = done_counts(report.outcomes)
         moved = f", {counts['move']} moved" if counts.get("move") else ""
+        moved += f", {counts['import']} imported" if counts.get("import") else ""
         summary = (f"Resources: {counts['create']} added, {counts['update']} changed, "
                    f"{counts['replace']} replaced, {counts['delete']} destroyed{moved}.")
         failed = report.count("failed")
@@ -215,7 +217,7 @@ def register(app) -> None:  # noqa: C901
         counts = done_counts(outcomes)
         summary = {name: counts.get(action, 0) for name, action in
                    (("added", "create"), ("changed", "update"), ("replaced", "replace"), ("destroyed", "delete"),
-                    ("moved", "move"))}
+                    ("moved", "move"), ("imported", "import"))}
         summary.update(failed=sum(1 for o in outcomes if o.outcome == "failed"),
                        skipped=sum(1 for o in outcomes if o.outcome == "skipped"))
         data = {"format_version": 1, "operation": verb, "plan_id": the_plan.plan_id,

@@ -70,6 +70,7 @@ class Change:
     cost: dict | None = None  # {"apply", "monthly", "currency"} from ml.yaml's pricing, where it can be known
     moved_from: str | None = None  # `kind: Moved`: the address this resource is recorded under now (renamed first)
     restate: str | None = None  # a no-op whose recorded spec is rewritten, and why (a reference to a moved resource)
+    imported: str | None = None  # `kind: Import`: a create that adopts this existing object (its backend's id)
 
     @property
     def pending(self) -> bool:
@@ -190,6 +191,7 @@ class Plan:
         for change in self.changes:
             counts[change.action] += 1
         counts["move"] = sum(1 for c in self.changes if c.moved_from)
+        counts["import"] = sum(1 for c in self.changes if c.imported)
         return counts
 
     @property

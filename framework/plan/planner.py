@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from .. import __version__
 from ..contract import (
+    AdoptRequest,
     FieldChange,
     FingerprintRequest,
     PlanRequest,
@@ -111,6 +112,7 @@ class _Planner:
         self.move_notes: dict[str, str] = {}
         self.equivalent: dict[str, tuple[set, str]] = {}
         self.originals: dict[str, RecordedResource] = {}  # new address -> the record as it is (old address)
+        self.imports: dict[str, str] = {}  # `kind: Import`: address -> the backend's id of the object to adopt
 
     def _prior_export(self, address: str) -> str | None:
         """The export fingerprint the recorded resource had (from its recorded spec and inputs)."""
@@ -192,6 +194,8 @@ class _Planner:
         common = dict(address=address, kind=node.kind, backend=node.backend, after=node.spec,
                       fingerprint=fingerprint, depends_on=node.depends_on, inputs=inputs)
         if prior is None:
+            if address in self.imports:
+                return self._adopt(address, resource, common)
             note = self.move_notes.get(address)
             return Change(action=CREATE, reasons=(note,) if note else ("new resource",), **common)
         if observed is not None and not observed.exists:
@@ -203,6 +207,22 @@ class _Planner:
         if prior.fingerprint == fingerprint and prior.status == "applied" and not drift_reasons:
             return Change(action=NOOP, before=dict(prior.spec), **common)
         return self._changed(node, resource, prior, inputs, drift_reasons, provider, common)
+
+    def _adopt(self, address: str, resource: Resource, common: dict) -> Change | None:
+        """A create that takes the existing object ``kind: Import`` names instead of building it."""
+        ident = self.imports[address]
+        backend = common["backend"]
+        try:
+            adopter = self.registry.capable(backend, "adopt")
+            if adopter is None:
+                raise MLError(f"the {backend} backend cannot adopt existing objects (kind: Import {ident!r}); "
+                              "remove the Import document to build it instead")
+            what = adopter.adoptable(AdoptRequest(resource, ident, self.project_dir, self.services))
+        except Exception as exc:
+            self.issues.append(PlanIssue(address, str(_wrap(address, exc))))
+            self.blocked.add(address)
+            return None
+        return Change(action=CREATE, reasons=(f"adopts {what}: nothing is built",), imported=ident, **common)
 
     def _renamed(self, before: Any, after: Any) -> bool:
         """A reference that only follows a moved resource's new name."""
@@ -308,6 +328,7 @@ def build_plan(
     services=None,
     retry: Iterable[str] = (),
     moves: Iterable[Any] = (),
+    imports: Iterable[Any] = (),
 ) -> Plan:
     """``services``: the seams providers may use while planning (``registry.services(state=store)``);
     ``moves``: ``kind: Moved`` renames (``source``/``target`` addresses), checked against the graph."""
@@ -318,6 +339,7 @@ def build_plan(
     drift: list[Drift] = []
     if not destroy:
         changes.extend(_prepare_moves(planner, graph, recorded_map, moves))
+        planner.imports = {i.target: i.id for i in imports}
     if destroy:
         wanted = _destroy_scope(graph, recorded_map, targets)
         changes = [_delete(recorded_map[a], "destroy requested") for a in _reverse_order(recorded_map, wanted)]

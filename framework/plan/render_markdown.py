@@ -125,6 +125,8 @@ def render_markdown(plan: Plan, *, show_noop: bool = False) -> str:
                           else f"{action} (moved from {md_code(c.moved_from)})")
             elif c.restate:
                 action = "record rewritten"
+            elif c.imported:
+                action = f"import {md_code(c.imported)}"
             duration = format_duration(c.estimate_seconds)
             if duration:
                 action += f" (~ {duration})"

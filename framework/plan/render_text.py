@@ -120,6 +120,7 @@ def render_summary(plan: Plan) -> str:
         return "No changes. No objects have changed outside of ml."
     if plan.has_changes:
         moves = f", {counts['move']} to move" if counts.get("move") else ""
+        moves += f", {counts['import']} to import" if counts.get("import") else ""
         return (
             f"Plan: {counts[CREATE]} to add, {counts[UPDATE]} to change, "
             f"{counts[REPLACE]} to replace, {counts[DELETE]} to destroy{moves}."
@@ -202,6 +203,8 @@ def _label(change: Change) -> tuple[str, str, str]:
         return " ->", f"moved from {change.moved_from}", "cyan"
     if change.action == NOOP and change.restate:
         return "  =", "record rewritten", "cyan"
+    if change.imported and change.action == CREATE:
+        return " <=", f"import {change.imported}", "cyan"
     word = change.action + (f" (moved from {change.moved_from})" if change.moved_from else "")
     return _symbol(change.action), word, STYLES.get(change.action, "")
 
@@ -221,7 +224,7 @@ def _change_lines(change: Change, width: int, line_width: int = 120) -> list[Tex
         lines.append(Text(f"      # to apply it anyway: --retry {change.address}", style="dim"))
     for reason in change.reasons + ((change.restate,) if change.restate else ()):
         lines.append(Text(f"      # {reason}", style="dim"))
-    if change.action == CREATE:
+    if change.action == CREATE and not change.imported:
         shown = attributes(change.after)
         pad = max((len(path) for path, _ in shown), default=0)
         # values shortened to fit the line (a wrapped value reads as two attributes)

@@ -15,12 +15,23 @@ from typing import Any
 from ..errors import Location, SpecError, SpecErrors, did_you_mean
 from .loader import OVERLAY_DIR, Document, LocationMap, iter_documents, load_yaml_documents, spec_files
 
-__all__ = ["ComposedSpecs", "Move", "MOVED_KIND", "compose", "available_environments"]
+__all__ = ["ComposedSpecs", "Move", "Import", "MOVED_KIND", "IMPORT_KIND", "compose", "available_environments"]
 
 RESERVED_ROOT_KEYS = ("vars",)  # free-form values for `${vars.x}` interpolation
 MOVED_KIND = "Moved"  # `kind: Moved` documents rename a resource (from/to addresses), as Terraform's `moved`
 _MOVE_FIELDS = {"kind", "from", "to", "description"}
+IMPORT_KIND = "Import"  # `kind: Import` documents adopt an existing object into state (to, id), as Terraform's `import`
+_IMPORT_FIELDS = {"kind", "to", "id", "description"}
 _ADDRESS = re.compile(r"^[a-z][a-z0-9_]*\.[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Import:
+    """``kind: Import``: the resource ``target`` is the existing object its backend knows as ``id``."""
+
+    target: str
+    id: str
+    location: Location
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class ComposedSpecs:
     files: list[str] = field(default_factory=list)
     kinds: Any = None  # the KindCatalog the tree was composed with
     moves: list[Move] = field(default_factory=list)  # `kind: Moved` documents
+    imports: list[Import] = field(default_factory=list)  # `kind: Import` documents
 
 
 def available_environments(spec_dir: Path) -> list[str]:
@@ -61,10 +73,11 @@ def compose(spec_dir: Path, *, env: str | None = None, overrides: list[str] | No
     base = spec_dir if spec_dir.is_dir() else spec_dir.parent
     files = spec_files(spec_dir)
     moves: list[Move] = []
+    imports: list[Import] = []
     tree, locations, interpolated = _build_tree(iter_documents(files, base.parent if base.name else base), kinds,
-                                                moves)
+                                                moves, imports)
     composed = ComposedSpecs(tree=tree, locations=locations, env=env, overrides=list(overrides or []),
-                             files=[str(f) for f in files], kinds=kinds, moves=moves)
+                             files=[str(f) for f in files], kinds=kinds, moves=moves, imports=imports)
     overlay = _load_overlay(base, env, tree, kinds) if env else None
     if overlay is None and not composed.overrides and not interpolated:
         return composed
@@ -94,7 +107,25 @@ def _read_move(doc: Document, errors: list[SpecError]) -> Move | None:
     return Move(source, target, Location(doc.file, doc.line))
 
 
-def _build_tree(documents, kinds, moves: list[Move] | None = None) -> tuple[dict, LocationMap, bool]:
+def _read_import(doc: Document, errors: list[SpecError]) -> Import | None:
+    before = len(errors)
+    for key in sorted(set(doc.data) - _IMPORT_FIELDS):
+        errors.append(SpecError("unknown field of an Import document", location=Location(doc.file, doc.locations.get((key,), doc.line)),
+                                field=key, hint=did_you_mean(key, _IMPORT_FIELDS) or "an Import document has to and id"))
+    target, ident = doc.data.get("to"), doc.data.get("id")
+    if not isinstance(target, str) or not _ADDRESS.match(target):
+        errors.append(SpecError("'to' must be a resource address such as model.fraud", field="to",
+                                location=Location(doc.file, doc.locations.get(("to",), doc.line))))
+    if not isinstance(ident, str) or not ident.strip():
+        errors.append(SpecError("'id' must name the existing object (e.g. a BentoML model tag fraud:abc123)",
+                                field="id", location=Location(doc.file, doc.locations.get(("id",), doc.line))))
+    if len(errors) > before:
+        return None
+    return Import(target, ident.strip(), Location(doc.file, doc.line))
+
+
+def _build_tree(documents, kinds, moves: list[Move] | None = None,
+                imports: list[Import] | None = None) -> tuple[dict, LocationMap, bool]:
     tree: dict[str, dict[str, dict[str, Any]]] = {}
     locations = LocationMap()
     errors: list[SpecError] = []
@@ -110,6 +141,11 @@ def _build_tree(documents, kinds, moves: list[Move] | None = None) -> tuple[dict
             move = _read_move(doc, errors)
             if move is not None and moves is not None:
                 moves.append(move)
+            continue
+        if kind == IMPORT_KIND:
+            adopted = _read_import(doc, errors)
+            if adopted is not None and imports is not None:
+                imports.append(adopted)
             continue
         if kind not in kinds:
             errors.append(SpecError(f"unknown kind {kind!r}", location=Location(doc.file, doc.locations.get(("kind",), doc.line)),

@@ -41,7 +41,7 @@ from .trained import MAX_SEGMENTS, TRAINING_DATA_INPUT, GateFailure, Trained, Tr
 
 class TrainerProvider(BaseProvider):
     kinds: ClassVar[tuple[str, ...]] = ("Model",)
-    capabilities: ClassVar[tuple[str, ...]] = ("configure", "train_candidate", "resource_use", "move")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "train_candidate", "resource_use", "move", "adopt")
     flavor: ClassVar[str] = ""  # "lightgbm", "torch"
     library: ClassVar[str] = ""  # distribution name recorded in lineage
     module: ClassVar[str] = ""  # BentoML module name saved with the model
@@ -144,6 +144,66 @@ class TrainerProvider(BaseProvider):
         ctx.progress(f"renamed {old} → {new} in the registry ({moved} version{'s' if moved != 1 else ''})"
                      if moved else f"the registry already holds {new}")
         return dict(request.recorded.outputs or {})
+
+    # -- kind: Import ------------------------------------------------------------------------------------
+    def _adoptee(self, request) -> tuple[dict, Any]:
+        """The store model an Import names (model.yaml) and the registry version already holding it."""
+        import yaml
+
+        from ml_framework.errors import MLError
+        from ml_framework.plugins.models.registry import registry_for
+
+        from .artifacts import artifact_dir, model_exists
+
+        tag, name = request.id, str(request.resource.spec.get("name"))
+        if ":" not in tag:
+            raise MLError(f"id {tag!r}: expected a BentoML model tag such as {name}:abc123 (`bentoml models list`)")
+        if not model_exists(tag, request.project_dir):
+            raise MLError(f"no model {tag} in the project's BentoML store ({artifact_dir(tag, request.project_dir).parent.parent})")
+        info = yaml.safe_load((artifact_dir(tag, request.project_dir) / "model.yaml").read_text(encoding="utf-8")) or {}
+        metadata = info.get("metadata") or {}
+        if info.get("module") != self.module or metadata.get("flavor") not in (None, self.name):
+            raise MLError(f"{tag} was saved by {info.get('module')}, not by ml's {self.name} backend "
+                          f"({self.module}): it cannot be served as this model")
+        if not metadata.get("features"):
+            raise MLError(f"{tag} has no feature list in its metadata: it was not saved by ml, which needs it to serve")
+        task = request.resource.spec.get("task")
+        if metadata.get("task") and task and metadata["task"] != task:
+            raise MLError(f"{tag} is a {metadata['task']} model; the spec says task: {task}")
+        registry = registry_for(request.services, request.project_dir)
+        known = next((v for v in registry.versions(name) if v.bentoml_tag == tag), None)
+        return {"info": info, "metadata": metadata}, (registry, known)
+
+    def adoptable(self, request) -> str:
+        found, (registry, known) = self._adoptee(request)
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in (found["metadata"].get("metrics") or {}).items()
+                            if isinstance(v, (int, float)))
+        where = (f"registry {known.label}" if known is not None
+                 else f"recorded as v{registry.next_version(str(request.resource.spec.get('name')))}")
+        return (f"{request.id} from the BentoML store ({self.name}, {found['metadata'].get('task')}, "
+                f"{len(found['metadata'].get('features') or [])} features{', ' + metrics if metrics else ''}; {where})")
+
+    def adopt(self, request, ctx):
+        """Record the store model as a version (or reuse the registry's), aliases as a trained one's would
+        move; the artifact is not touched."""
+        from ml_framework.plugins.models.registry import ACCEPTED
+
+        found, (registry, known) = self._adoptee(request)
+        metadata = found["metadata"]
+        name = str(request.resource.spec.get("name"))
+        settings = (request.resource.spec.get("trainer") or {})
+        if known is None:
+            metrics = {k: v for k, v in (metadata.get("metrics") or {}).items() if isinstance(v, (int, float))}
+            known = registry.record_version(
+                model=name, backend=self.name, address=request.resource.address, status=ACCEPTED, metrics=metrics,
+                gates=[], bentoml_tag=request.id, primary_metric=next(iter(metrics), None),
+                lineage={"adopted": request.id, "adopted_from": "BentoML model store",
+                         "feature_refs": metadata.get("feature_refs") or [],
+                         "saved": str(found["info"].get("creation_time") or "")},
+                promote=settings.get("promote", "auto") == "auto")
+            ctx.progress(f"recorded {request.id} as {known.label}")
+        return {"version": known.label, "bentoml_tag": request.id, "metrics": dict(known.metrics or {}),
+                "primary_metric": known.primary_metric, "adopted": request.id, "promoted": "production" in known.aliases}
 
     def resource_use(self, resource):
         """Training keeps the cores its threads ask for busy (all of them by default); nothing keeps running."""

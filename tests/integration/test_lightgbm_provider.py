@@ -350,3 +350,33 @@ def test_a_renamed_model_keeps_its_versions_and_is_not_retrained(project, harnes
     assert not harness.plan().has_changes
     retrain = harness.plan(overrides=["models.fraud_lgbm.trainer.params.num_leaves=7"])
     assert any("trains v2; production is v1" in r for r in retrain.pending()[0].reasons)  # numbering goes on
+
+
+def test_a_model_in_the_store_is_adopted_into_state_without_training(project, harness):
+    """`kind: Import`: after state lost the model (here `state rm`), the store's model is taken back as it
+    is: the plan previews it, the apply trains nothing and records the registry's version."""
+    assert harness.apply().ok
+    tag = harness.store.get("model.fraud").outputs["bentoml_tag"]
+    lock = harness.store.acquire_lock("test")
+    harness.store.remove("model.fraud", lock_id=lock.id)
+    harness.store.release_lock(lock.id)
+    imports = project / "specs" / "imports.yaml"
+    imports.write_text(f"kind: Import\nto: model.fraud\nid: {tag}\n")
+    plan = harness.plan()
+    (change,) = plan.pending()
+    assert change.action == "create" and change.imported == tag
+    assert f"adopts {tag} from the BentoML store (lightgbm, binary" in change.reasons[0] and "registry v1" in change.reasons[0]
+    report = harness.apply(plan)
+    assert report.ok and outcome(report).action == "import"
+    recorded = harness.store.get("model.fraud")
+    assert recorded.outputs["version"] == "v1" and recorded.outputs["bentoml_tag"] == tag
+    assert [v.label for v in registry_of(project).versions("fraud")] == ["v1"]  # no new version, nothing trained
+    assert not harness.plan().has_changes
+
+    imports.write_text("kind: Import\nto: model.fraud\nid: fraud:doesnotexist\n")
+    lock = harness.store.acquire_lock("test")
+    harness.store.remove("model.fraud", lock_id=lock.id)
+    harness.store.release_lock(lock.id)
+    missing = harness.plan()
+    assert [e.address for e in missing.errors] == ["model.fraud"]
+    assert "no model fraud:doesnotexist in the project's BentoML store" in missing.errors[0].message

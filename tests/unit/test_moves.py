@@ -179,3 +179,74 @@ def test_the_plan_shows_the_move_in_every_format(harness, tmp_path, provider):
     assert change["moved_from"] == "model.fraud" and data["summary"]["move"] == 1
     applied = run_cli(["apply", "--auto-approve"], providers={"memory": provider}, cwd=tmp_path)
     assert applied.exit_code == 0 and "Resources: 0 added, 0 changed, 0 replaced, 0 destroyed, 1 moved." in applied.output
+
+
+# -- kind: Import ---------------------------------------------------------------------------------------------
+
+
+class Adopting(InMemoryProvider):
+    """Knows objects by id in ``existing``; adopts them into state."""
+
+    capabilities = ("adopt",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.existing = {"obj-7": {"id": "obj-7", "made": "elsewhere"}}
+
+    def adoptable(self, request):
+        from ml_framework.errors import MLError
+
+        if request.id not in self.existing:
+            raise MLError(f"no object {request.id}")
+        return f"object {request.id}"
+
+    def adopt(self, request, ctx):
+        self._call("adopt", request.resource.address)
+        self.world[request.resource.address] = dict(self.existing[request.id], spec_hash="adopted")
+        return dict(self.existing[request.id])
+
+
+def test_an_import_adopts_an_existing_object_instead_of_building_it(tmp_path):
+    provider = Adopting()
+    specs(tmp_path, moves="kind: Import\nto: model.fraud\nid: obj-7\n")
+    h = Harness(tmp_path, {"memory": provider})
+    try:
+        plan = h.plan(refresh=False)
+        change = by_address(plan)["model.fraud"]
+        assert change.action == CREATE and change.imported == "obj-7"
+        assert change.reasons == ("adopts object obj-7: nothing is built",)
+        assert plan.summary()["import"] == 1
+        text = run_cli(["plan", "--no-refresh"], providers={"memory": provider}, cwd=tmp_path).output
+        assert " <= model.fraud" in text and "import obj-7" in text and "1 to import" in text
+        assert h.apply(plan).ok
+        assert ("adopt", "model.fraud") in provider.calls and ("apply", "model.fraud") not in provider.calls
+        assert h.store.get("model.fraud").outputs == {"id": "obj-7", "made": "elsewhere"}
+        assert not h.plan(refresh=False).has_changes  # recorded: the Import has nothing more to do
+    finally:
+        h.close()
+
+
+def test_an_import_that_cannot_be_done_is_a_plan_error(tmp_path):
+    specs(tmp_path, moves="kind: Import\nto: model.fraud\nid: obj-404\n")
+    h = Harness(tmp_path, {"memory": Adopting()})
+    try:
+        plan = h.plan(refresh=False)
+        assert [(e.address, e.message) for e in plan.errors] == [("model.fraud", "model.fraud: no object obj-404")]
+    finally:
+        h.close()
+    h = Harness(tmp_path, {"memory": InMemoryProvider()})
+    try:
+        (error,) = h.plan(refresh=False).errors
+        assert "the memory backend cannot adopt existing objects" in error.message
+    finally:
+        h.close()
+    specs(tmp_path, moves="kind: Import\nto: model.fraud\nid: x\n---\nkind: Import\nto: model.fraud\n")
+    with pytest.raises(SpecErrors) as caught:
+        Harness(tmp_path, {"memory": Adopting()}).plan()
+    assert "specs/moved.yaml:5: id: 'id' must name the existing object" in str(caught.value)
+    specs(tmp_path, moves="kind: Import\nto: model.nope\nid: x\n---\nkind: Import\nto: model.fraud\nid: a\n"
+                          "---\nkind: Import\nto: model.fraud\nid: b\n")
+    with pytest.raises(SpecErrors) as caught:
+        Harness(tmp_path, {"memory": Adopting()}).plan()
+    assert "specs/moved.yaml:1: to: model.nope is not in the specs" in str(caught.value)
+    assert "specs/moved.yaml:9: to: model.fraud is imported twice (first at specs/moved.yaml:5)" in str(caught.value)

@@ -229,7 +229,7 @@ def test_json_key_order_is_to_dict_order_not_sorted():
     assert list(data)[0] == "format_version" and data["format_version"] == PLAN_FORMAT_VERSION
     assert list(data["changes"][0])[:4] == ["address", "kind", "backend", "action"]
     assert data["changes"][1]["actions"] == ["delete", "create"]
-    assert data["summary"] == {"create": 1, "update": 1, "replace": 1, "delete": 1, "no-op": 1, "move": 0}
+    assert data["summary"] == {"create": 1, "update": 1, "replace": 1, "delete": 1, "no-op": 1, "move": 0, "import": 0}
     assert "\n" not in render_json(plan, indent=None)
 
 
