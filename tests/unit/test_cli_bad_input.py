@@ -564,8 +564,14 @@ def test_schema_is_json_with_every_kind(tmp_path: Path):
     assert result.exit_code == 0, result.output
     schema = json.loads(result.stdout)
     text = json.dumps(schema)
-    for kind in ("Entity", "Source", "FeatureView", "FeatureService", "Model", "Deployment", "Monitor"):
+    for kind in ("Entity", "Source", "FeatureView", "FeatureService", "Model", "Deployment", "Monitor", "Moved", "Import"):
         assert f'"{kind}"' in text, kind
+    import jsonschema
+
+    jsonschema.validate({"kind": "Moved", "from": "model.fraud", "to": "model.fraud_lgbm"}, schema)
+    jsonschema.validate({"kind": "Import", "to": "model.fraud", "id": "fraud:abc"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"kind": "Moved", "from": "model.fraud", "too": "model.x"}, schema)
     out = tmp_path / "schema.json"
     assert run_cli(["schema", "-o", str(out)], cwd=tmp_path).exit_code == 0
     assert json.loads(out.read_text()) == schema
