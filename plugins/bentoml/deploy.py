@@ -356,6 +356,81 @@ class DeploymentApply:
         self._serving(stable)
         return "running"
 
+    def take_over(self, old_name: str, old_address: str) -> dict[str, Any]:
+        """A renamed deployment (``kind: Moved``): the service restarts under its new name on the old
+        process's listening socket (connections queue, none is refused), serving the same version — no
+        rollout, the revisions kept; its prediction log moves along; the old process drains and stops."""
+        import shutil
+
+        from ml_framework.plugins.models.registry import registry_for
+        from ml_framework.plugins.serving.prediction_log import log_dir
+
+        from .process import drain_and_stop, is_ready, is_running, stop_server, take_listener
+
+        pending = self.prior.get("rollout") or {}
+        if pending.get("phase") in ("running", "paused", "interrupted"):
+            raise MLError(f"deployment {old_name} is in the middle of a rollout: finish it (ml apply) before "
+                          "renaming it")
+        old_folder = self.provider._folder(self.project_dir, old_name)
+        stable = self.prior.get("stable")
+        target = self._resolve()
+        registry_for(self.ctx.services, self.project_dir).follow(old_address, None)
+        self._write_about()
+        config = self._config(target)
+        config_hash = self._config_hash(config, self.settings)
+        pid, port, host = self.prior.get("pid"), self.prior.get("port"), self.prior.get("host")
+        running = is_running(pid, old_folder) and bool(self.prior.get("url")) and is_ready(self.prior["url"])
+        if stable is None or not running:  # nothing serves under the old name
+            if pid:
+                stop_server(pid, old_folder)
+            already = self._server_in_folder()
+            if already is not None:  # renamed by an interrupted apply: that service stays
+                self.outputs.update(already)
+                self._serving(stable or version_ref(target))
+                return self.outputs
+            return self._renamed(old_folder, old_name, target if stable is None else stable, config, config_hash)
+        listener = take_listener(pid, port) if port == self.settings.port and host == self.settings.host else None
+        if listener is not None:
+            self.ctx.progress(f"starting {self.name} on {old_name}'s listening socket (port {port}), then "
+                              f"stopping {old_name} (pid {pid})")
+            self._start(stable, config, config_hash, listener=listener)
+            drain_and_stop(pid, old_folder)
+        else:
+            self.ctx.progress(f"restarting {old_name} (pid {pid}) as {self.name}")
+            stop_server(pid, old_folder)
+            self._start(stable, config, config_hash)
+        self._serving(stable)
+        old_logs, new_logs = log_dir(self.project_dir, old_name), log_dir(self.project_dir, self.name)
+        if old_logs.is_dir():  # the log of what was served under the old name stays with the deployment
+            new_logs.mkdir(parents=True, exist_ok=True)
+            for item in old_logs.iterdir():
+                item.rename(new_logs / item.name)
+            shutil.rmtree(old_logs, ignore_errors=True)
+        shutil.rmtree(old_folder, ignore_errors=True)
+        return self.outputs
+
+    def _server_in_folder(self) -> dict[str, Any] | None:
+        """The ready server already running in this deployment's folder (its pid file), if any."""
+        from .process import is_ready, is_running
+
+        try:
+            pid = int((self.folder / "server.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        url = f"http://{self.settings.host}:{self.settings.port}"
+        if not (is_running(pid, self.folder) and is_ready(url)):
+            return None
+        return {"pid": pid, "url": url, "host": self.settings.host, "port": self.settings.port,
+                "service_dir": str(self.folder), "workers": self.settings.workers}
+
+    def _renamed(self, old_folder, old_name, first, config, config_hash) -> dict[str, Any]:
+        import shutil
+
+        self._start(first, config, config_hash)
+        self._serving(first)
+        shutil.rmtree(old_folder, ignore_errors=True)
+        return self.outputs
+
     def _write_about(self) -> None:
         """What the service's root page and /docs.json say of it beyond the contract (re-read on each
         request for them: a new description needs no restart)."""

@@ -45,7 +45,7 @@ __all__ = ["BentoMLProvider"]
 class BentoMLProvider(BaseProvider):
     name: ClassVar[str] = "bentoml"
     kinds: ClassVar[tuple[str, ...]] = ("Deployment",)
-    capabilities: ClassVar[tuple[str, ...]] = ("configure", "status", "rollback", "preflight", "resource_use")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "status", "rollback", "preflight", "resource_use", "move")
 
     def __init__(self) -> None:
         self.project_dir: Path | None = None
@@ -120,6 +120,21 @@ class BentoMLProvider(BaseProvider):
         if serving and wanted != serving and wanted not in held and not outputs.get("rollout"):
             drift["model_version"] = (serving, wanted)
         return ReadResult(exists=True, outputs=outputs, drift=drift)
+
+    def move(self, request, ctx):
+        """A renamed deployment restarts under its new name on the old process's socket, serving the same
+        version (no rollout; revisions and prediction log kept). Idempotent: once the old process and
+        folder are gone, the service under the new name is left as it is."""
+        import dataclasses
+
+        from ml_framework.contract import ApplyRequest
+
+        from .deploy import DeploymentApply
+
+        old_name = str(request.recorded.spec.get("name") or request.recorded.address.split(".", 1)[1])
+        prior = dataclasses.replace(request.recorded, address=request.resource.address)
+        run = DeploymentApply(self, ApplyRequest(action="update", resource=request.resource, prior=prior), ctx)
+        return run.take_over(old_name, request.recorded.address)
 
     def resource_use(self, resource):
         """A running service holds a core per worker."""

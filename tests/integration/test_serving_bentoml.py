@@ -233,3 +233,42 @@ def test_destroy_stops_the_service_and_keeps_the_prediction_log(tmp_path, bentom
     finally:
         harness.close()
         stop_all_servers([root])
+
+
+def test_a_renamed_deployment_keeps_serving_on_its_socket_without_a_rollout(tmp_path, bentoml_home):
+    """`kind: Moved` on a running deployment: the service restarts under its new name on the old process's
+    listening socket while requests keep coming (none fails), serving the same version; its revisions and
+    prediction log move with it; nothing is rolled out and the next plan is empty."""
+    from ml_framework.plugins.bentoml.testing import LoadGenerator
+
+    root = write_project(tmp_path / "proj", rows=800, gates=())
+    port = free_port()
+    deploy = root / "specs" / "deploy.yaml"
+    deploy.write_text(deployment_spec("fraud-api", port=port))
+    harness = Harness(root, providers())
+    try:
+        assert harness.apply().ok
+        before = outputs(harness, "fraud-api")
+        for payload in raw_payloads(5):
+            assert post(before["url"] + "/predict", payload)[0] == 200
+        deploy.write_text(deployment_spec("fraud-svc", port=port))
+        (root / "specs" / "moved.yaml").write_text("kind: Moved\nfrom: deployment.fraud-api\nto: deployment.fraud-svc\n")
+        plan = harness.plan()
+        (change,) = plan.pending()
+        assert change.address == "deployment.fraud-svc" and change.moved_from == "deployment.fraud-api"
+        with LoadGenerator(before["url"], raw_payloads(50), threads=2) as load:
+            report = harness.apply(plan)
+        assert report.ok, report.outcomes
+        assert set(load.statuses) == {200} and load.statuses[200] > 10, load.statuses  # nothing refused or failed
+        after = outputs(harness, "fraud-svc")
+        assert harness.store.get("deployment.fraud-api") is None
+        assert after["port"] == port and after["pid"] != before["pid"] and not is_running(before["pid"])
+        assert after["stable"] == before["stable"] and after["revisions"] == before["revisions"]  # no rollout
+        assert not (root / ".ml/serving/fraud-api").exists() and (root / ".ml/serving/fraud-svc").is_dir()
+        logged = read_predictions(root, "fraud-svc")
+        assert len(logged) >= 5 and not (root / ".ml/predictions/fraud-api").exists()
+        assert not harness.plan().has_changes
+    finally:
+        harness.destroy()
+        harness.close()
+        stop_all_servers([root])
