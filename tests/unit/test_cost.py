@@ -7,26 +7,9 @@ from typing import ClassVar
 
 from ml_framework.contract import PlanResult, ResourceUse
 from ml_framework.testing import InMemoryProvider, run_cli
+from memory_specs import feature_specs, write_specs
 
-SPECS = """\
-kind: Entity
-name: customer
-backend: memory
----
-kind: Source
-name: txns
-path: data/t.parquet
-timestamp_field: event_ts
-backend: memory
----
-kind: FeatureView
-name: txn_stats
-entities: [customer]
-source: txns
-backend: serve
-features:
-  amount_mean_7d: {dtype: float32}
-"""
+SPECS = feature_specs(view_backend="serve")
 
 
 class Serving(InMemoryProvider):
@@ -42,8 +25,7 @@ class Serving(InMemoryProvider):
 
 
 def _project(tmp_path, pricing: str | None = "pricing: {cpu_hour: 0.05, memory_gb_hour: 0.01, currency: EUR}\n"):
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "all.yaml").write_text(SPECS)
+    write_specs(tmp_path, SPECS)
     if pricing:
         (tmp_path / "ml.yaml").write_text(pricing)
     return tmp_path

@@ -11,38 +11,10 @@ from ml_framework.errors import SpecErrors
 from ml_framework.plan.model import CREATE, DELETE, NOOP, UPDATE
 from ml_framework.testing import InMemoryProvider, MovableMemoryProvider, run_cli
 from ml_framework.testing.harness import Harness
-
-BASE = """\
-kind: Entity
-name: {entity}
-backend: memory
----
-kind: Source
-name: txns
-path: data/t.parquet
-timestamp_field: event_ts
-backend: memory
----
-kind: FeatureView
-name: txn_stats
-entities: [{entity}]
-source: txns
-backend: memory
-features:
-  amount_mean_7d: {{dtype: float32}}
----
-kind: Model
-name: {model}
-task: binary
-label: {{source: txns, column: is_fraud}}
-features: ["txn_stats:*"]
-trainer: {{backend: memory, params: {{num_leaves: {leaves}}}}}
-"""
-
+from memory_specs import feature_specs, model_spec, write_specs
 
 def specs(root: Path, *, entity="customer", model="fraud", leaves=31, moves: str = "") -> Path:
-    (root / "specs").mkdir(parents=True, exist_ok=True)
-    (root / "specs" / "all.yaml").write_text(BASE.format(entity=entity, model=model, leaves=leaves))
+    write_specs(root, feature_specs(entity=entity) + "---\n" + model_spec(model, leaves=leaves))
     moved = root / "specs" / "moved.yaml"
     if moves:
         moved.write_text(moves)

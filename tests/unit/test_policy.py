@@ -11,34 +11,10 @@ from ml_framework.errors import SpecErrors
 from ml_framework.plan.model import CREATE, DELETE, NOOP, Change, Plan
 from ml_framework.policy import evaluate, load_rules
 from ml_framework.testing import InMemoryProvider, run_cli
+from memory_specs import feature_specs, model_spec, write_specs
 
 
-SPECS = """\
-kind: Entity
-name: customer
-backend: memory
----
-kind: Source
-name: txns
-path: data/t.parquet
-timestamp_field: event_ts
-backend: memory
----
-kind: FeatureView
-name: txn_stats
-entities: [customer]
-source: txns
-backend: memory
-features:
-  amount_mean_7d: {dtype: float32}
----
-kind: Model
-name: fraud
-task: binary
-label: {source: txns, column: is_fraud}
-features: ["txn_stats:*"]
-trainer: {backend: memory, params: {num_leaves: 31}}
-"""
+SPECS = feature_specs() + "---\n" + model_spec()
 
 RULES = """\
 policies:
@@ -60,9 +36,7 @@ policies:
 
 
 def write_project(root: Path, text: str = SPECS) -> Path:
-    (root / "specs").mkdir(parents=True, exist_ok=True)
-    (root / "specs" / "all.yaml").write_text(text)
-    return root
+    return write_specs(root, text)
 
 
 def write_rules(root: Path, text: str = RULES, name: str = "rules.yaml") -> Path:

@@ -12,27 +12,9 @@ import pytest
 from ml_framework.contract import Plugin
 from ml_framework.testing import InMemoryProvider
 from ml_framework.testing.harness import Harness
+from memory_specs import feature_specs, write_specs
 
-SPECS = """\
-kind: Entity
-name: customer
-description: "<script>alert(1)</script> a card holder"
-backend: memory
----
-kind: Source
-name: txns
-path: data/t.parquet
-timestamp_field: event_ts
-backend: memory
----
-kind: FeatureView
-name: txn_stats
-entities: [customer]
-source: txns
-backend: memory
-features:
-  amount_mean_7d: {dtype: float32}
-"""
+SPECS = feature_specs(entity_description="<script>alert(1)</script> a card holder")
 
 
 class ExtraPage:
@@ -57,8 +39,7 @@ EXTRA = Plugin(name="extra", services={"ui.page.extra": "test_ui:extra_page"})
 
 @pytest.fixture
 def harness(tmp_path):
-    (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "all.yaml").write_text(SPECS)
+    write_specs(tmp_path, SPECS)
     h = Harness(tmp_path, {"memory": InMemoryProvider()}, plugins=[EXTRA])
     yield h
     h.close()
