@@ -26,6 +26,16 @@ class Backend:
         cache_dir = settings.cache_path(self.project_dir)
         self.repo = FeastRepo(settings.repo_path(self.project_dir), lock_dir=cache_dir)
         self.fingerprints = FingerprintCache(cache_dir)
+        self.adopting: set[str] = set()  # addresses being adopted (kind: Import): their online rows are kept
+
+    @contextmanager
+    def keeping_online_rows(self, address: str):
+        """While ``address`` is adopted, its apply does not materialize (what is online stays)."""
+        self.adopting.add(address)
+        try:
+            yield
+        finally:
+            self.adopting.discard(address)
 
     # -- specs ---------------------------------------------------------------------------------------------
     @staticmethod

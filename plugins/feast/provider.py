@@ -46,7 +46,7 @@ def _reloads(path: str) -> bool:
 class FeastProvider(BaseProvider):
     name: ClassVar[str] = "feast"
     kinds: ClassVar[tuple[str, ...]] = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
-    capabilities: ClassVar[tuple[str, ...]] = ("configure",)
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "adopt")
     replace_on: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "Entity": ("join_keys", "dtype"),
         "FeatureView": ("entities",),
@@ -142,6 +142,37 @@ class FeastProvider(BaseProvider):
 
     def apply(self, request: ApplyRequest, ctx: ApplyContext) -> ApplyResult:
         return self._handler(request.resource.kind).apply(self.backend(ctx.project_dir), request, ctx)
+
+    # -- kind: Import ------------------------------------------------------------------------------------
+    def adoptable(self, request) -> str:
+        """A Feast object of the registry, as the spec describes it (Feast knows objects by name: the id is
+        the spec's name). Differences are refused: adopting must not change what serves."""
+        from ml_framework.contract import RecordedResource
+
+        resource = request.resource
+        if request.id != resource.name:
+            raise MLError(f"Feast knows objects by name: id must be {resource.name!r} (the spec's name), "
+                          f"not {request.id!r}; Feast cannot rename {request.id!r}")
+        backend = self.backend(request.project_dir)
+        probe = RecordedResource(address=resource.address, kind=resource.kind, backend=self.name, spec=resource.spec,
+                                 fingerprint="", outputs={})
+        found = self._handler(resource.kind).read(backend, probe)
+        if not found.exists:
+            raise MLError(f"the Feast registry of {backend.repo.dir} has no {resource.kind} named {request.id!r}")
+        if found.drift:
+            differences = "; ".join(f"{field}: Feast has {actual!r}, the spec says {wanted!r}"
+                                    for field, (wanted, actual) in sorted(found.drift.items()))
+            raise MLError(f"the Feast {resource.kind} {request.id!r} differs from the spec ({differences})",
+                          hint="make the spec describe it as it is, adopt, then change it with a plan")
+        return f"the Feast {resource.kind} {request.id!r} (registry of {backend.repo.dir.name}, online rows kept)"
+
+    def adopt(self, request, ctx: ApplyContext):
+        """Record it: its definition is applied again (the same, a no-op for Feast) and its online rows are
+        kept as they are — not reloaded."""
+        backend = self.backend(ctx.project_dir)
+        with backend.keeping_online_rows(request.resource.address):
+            result = self.apply(ApplyRequest("create", request.resource, None), ctx)
+        return {**dict(result.outputs), "adopted": request.id, "materialization": "adopted: online rows kept"}
 
     def delete(self, request: DeleteRequest, ctx: ApplyContext) -> None:
         recorded = request.recorded

@@ -791,3 +791,36 @@ def test_unreachable_redis_is_reported_before_anything_changes(tmp_path):
     with pytest.raises(ProviderError, match=r"featurestore\.default: online_store: cannot reach Redis at 127\.0\.0\.1:1"):
         w.apply("featurestore.default", spec)
     assert (tmp_path / "feature_repo" / "feature_store.yaml").read_text() == before
+
+
+def test_a_feast_object_is_adopted_as_it_is_and_a_different_one_refused(world):
+    """`kind: Import` through the feast backend: the registry's object is checked against the spec at plan
+    time and recorded at apply, its online rows kept (not reloaded)."""
+    from ml_framework.contract import AdoptRequest
+    from ml_framework.errors import MLError
+
+    address = "featureview.merchant_stats"
+    kind, name, spec = world.specs[address]
+    resource = Resource(address=address, kind=kind, name=name, backend="feast", spec=spec)
+    said = world.provider.adoptable(AdoptRequest(resource, name, world.root))
+    assert "the Feast FeatureView 'merchant_stats'" in said
+    before = world.store().get_online_features(features=["merchant_stats:fraud_rate_30d"],
+                                               entity_rows=[{"merchant_id": 50000}]).to_dict()
+    assert before["fraud_rate_30d"][0] is not None
+    outputs = world.provider.adopt(AdoptRequest(resource, name, world.root), world.ctx(address))
+    assert outputs["adopted"] == name and "rows_materialized" not in outputs
+    assert world.store().get_online_features(features=["merchant_stats:fraud_rate_30d"],
+                                             entity_rows=[{"merchant_id": 50000}]).to_dict() == before
+
+    retyped = world.spec(address)
+    feature = next(iter(retyped["features"]))
+    retyped["features"][feature]["dtype"] = "string"
+    other = Resource(address=address, kind=kind, name=name, backend="feast", spec=retyped)
+    with pytest.raises(MLError, match="differs from the spec"):
+        world.provider.adoptable(AdoptRequest(other, name, world.root))
+    with pytest.raises(MLError, match="no FeatureView named 'nope'"):
+        world.provider.adoptable(AdoptRequest(Resource(address="featureview.nope", kind=kind, name="nope",
+                                                       backend="feast", spec={**spec, "name": "nope"}), "nope",
+                                              world.root))
+    with pytest.raises(MLError, match="id must be 'merchant_stats'"):
+        world.provider.adoptable(AdoptRequest(resource, "other_name", world.root))

@@ -97,7 +97,7 @@ class FeatureViewHandler(Handler):
                 "max_timestamp": iso(report.max_ts),
             }
             ctx.checkpoint(outputs)
-            if spec.online and backend.settings.materialize:
+            if spec.online and backend.settings.materialize and resource.address not in backend.adopting:
                 online_store = online_store_identity(store.config.online_store.model_dump())
                 outputs.update(self._materialize(store, request, ctx, options, outputs, online_store, report))
         return ApplyResult(outputs=outputs)
