@@ -327,6 +327,8 @@ def policy_lines(checks: tuple[PolicyCheck, ...] | list[PolicyCheck]) -> list[Te
     head = "Policy checks: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
     if blocking:
         head += f" — {blocking} mandatory blocks apply"
+    if all(c.outcome == "passed" for c in checks):  # one line: the names say what was checked
+        return [Text.assemble((head, "bold"), (f" ({', '.join(c.name for c in checks)})", "dim"))]
     lines = [Text(head, style="bold red" if blocking else "bold")]
     for check in checks:
         mark, style = _POLICY_MARKS[check.outcome]

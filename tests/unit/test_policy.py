@@ -256,3 +256,12 @@ def test_rules_folder_can_be_moved_in_ml_yaml(tmp_path):
     (root / "ci" / "rules" / "r.yaml").write_text("policies:\n  - {name: never, level: hard-mandatory, require: '`false`'}\n")
     result = run_cli(["validate"], providers={"memory": InMemoryProvider()}, cwd=root)
     assert result.exit_code == 3 and "ci/rules/r.yaml:2" in result.output
+
+
+def test_when_every_rule_passes_the_plan_says_so_in_one_line(tmp_path):
+    root = write_project(tmp_path)
+    write_rules(root, "policies:\n  - {name: has-name, level: hard-mandatory, require: spec.name}\n"
+                      "  - {name: has-kind, level: advisory, require: kind}\n")
+    result = run_cli(["plan"], providers={"memory": InMemoryProvider()}, cwd=root)
+    assert result.exit_code == 0
+    assert "Policy checks: 2 passed (has-name, has-kind)\n" in result.output and "✓" not in result.output
