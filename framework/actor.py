@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-__all__ = ["ACTOR_ENV", "current_actor"]
+__all__ = ["ACTOR_ENV", "current_actor", "specs_commit"]
 
 ACTOR_ENV = "ML_ACTOR"
 # CI systems name the person who started the run; the first set wins.
@@ -31,3 +31,20 @@ def current_actor(project_dir: Path | None = None) -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user database (a bare container): still say something
         return f"uid {os.getuid()}"
+
+
+def specs_commit(project_dir: Path) -> dict | None:
+    """The git commit the project's files are at (``{"commit", "dirty"}``), or None outside a git work tree:
+    recorded with each apply, so a served version can be traced to the pull request that shipped it."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=project_dir, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return {"commit": commit, "dirty": bool(status)}

@@ -355,8 +355,13 @@ def apply_plan(
     anything starts."""
     _preflight(plan, resources, registry, project_dir)
     details = {"env": plan.env, "overrides": list(plan.overrides), "targets": list(plan.targets)}
-    if actor:  # who ran it
+    if actor:  # who ran it, and from which commit of the specs
         details["actor"] = actor
+        from .actor import specs_commit
+
+        commit = specs_commit(Path(project_dir))
+        if commit:
+            details["git"] = commit
     overridden = [{"policy": c.name, "by": c.overridden_by, "failures": [a for a, _ in c.failures]}
                   for c in plan.policy_checks if c.overridden_by]
     if overridden:

@@ -452,6 +452,9 @@ def register(app) -> None:  # noqa: C901
                     counts[o.outcome] = counts.get(o.outcome, 0) + 1
                 detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "-"
             who = str((run.details or {}).get("actor") or run.who)
+            git = (run.details or {}).get("git") or {}
+            if git.get("commit"):
+                detail += f"; commit {git['commit'][:10]}" + (" (uncommitted changes)" if git.get("dirty") else "")
             overrides = [f"{o.get('policy')} by {o.get('by')}" for o in (run.details or {}).get("policy_overrides") or []]
             if overrides:
                 detail += "; policy overridden: " + ", ".join(overrides)

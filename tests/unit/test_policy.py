@@ -265,3 +265,23 @@ def test_when_every_rule_passes_the_plan_says_so_in_one_line(tmp_path):
     result = run_cli(["plan"], providers={"memory": InMemoryProvider()}, cwd=root)
     assert result.exit_code == 0
     assert "Policy checks: 2 passed (has-name, has-kind)\n" in result.output and "✓" not in result.output
+
+
+def test_history_records_the_git_commit_of_the_specs(project, monkeypatch):
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@x"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(["git", "commit", "-qm", "specs"], cwd=project, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
+    provider = InMemoryProvider()
+    assert run_cli(["apply", "--auto-approve"], providers={"memory": provider}, cwd=project).exit_code == 0
+    history = json.loads(run_cli(["history", "--json"], providers={"memory": provider}, cwd=project).output)
+    assert history[0]["details"]["git"] == {"commit": head, "dirty": False}
+    (project / "specs" / "all.yaml").write_text(SPECS.replace("num_leaves: 31", "num_leaves: 15"))
+    assert run_cli(["apply", "--auto-approve"], providers={"memory": provider}, cwd=project).exit_code == 0
+    table = run_cli(["history"], providers={"memory": provider}, cwd=project).output
+    assert f"commit {head[:10]} (uncommitted changes)" in table
