@@ -97,15 +97,19 @@ def build_graph(valid: list[ValidSpec], locations: LocationMap) -> ResourceGraph
         spec = item.spec
         deps = []
         for field_path, target in item.references:
-            if target in nodes:
-                if target not in deps:
-                    deps.append(target)
+            # A reference may name alternatives, "featureview.x|ondemandfeatureview.x": the first that exists.
+            options = target.split("|")
+            found = next((t for t in options if t in nodes), None)
+            if found is not None:
+                if found not in deps:
+                    deps.append(found)
                 continue
-            target_kind, _, target_name = target.partition(".")
+            target_kind, _, target_name = options[0].partition(".")
+            names = [n for option in options for n in by_kind.get(option.partition(".")[0], ())]
             path = (item.plural, spec.name) + tuple(field_path.split("."))
-            errors.append(SpecError(f"refers to {target}, which no spec defines", location=locations.find(path),
-                                    field=field_path,
-                                    hint=did_you_mean(target_name, by_kind.get(target_kind, ()))))
+            shown = options[0] + (f" (or {', '.join(options[1:])})" if len(options) > 1 else "")
+            errors.append(SpecError(f"refers to {shown}, which no spec defines", location=locations.find(path),
+                                    field=field_path, hint=did_you_mean(target_name, names)))
         nodes[spec.address].depends_on = tuple(deps)
     if errors:
         raise SpecErrors(errors)

@@ -405,7 +405,6 @@ class _Evaluator(ast.NodeVisitor):
         return np.where(zero, np.nan, out)  # declared: division by zero gives null
 
     def visit_UnaryOp(self, node):
-        np = _np()
         value = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             return ~self._truth(value)

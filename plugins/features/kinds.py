@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from ml_framework.spec.kinds import DURATION_PATTERN, SpecBase, StrictModel
 
 
-__all__ = ["ColumnChecks", "DatasetChecks", "Dtype", "FeatureSpec", "Entity", "Source", "InlineSource", "FeatureView", "FeatureService", "SqliteOnlineStore", "RedisOnlineStore", "FeatureStore", "feature_ref_targets"]
+__all__ = ["ColumnChecks", "DatasetChecks", "Dtype", "FeatureSpec", "Entity", "Source", "InlineSource", "FeatureView", "FeatureService", "SqliteOnlineStore", "RedisOnlineStore", "FeatureStore", "feature_ref_targets", "DerivedFeature", "OnDemandFeatureView"]
 
 
 class ColumnChecks(StrictModel):
@@ -116,12 +116,38 @@ class FeatureView(SpecBase):
 
 
 def feature_ref_targets(field_name: str, refs: list[str]) -> list[tuple[str, str]]:
-    """'view:feature' / 'view:*' refer to a feature view; a bare name refers to a feature service."""
+    """'view:feature' / 'view:*' refer to a feature view (or an on-demand one); a bare name refers to a
+    feature service."""
     out = []
     for i, ref in enumerate(refs):
         view, sep, _ = ref.partition(":")
-        out.append((f"{field_name}.{i}", f"featureview.{view}" if sep else f"featureservice.{ref}"))
+        out.append((f"{field_name}.{i}", f"featureview.{view}|ondemandfeatureview.{view}" if sep
+                    else f"featureservice.{ref}"))
     return out
+
+
+class DerivedFeature(StrictModel):
+    """One feature an on-demand view computes: ``expr`` in the expression language
+    (ml_framework.plugins.features.expressions), its ``dtype``, and ``fill``, the value of a null result."""
+
+    expr: str = Field(min_length=1)
+    dtype: Literal["float32", "float64", "int32", "int64", "bool", "string"]
+    description: str | None = None
+    fill: float | int | bool | str | None = None
+
+
+class OnDemandFeatureView(SpecBase):
+    """Features computed when they are asked for, from the request's fields (``request``: name -> dtype)
+    and the online features of ``views``, by expressions checked at ``ml validate``. The same definition
+    computes the training frame's values and a request's (Feast's on-demand feature views)."""
+
+    kind: Literal["OnDemandFeatureView"]
+    request: dict[str, Literal["float32", "float64", "int32", "int64", "bool", "string", "timestamp"]] = Field(
+        default_factory=dict)
+    views: list[str] = Field(default_factory=list)
+    features: dict[str, DerivedFeature] = Field(min_length=1)
+    backend: str = "feast"
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class FeatureService(SpecBase):

@@ -52,7 +52,12 @@ plugin = Plugin(
         Kind("FeatureView", plural="feature_views", schema=_KINDS + "FeatureView", default_backend="feast", style="data",
              references={"entities": "Entity", "store": "FeatureStore"}),
         Kind("FeatureService", plural="feature_services", schema=_KINDS + "FeatureService", default_backend="feast"),
+        Kind("OnDemandFeatureView", plural="on_demand_feature_views", schema=_KINDS + "OnDemandFeatureView",
+             default_backend="feast", style="data", references={"views": "FeatureView"},
+             description="Features computed per request (and per training row) from request fields and online "
+                         "features, by checked expressions."),
     ),
+    checks=("ml_framework.plugins.features.spec_checks:check_on_demand_views",),
     scaffold={"specs/features.yaml": EXAMPLE_SPECS, "specs/env/prod.yaml": PROD_OVERLAY,
               "data/customer_stats.csv": SAMPLE_DATA},
 )
