@@ -83,18 +83,39 @@ def _service(d) -> str:
     return f"{_ident('service', d['name'])} = FeatureService(\n{_kwargs(args)})\n"
 
 
+def _on_demand(d) -> str:
+    from .on_demand import udf_source
+
+    source = udf_source(d["computation"])
+    function = source.split("(", 1)[0].removeprefix("def ")
+    inputs = [_ident("view", v) for v in d["views"]]
+    request = ""
+    if d["request"]:
+        fields = ", ".join(f"Field(name={n!r}, dtype={t})" for n, t in d["request"])
+        request = f"{_ident('request', d['name'])} = RequestSource(name={d['name'] + '_request'!r}, schema=[{fields}])\n"
+        inputs.append(_ident("request", d["name"]))
+    schema = "[\n" + "".join(f"        {_field(*f)},\n" for f in d["schema"]) + "    ]"
+    args = [("name", repr(d["name"])), ("sources", "[" + ", ".join(inputs) + "]"), ("schema", schema),
+            ("udf", function), ("udf_string", repr(source)), ("mode", "'pandas'")] + _meta(d)
+    return f"{request}\n{source}\n\n{_ident('odfv', d['name'])} = OnDemandFeatureView(\n{_kwargs(args)})\n"
+
+
 def render_module(manifest: Mapping[str, Mapping[str, Any]]) -> str:
     """`manifest`: {"entities": {name: def}, "sources": {...}, "feature_views": {...}, "feature_services": {...}}."""
     entities = manifest.get("entities", {})
     sources = dict(manifest.get("sources", {}))
     views = manifest.get("feature_views", {})
     services = manifest.get("feature_services", {})
+    on_demand = manifest.get("on_demand_feature_views", {})
     for view in views.values():  # inline sources are declared like the others
         if view.get("inline_source"):
             sources[view["inline_source"]["name"]] = view["inline_source"]
-    uses_types = sorted({f[1] for v in views.values() for f in v["schema"]})
+    uses_types = sorted({f[1] for v in views.values() for f in v["schema"]}
+                        | {f[1] for v in on_demand.values() for f in v["schema"] + v["request"]})
     parts = [HEADER, "from datetime import timedelta\n\n"]
     imports = ["Entity", "FeatureService", "FeatureView", "Field", "FileSource", "ValueType"]
+    if on_demand:
+        imports += ["OnDemandFeatureView", "RequestSource"]
     parts.append(f"from feast import {', '.join(imports)}\n")
     parts.append("from feast.data_format import ParquetFormat\n")
     if uses_types:
@@ -104,6 +125,7 @@ def render_module(manifest: Mapping[str, Mapping[str, Any]]) -> str:
         ("sources", [_source(sources[n]) for n in sorted(sources)]),
         ("feature views", [_view(views[n]) for n in sorted(views)]),
         ("feature services", [_service(services[n]) for n in sorted(services)]),
+        ("on-demand feature views", [_on_demand(on_demand[n]) for n in sorted(on_demand)]),
     ]
     for title, blocks in sections:
         if blocks:

@@ -23,6 +23,7 @@ __all__ = [
     "inline_source_name",
     "view_def",
     "service_def",
+    "on_demand_def",
     "feast_path",
     "source_format",
     "csv_copy_path",
@@ -161,5 +162,22 @@ def service_def(spec: FeatureService, views: Mapping[str, dict], services: Mappi
     return {
         "name": spec.name,
         "features": [[view, feats] for view, feats in projections.items()],
+        **_meta(spec, options),
+    }
+
+
+def on_demand_def(spec, view: Mapping[str, Any], views: Mapping[str, dict], *, address: str,
+                  options=None) -> dict[str, Any]:
+    """An OnDemandFeatureView: ``view``, its computation (features.derived.definition); ``views``: the
+    applied feature-view definitions it reads (by name)."""
+    for name in spec.views:
+        if name not in views:
+            raise ProviderError(address, f"views: feature view {name!r} is not applied in Feast")
+    return {
+        "name": spec.name,
+        "views": list(spec.views),
+        "request": [[n, FEAST_DTYPES[t]] for n, t in spec.request.items()],
+        "schema": [[n, FEAST_DTYPES[f.dtype], f.description or ""] for n, f in spec.features.items()],
+        "computation": dict(view),
         **_meta(spec, options),
     }

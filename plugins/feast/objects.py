@@ -10,8 +10,8 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast import types as feast_types
 from feast.data_format import ParquetFormat
 
-__all__ = ["build_entity", "build_source", "build_view", "build_service", "describe_view", "describe_entity",
-           "describe_source", "describe_service"]
+__all__ = ["build_entity", "build_source", "build_view", "build_service", "build_on_demand", "describe_view",
+           "describe_entity", "describe_source", "describe_service", "describe_on_demand"]
 
 
 def build_entity(d: Mapping[str, Any]) -> Entity:
@@ -49,6 +49,29 @@ def build_service(d: Mapping[str, Any], views: Mapping[str, FeatureView]) -> Fea
                           owner=d["owner"])
 
 
+def build_on_demand(d: Mapping[str, Any], manifest: Mapping[str, Mapping[str, Any]]):
+    """A pandas-mode OnDemandFeatureView whose UDF calls ml's own computation (plugins/feast/on_demand.py)."""
+    from feast import OnDemandFeatureView, RequestSource
+
+    from .on_demand import make_udf
+
+    views = manifest["feature_views"]
+    sources = dict(manifest["sources"])
+    inputs = []
+    for name in d["views"]:
+        view = views[name]
+        source = view.get("inline_source") or sources[view["source"]]
+        inputs.append(build_view(view, manifest["entities"], source))
+    if d["request"]:
+        inputs.append(RequestSource(name=f"{d['name']}_request",
+                                    schema=[Field(name=n, dtype=getattr(feast_types, t)) for n, t in d["request"]]))
+    udf, source_text = make_udf(d["computation"])
+    return OnDemandFeatureView(
+        name=d["name"], sources=inputs, udf=udf, udf_string=source_text, mode="pandas",
+        schema=[Field(name=n, dtype=getattr(feast_types, t), description=desc) for n, t, desc in d["schema"]],
+        description=d["description"], tags=dict(d["tags"]), owner=d["owner"])
+
+
 # --- describing registry objects (read / drift) ---------------------------------------------------------
 
 
@@ -77,3 +100,9 @@ def describe_service(service: FeatureService) -> dict[str, Any]:
     for projection in service.feature_view_projections:
         out.append([projection.name, sorted(f.name for f in projection.features)])
     return {"features": sorted(out)}
+
+
+def describe_on_demand(view) -> dict[str, Any]:
+    return {"features": {f.name: str(f.dtype) for f in view.features},
+            "views": sorted(p.name for p in view.source_feature_view_projections.values()),
+            "request": sorted(view.source_request_sources)}

@@ -45,7 +45,8 @@ def _reloads(path: str) -> bool:
 
 class FeastProvider(BaseProvider):
     name: ClassVar[str] = "feast"
-    kinds: ClassVar[tuple[str, ...]] = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
+    kinds: ClassVar[tuple[str, ...]] = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService",
+                                        "OnDemandFeatureView")
     capabilities: ClassVar[tuple[str, ...]] = ("configure", "adopt")
     replace_on: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "Entity": ("join_keys", "dtype"),

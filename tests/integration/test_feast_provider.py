@@ -824,3 +824,37 @@ def test_a_feast_object_is_adopted_as_it_is_and_a_different_one_refused(world):
                                               world.root))
     with pytest.raises(MLError, match="id must be 'merchant_stats'"):
         world.provider.adoptable(AdoptRequest(resource, "other_name", world.root))
+
+
+def test_an_on_demand_view_is_a_feast_on_demand_view_computed_by_ml(world):
+    """The feast CLI lists it; Feast's own online retrieval runs ml's computation (the same function the
+    training and serving paths use), so Feast and ml give the same values; delete removes it."""
+    from ml_framework.plugins.features.derived import compute, definition
+    from ml_framework.plugins.features.kinds import OnDemandFeatureView
+
+    address = "ondemandfeatureview.spend_ratios"
+    typed = OnDemandFeatureView.model_validate({
+        "kind": "OnDemandFeatureView", "name": "spend_ratios", "request": {"amount": "float64"},
+        "views": ["customer_txn_stats"],
+        "features": {"amount_vs_mean_7d": {"expr": "amount / customer_txn_stats.amount_mean_7d", "dtype": "float64"},
+                     "big": {"expr": "amount > 3 * customer_txn_stats.amount_max_7d", "dtype": "int64", "fill": 0}}})
+    result = world.apply(address, typed.model_dump(mode="json"), kind="OnDemandFeatureView")
+    assert result.outputs["features"] == ["amount_vs_mean_7d", "big"]
+    assert "spend_ratios" in feast_cli(world.repo, "on-demand-feature-views", "list")
+    assert "No changes to registry" in feast_cli(world.repo, "plan")  # the generated module agrees
+
+    online = world.store().get_online_features(
+        features=["spend_ratios:amount_vs_mean_7d", "spend_ratios:big", "customer_txn_stats:amount_mean_7d",
+                  "customer_txn_stats:amount_max_7d"],
+        entity_rows=[{"customer_id": 1000, "amount": 50.0}, {"customer_id": 1001, "amount": 5000.0}]).to_dict()
+    ours = compute({"amount": [50.0, 5000.0],
+                    "customer_txn_stats.amount_mean_7d": online["amount_mean_7d"],
+                    "customer_txn_stats.amount_max_7d": online["amount_max_7d"]},
+                   definition(typed, {"featureview.customer_txn_stats": world.specs["featureview.customer_txn_stats"][2]}))
+    assert online["amount_vs_mean_7d"] == pytest.approx(ours["amount_vs_mean_7d"].tolist())
+    assert online["amount_vs_mean_7d"][0] == pytest.approx(50.0 / online["amount_mean_7d"][0])
+    assert [int(v) for v in online["big"]] == [int(v) for v in ours["big"].tolist()]
+    assert world.read(address).exists and not world.read(address).drift
+
+    world.delete(address)
+    assert "spend_ratios" not in feast_cli(world.repo, "on-demand-feature-views", "list")

@@ -42,7 +42,8 @@ def test_plugin_is_registered_through_the_entry_point():
 
     provider = PluginRegistry().get("feast")
     verify_provider(provider, "feast")
-    assert set(provider.kinds) == {"FeatureStore", "Entity", "Source", "FeatureView", "FeatureService"}
+    assert set(provider.kinds) == {"FeatureStore", "Entity", "Source", "FeatureView", "FeatureService",
+                                   "OnDemandFeatureView"}
 
 
 def test_bad_project_settings_name_the_key(tmp_path):

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from .base import Handler
 from .entity import EntityHandler
+from .on_demand import OnDemandViewHandler
 from .service import FeatureServiceHandler
 from .source import SourceHandler
 from .store import FeatureStoreHandler
 from .view import FeatureViewHandler
 
 __all__ = ["HANDLERS", "Handler", "FeatureStoreHandler", "EntityHandler", "SourceHandler", "FeatureViewHandler",
-           "FeatureServiceHandler"]
+           "FeatureServiceHandler", "OnDemandViewHandler"]
 
 HANDLERS: dict[str, Handler] = {h.kind: h for h in (FeatureStoreHandler(), EntityHandler(), SourceHandler(),
-                                                     FeatureViewHandler(), FeatureServiceHandler())}
+                                                     FeatureViewHandler(), FeatureServiceHandler(),
+                                                     OnDemandViewHandler())}

@@ -1,0 +1,85 @@
+"""Computing an on-demand view's features: one function for every path — a training frame, a batch, a
+request (a frame of one row), and Feast's own on-demand transformation (its UDF calls this too) — so
+training and serving cannot compute a feature differently.
+
+A view's *definition* is plain data (JSON-safe), made once from the spec by :func:`definition`::
+
+    {"name": "ratios",
+     "inputs": {"amount": "number", "txn_stats.amount_mean_7d": "number"},   # name -> expression type
+     "features": {"amount_vs_mean": {"expr": "...", "dtype": "float64", "fill": null}}}
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Mapping
+
+from ml_framework.errors import MLError
+
+__all__ = ["definition", "compute", "DerivedFeatureError"]
+
+_NUMPY_DTYPES = {"float32": "float32", "float64": "float64", "int32": "Int32", "int64": "Int64", "bool": "boolean",
+                 "string": "string"}
+
+
+class DerivedFeatureError(MLError):
+    """A derived feature could not be computed from the inputs given (the message names it)."""
+
+    def __init__(self, feature: str, message: str):
+        self.feature = feature
+        super().__init__(f"derived feature {feature!r}: {message}")
+
+
+def definition(view, specs: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition of an OnDemandFeatureView spec (``view``); ``specs``: the specs of the views it reads
+    by address (``featureview.NAME``), as typed spec objects or their JSON forms."""
+    from .expressions import dtype_type
+
+    inputs = {name: dtype_type(dtype) for name, dtype in view.request.items()}
+    for name in view.views:
+        source = specs[f"featureview.{name}"]
+        features = source.features if hasattr(source, "features") else source["features"]
+        for feature, spec in features.items():
+            inputs[f"{name}.{feature}"] = dtype_type(spec.dtype if hasattr(spec, "dtype") else spec["dtype"])
+    return {"name": view.name, "inputs": inputs,
+            "features": {n: {"expr": f.expr, "dtype": f.dtype, "fill": f.fill} for n, f in view.features.items()}}
+
+
+@lru_cache(maxsize=256)
+def _compiled(expr: str, inputs: tuple[tuple[str, str], ...]):
+    from .expressions import compile_expression
+
+    return compile_expression(expr, dict(inputs))
+
+
+def compute(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | None = None) -> dict[str, Any]:
+    """feature -> values (a pandas Series of the feature's dtype) for each row of ``columns`` (input name ->
+    values; request fields by name, view features as ``view.feature``). A null result takes the feature's
+    ``fill``. Raises DerivedFeatureError naming the feature and the missing input."""
+    import pandas as pd
+
+    inputs = tuple(sorted(view["inputs"].items()))
+    out: dict[str, Any] = {}
+    for name, feature in view["features"].items():
+        expression = _compiled(feature["expr"], inputs)
+        missing = [i for i in expression.inputs if i not in columns]
+        if missing:
+            raise DerivedFeatureError(name, f"needs {', '.join(missing)}, which the inputs lack")
+        try:
+            values = expression.evaluate(columns, length)
+        except Exception as exc:  # noqa: BLE001 - reported with the feature's name, never half-computed
+            raise DerivedFeatureError(name, f"{type(exc).__name__}: {exc}") from exc
+        series = pd.Series(values)
+        if feature.get("fill") is not None:
+            series = series.where(~pd.isna(series), feature["fill"])
+        dtype = feature["dtype"]
+        if dtype in ("int32", "int64"):
+            series = pd.to_numeric(series, errors="coerce").round().astype(_NUMPY_DTYPES[dtype])
+        elif dtype == "bool":
+            series = series.astype("boolean")
+        elif dtype == "string":
+            series = series.astype("string")
+        else:
+            series = pd.to_numeric(series, errors="coerce").astype(dtype)
+        out[name] = series
+    return out
