@@ -65,19 +65,41 @@ class ViewRef:
 
 
 @dataclass(frozen=True)
+class DerivedRef:
+    """An on-demand view the model reads: its computation (features.derived.definition) and the features
+    it takes from it (feature, column)."""
+
+    name: str
+    computation: Mapping[str, Any]
+    features: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class DataSpec:
     label: FileRef
     label_column: str
     label_source: str
     timestamp: str  # the label's as-of time column
     views: tuple[ViewRef, ...]
+    derived: tuple[DerivedRef, ...] = ()
+    hidden: tuple[str, ...] = ()  # columns joined only as inputs of derived features (not trained on)
+    request_columns: tuple[str, ...] = ()  # label-file columns derived features read as request fields
 
     @property
     def feature_columns(self) -> list[str]:
-        return [column for view in self.views for _, column in view.features]
+        return ([column for view in self.views for _, column in view.features if column not in self.hidden]
+                + [column for d in self.derived for _, column in d.features])
 
     @property
     def feature_refs(self) -> list[str]:
+        """What the model reads, as references (on-demand views' features included)."""
+        return ([f"{view.name}:{feature}" for view in self.views for feature, column in view.features
+                 if column not in self.hidden]
+                + [f"{d.name}:{feature}" for d in self.derived for feature, _ in d.features])
+
+    @property
+    def retrieval_refs(self) -> list[str]:
+        """What the join fetches from feature views: the model's features and the derived features' inputs."""
         return [f"{view.name}:{feature}" for view in self.views for feature, _ in view.features]
 
     @property
@@ -136,7 +158,16 @@ def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
     label_file = FileRef(path=source_spec["path"], timestamp_field=source_spec["timestamp_field"],
                          format=source_spec.get("format"), owner=f"source.{label['source']}")
     wanted: dict[str, list[str | None]] = {}
+    on_demand: dict[str, tuple[Mapping[str, Any], list[str | None]]] = {}
     for view, feature in _expand(lookup, spec["features"]):
+        if lookup(f"featureview.{view}") is None and lookup(f"ondemandfeatureview.{view}") is not None:
+            found, _ = _need(lookup, f"ondemandfeatureview.{view}", "an on-demand view the model uses")
+            on_demand.setdefault(view, (found, []))[1].append(feature)
+            continue
+        wanted.setdefault(view, []).append(feature)
+    derived, inputs_needed, request_columns = _derived(lookup, on_demand)
+    chosen_by_model = {(v, f) for v, fs in wanted.items() for f in fs}
+    for view, feature in inputs_needed:
         wanted.setdefault(view, []).append(feature)
     names: dict[str, list[str]] = {}
     resolved: list[tuple[str, Mapping[str, Any], str, list[str]]] = []
@@ -171,8 +202,67 @@ def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
         views.append(ViewRef(name=view, file=_source_ref(lookup, view, view_spec["source"]),
                              join_keys=tuple(dict.fromkeys(keys)), ttl_seconds=parse_duration(ttl) if ttl else None,
                              features=columns, backend=backend))
+    hidden = tuple(column for view in views for feature, column in view.features
+                   if (view.name, feature) not in chosen_by_model and (view.name, None) not in chosen_by_model)
     return DataSpec(label=label_file, label_column=label["column"], label_source=label["source"],
-                    timestamp=label.get("timestamp_field") or label_file.timestamp_field, views=tuple(views))
+                    timestamp=label.get("timestamp_field") or label_file.timestamp_field, views=tuple(views),
+                    derived=derived, hidden=hidden, request_columns=request_columns)
+
+
+def _derived(lookup, on_demand) -> tuple[tuple[DerivedRef, ...], list[tuple[str, str]], tuple[str, ...]]:
+    """The on-demand views a model reads: their computations, the view features they need joined, and the
+    label-file columns they read as request fields."""
+    from ml_framework.plugins.features.derived import definition
+    from ml_framework.plugins.features.kinds import OnDemandFeatureView
+
+    derived, inputs, request = [], [], []
+    for name, (found, features) in on_demand.items():
+        view = OnDemandFeatureView.model_validate(found)
+        specs = {}
+        for source in view.views:
+            specs[f"featureview.{source}"], _ = _need(lookup, f"featureview.{source}", f"read by on-demand view {name}")
+        computation = definition(view, specs)
+        declared = list(view.features)
+        chosen: list[str] = []
+        for feature in features:
+            if feature is not None and feature not in declared:
+                raise ModelDataError(f"on-demand view {name} has no feature {feature!r}",
+                                     hint=did_you_mean(feature, declared) or f"its features: {', '.join(declared)}")
+            chosen.extend(sorted(declared) if feature is None else [feature])
+        chosen = list(dict.fromkeys(chosen))
+        from ml_framework.plugins.features.expressions import compile_expression
+
+        for feature in chosen:
+            used = compile_expression(view.features[feature].expr, computation["inputs"]).inputs
+            for item in used:
+                if "." in item:
+                    inputs.append(tuple(item.split(".", 1)))
+                else:
+                    request.append(item)
+        derived.append(DerivedRef(name=name, features=tuple((f, f) for f in chosen),
+                                  computation={**computation, "features": {f: computation["features"][f] for f in chosen}}))
+    return tuple(derived), list(dict.fromkeys(inputs)), tuple(dict.fromkeys(request))
+
+
+def add_derived(frame, data: DataSpec):
+    """The derived features computed on the joined frame (the same function as serving and Feast use),
+    and the columns joined only as their inputs dropped."""
+    if not data.derived:
+        return frame
+    from ml_framework.plugins.features.derived import compute
+
+    columns_of = {(view.name, feature): column for view in data.views for feature, column in view.features}
+    for ref in data.derived:
+        columns = {}
+        for name in ref.computation["inputs"]:
+            view, dot, feature = name.partition(".")
+            column = columns_of.get((view, feature)) if dot else name
+            if column is not None and column in frame.columns:
+                columns[name] = frame[column]
+        values = compute(columns, ref.computation, length=len(frame))
+        for feature, column in ref.features:
+            frame[column] = values[feature].to_numpy()
+    return frame.drop(columns=[c for c in data.hidden if c in frame.columns])
 
 
 # -- loading ----------------------------------------------------------------------------------------------
@@ -252,7 +342,13 @@ def label_frame(data: DataSpec, project_dir: Path, slices: Sequence[str]):
     available = _schema(path, fmt)
     _check_label_columns(data, available)
     extra = [s for s in slices if s in available and s not in data.feature_columns]
-    columns = list(dict.fromkeys(data.join_keys + [data.timestamp, data.label_column] + extra))
+    missing = [c for c in data.request_columns if c not in available]
+    if missing:
+        raise ModelDataError(f"the label source {data.label.owner} lacks {', '.join(missing)}, which an on-demand "
+                             "view reads as a request field (at training, request fields come from the label rows)",
+                             hint=did_you_mean(missing[0], available) or f"its columns: {', '.join(available)}")
+    columns = list(dict.fromkeys(data.join_keys + [data.timestamp, data.label_column] + extra
+                                 + list(data.request_columns)))
     frame = _read(path, fmt, columns)
     frame[data.timestamp] = to_utc(frame[data.timestamp], f"{data.label.owner} column {data.timestamp}")
     return frame, extra
@@ -288,6 +384,7 @@ def load_frame(data: DataSpec, project_dir: Path, *, slices: Sequence[str] = (),
         df = join_feature_store(data, labels, label_slices, features)
     else:
         df = join_files(data, labels, project_dir)
+    df = add_derived(df, data)
     return Frame(df=df, features=data.feature_columns, label=data.label_column, timestamp=data.timestamp,
                  slices=list(slices), route=route)
 
@@ -339,9 +436,9 @@ def join_feature_store(data: DataSpec, labels, label_slices: list[str], features
         raise ModelDataError("trainer data: feast needs a feature store, and no plugin provides feature access",
                              hint="install/enable the feast plugin, or set trainer.data: parquet to join the source files")
     collide = any(column != feature for view in data.views for feature, column in view.features)
-    base = labels[[c for c in labels.columns if c not in label_slices]]
+    base = labels[[c for c in labels.columns if c not in label_slices and c not in data.request_columns]]
     try:
-        out = features.training_frame(base, data.feature_refs, timestamp_field=data.timestamp,
+        out = features.training_frame(base, data.retrieval_refs, timestamp_field=data.timestamp,
                                       label_columns=[data.label_column], full_feature_names=collide)
     except MLError:
         raise
@@ -352,7 +449,7 @@ def join_feature_store(data: DataSpec, labels, label_slices: list[str], features
     if collide:
         out = out.rename(columns={f"{view.name}__{feature}": column for view in data.views
                                   for feature, column in view.features})
-    for column in label_slices:
+    for column in list(label_slices) + list(data.request_columns):
         out[column] = labels[column].to_numpy()
     return out
 

@@ -60,3 +60,53 @@ def test_a_model_trains_from_feast_and_the_parquet_join_matches_feast(example):
             assert same.all(), f"{column}: {int((~same).sum())} rows differ between the parquet join and Feast"
     finally:
         harness.close()
+
+
+ODFV = """\
+kind: OnDemandFeatureView
+name: spend_ratios
+request: {label_ts: timestamp}
+views: [transaction_features, customer_txn_stats]
+features:
+  amount_vs_mean_7d: {dtype: float64, expr: "transaction_features.amount / customer_txn_stats.amount_mean_7d"}
+  label_delay_h: {dtype: float64, expr: "seconds_between(label_ts, label_ts) + 1"}
+"""
+
+
+def test_a_model_trains_on_derived_features_computed_the_same_through_feast_and_the_parquet_join(tmp_path, monkeypatch,
+                                                                                                   bentoml_home):
+    """Features of an on-demand view: the inputs are joined (point in time), the derived values computed by
+    the one function every path uses; request fields come from the label rows; inputs only used by the
+    derived features are not trained on."""
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.models.data import load_frame, resolve_inputs
+
+    monkeypatch.delenv("ML_STATE_URL", raising=False)
+    model = fraud_model().replace('features: [fraud_detection, "customer_profile:home_country"]',
+                                  'features: ["customer_profile:home_country", "spend_ratios:*"]')
+    root = write_example(tmp_path / "example", specs={"models.yaml": model, "ondemand.yaml": ODFV})
+    harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
+    try:
+        report = harness.apply()
+        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        lineage = ModelRegistry.for_project(root).resolve("fraud").lineage
+        assert lineage["feature_refs"] == ["customer_profile:home_country", "spend_ratios:amount_vs_mean_7d",
+                                           "spend_ratios:label_delay_h"]
+
+        def lookup(address):
+            record = harness.store.get(address)
+            return (dict(record.spec), record.backend) if record else None
+
+        data = resolve_inputs(harness.store.get("model.fraud").spec, lookup)
+        assert data.feature_columns == ["home_country", "amount_vs_mean_7d", "label_delay_h"]
+        access = harness.registry.services(state=harness.store).get("feature_access")
+        via_feast = load_frame(data, root, route="feast", features=access).df
+        via_parquet = load_frame(data, root, route="parquet").df
+        assert "amount" not in via_feast.columns and "amount_mean_7d" not in via_parquet.columns  # inputs only
+        ratio = via_parquet["amount_vs_mean_7d"]
+        assert ratio.notna().sum() > 100 and (via_parquet["label_delay_h"] == 1.0).all()
+        same = (ratio == via_feast["amount_vs_mean_7d"]) | (ratio.isna() & via_feast["amount_vs_mean_7d"].isna())
+        assert same.all()
+        assert not harness.plan().has_changes
+    finally:
+        harness.close()
