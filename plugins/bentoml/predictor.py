@@ -62,12 +62,61 @@ class ServingModel:
     kinds: dict[str, FeatureKind]
     feature_refs: list[str] = field(default_factory=list)
     classes: list[Any] | None = None  # multiclass: the class of each probability, in order
+    # On-demand views the model reads: computed per request by the same function as the training frame
+    # (features.derived.compute); each {"name", "computation", "features": [[feature, column]]}.
+    derived: list[dict] = field(default_factory=list)
     _encode: Callable[[Mapping[str, Any]], Any] | None = None
     _predict_batch: Callable[[Sequence[Any]], list] | None = None
 
     def encode(self, values: Mapping[str, Any]) -> Any:
-        """The model's input for one request (features absent from `values` are missing)."""
+        """The model's input for one request (features absent from `values` are missing; derived features
+        are computed first when absent)."""
+        if self.derived and any(c not in values for c in self.derived_columns):
+            values = self.with_derived(values)
         return self._encode(values)
+
+    @property
+    def derived_columns(self) -> list[str]:
+        return [column for d in self.derived for _, column in d["features"]]
+
+    def derived_inputs(self) -> tuple[list[str], list[str], dict[str, str]]:
+        """(view refs the derived features read, request fields they read, input feature name -> type)."""
+        cached = getattr(self, "_inputs_cache", None)
+        if cached is not None:
+            return cached
+        from ml_framework.plugins.features.expressions import compile_expression
+
+        refs, fields, types = [], [], {}
+        for d in self.derived:
+            inputs = d["computation"]["inputs"]
+            for feature, _ in d["features"]:
+                for name in compile_expression(d["computation"]["features"][feature]["expr"], inputs).inputs:
+                    view, dot, short = name.partition(".")
+                    if dot and f"{view}:{short}" not in refs:
+                        refs.append(f"{view}:{short}")
+                    elif not dot and name not in fields:
+                        fields.append(name)
+                    types.setdefault(short if dot else name, inputs[name])
+        self._inputs_cache = (refs, fields, types)
+        return self._inputs_cache
+
+    def with_derived(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` with the derived features computed from them (raises DerivedFeatureError)."""
+        from ml_framework.plugins.features.derived import compute
+
+        out = dict(values)
+        for d in self.derived:
+            columns = {}
+            for name in d["computation"]["inputs"]:
+                short = name.split(".", 1)[1] if "." in name else name
+                if short in values:
+                    columns[name] = [values[short]]
+            computed = compute(columns, d["computation"], length=1)
+            for feature, column in d["features"]:
+                value = computed[feature].iloc[0]
+                out[column] = None if value is None or (isinstance(value, float) and value != value) or \
+                    str(value) == "<NA>" else value.item() if hasattr(value, "item") else value
+        return out
 
     def predict_batch(self, items: Sequence[Any]) -> list:
         """Predictions for encoded inputs: floats (binary: P(1); regression) or lists (multiclass)."""
@@ -108,7 +157,8 @@ def load_serving_model(folder: str | Path, tag: str | None = None) -> ServingMod
     common = dict(tag=tag or f"{folder.parent.name}:{folder.name}", model=model,
                   version=str(schema.get("ml_version") or "?"), flavor=str(flavor), task=str(schema["task"]),
                   features=features, kinds=kinds, feature_refs=list(schema.get("feature_refs") or []),
-                  classes=list(schema["classes"]) if schema.get("task") == "multiclass" and schema.get("classes") else None)
+                  classes=list(schema["classes"]) if schema.get("task") == "multiclass" and schema.get("classes") else None,
+                  derived=list(schema.get("derived") or []))
     encode, predict = _fast(folder, schema) or _generic(folder)
     return ServingModel(**common, _encode=encode, _predict_batch=predict)
 

@@ -437,10 +437,16 @@ class Runtime:
             elif not isinstance(features, dict):
                 errors.append({"loc": ["features"], "msg": "expected an object of feature values"})
             else:
-                kinds = dict(route.stable.kinds)
+                kinds = _input_kinds(route.stable)
                 if route.candidate is not None:
-                    kinds = {**route.candidate.kinds, **kinds}
+                    kinds = {**_input_kinds(route.candidate), **kinds}
+                derived = {c: d["name"] for m in (route.stable, route.candidate) if m is not None
+                           for d in getattr(m, "derived", None) or () for _, c in d["features"]}
                 for name, value in features.items():
+                    if name in derived:
+                        errors.append({"loc": ["features", name], "msg": f"computed by the service (on-demand view "
+                                                                         f"{derived[name]}): do not send it"})
+                        continue
                     kind = kinds.get(name)
                     if kind is None:
                         errors.append({"loc": ["features", name], "msg": "unknown feature"})
@@ -461,7 +467,7 @@ class Runtime:
                 need = "entity_keys or features" if self.entity_keys else "features"
                 errors.append({"loc": [need.split(" ")[0]], "msg": f"field required ({need})"})
             elif isinstance(features, dict):
-                for name in route.stable.features:
+                for name in _required_raw(route.stable):
                     if name not in features:
                         errors.append({"loc": ["features", name], "msg": "field required"})
         if errors:
@@ -477,13 +483,18 @@ class Runtime:
         if found is None:
             declared = set(self.entity_keys)
             fetched, raw = [], []
-            for ref in model.feature_refs:
+            derived_views = {d["name"] for d in getattr(model, "derived", None) or ()}
+            input_refs, request_fields, _ = model.derived_inputs() if derived_views else ([], [], {})
+            refs = [r for r in model.feature_refs if r.partition(":")[0] not in derived_views] + \
+                [r for r in input_refs if r not in model.feature_refs]
+            for ref in refs:
                 view, _, name = ref.partition(":")
                 keys = self._view_keys(view)
                 if keys is None or set(keys) <= declared:
                     fetched.append(ref)
-                else:
+                elif name not in raw:
                     raw.append(name)
+            raw += [f for f in request_fields if f not in raw]  # what only the caller knows
             found = self._splits[model.tag] = (fetched, raw)
         return found
 
@@ -560,6 +571,8 @@ class Runtime:
                 fetched = await self.fetch(keys, route, raw)
                 values = {**fetched, **raw}
             model, variant, mirror = route.pick(keys, request_id)
+            if _computed(model):
+                values = _with_derived(model, values)
             try:
                 prediction = await self._predict(model, model.encode(values))
             except Exception as exc:
@@ -601,8 +614,10 @@ class Runtime:
         features: dict[str, dict[str, Any]] = {}
         raw_only: list[str] = []
         for model in models:
-            for name in model.features:
-                kind = model.kinds.get(name)
+            computed = _computed(model)
+            kinds = _input_kinds(model)
+            for name in [f for f in model.features if f not in computed] + [n for n in kinds if n not in model.features]:
+                kind = kinds.get(name)
                 features.setdefault(name, {"kind": kind.kind if kind else "number",
                                            "categories": list(kind.categories) if kind else []})
             for name in self._raw_only(model):
@@ -794,3 +809,41 @@ class _Metrics:
         if child is None:
             child = self._rejected[reason] = self.rejects.labels(self.deployment, reason)
         child.inc()
+
+
+def _computed(model) -> set[str]:
+    """The features of ``model`` computed here (on-demand views'), none for a model without them."""
+    return {column for d in getattr(model, "derived", None) or () for _, column in d["features"]}
+
+
+def _input_kinds(model) -> dict[str, Any]:
+    """What a request may send for ``model``: its features, less the derived ones (computed here), plus the
+    inputs of the derived ones (request fields, raw view features)."""
+    computed = _computed(model)
+    kinds = {n: k for n, k in model.kinds.items() if n not in computed}
+    if computed:
+        from .predictor import CATEGORY, NUMBER, FeatureKind
+
+        for name, kind in model.derived_inputs()[2].items():
+            kinds.setdefault(name, FeatureKind(name, NUMBER if kind in ("number", "bool") else CATEGORY))
+    return kinds
+
+
+def _required_raw(model) -> list[str]:
+    """The features a request without entity keys must carry."""
+    computed = _computed(model)
+    names = [f for f in model.features if f not in computed]
+    if computed:
+        names += [n for n in model.derived_inputs()[2] if n not in names]
+    return names
+
+
+def _with_derived(model, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The derived features, computed as the training frame computed them; a failure names the feature
+    (a 500: the inputs passed validation, so it is the transformation that failed)."""
+    from ml_framework.plugins.features.derived import DerivedFeatureError
+
+    try:
+        return model.with_derived(values)
+    except DerivedFeatureError as exc:
+        raise RequestError(500, "derived feature failed", {"feature": exc.feature, "msg": exc.message}) from None

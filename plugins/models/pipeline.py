@@ -289,7 +289,10 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     metadata = _jsonable({"ml_version": f"v{number}", "address": request.resource.address, "task": spec.task,
                           "features": prepared.features, "categorical": prepared.categorical,
                           "classes": prepared.classes, "metrics": metrics, "label": inputs.data.label_column,
-                          "feature_refs": inputs.data.feature_refs})
+                          "feature_refs": inputs.data.feature_refs,
+                          # what serving computes per request, exactly as the training frame did
+                          "derived": [{"name": d.name, "computation": dict(d.computation),
+                                       "features": [list(f) for f in d.features]} for d in inputs.data.derived]})
     tag, size = provider.save_artifact(spec.name, trained, prepared, spec, labels=labels, metadata=metadata,
                                        project_dir=ctx.project_dir)
     promote = run.settings.promote == "auto" and sweep is None

@@ -240,3 +240,77 @@ def test_direct_sqlite_reads_answer_exactly_as_feasts_get_online_features(exampl
     assert _plan(feature_store(repo), refs, keys)[2] is not None  # the direct reader answered
     unknown = fetch_online_features(repo, refs, rows_sets[2])
     assert unknown.missing == [{"customer_id": 987654321, "merchant_id": 123456789}]
+
+
+ODFV = """\
+kind: OnDemandFeatureView
+name: spend_ratios
+request: {channel_risk: float64}
+views: [transaction_features, customer_txn_stats]
+features:
+  amount_vs_mean_7d: {dtype: float64, expr: "transaction_features.amount / customer_txn_stats.amount_mean_7d"}
+  risky: {dtype: int64, expr: "1 if channel_risk > 0.5 else 0", fill: 0}
+"""
+
+
+def test_the_service_computes_derived_features_as_training_did(tmp_path, bentoml_home, monkeypatch):
+    """A model on an on-demand view's features: the caller sends raw facts (the amount, a request field);
+    the service fetches the other inputs online and computes the derived features with the training
+    frame's function — logged with the prediction; a derived feature sent by the caller is refused."""
+    import pandas as pd
+
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.features.derived import compute
+    from ml_framework.plugins.serving.prediction_log import read_predictions
+
+    monkeypatch.delenv("ML_STATE_URL", raising=False)
+    model = fraud_model(rounds=20).replace('features: [fraud_detection, "customer_profile:home_country"]',
+                                           'features: ["customer_profile:home_country", "spend_ratios:*"]')
+    root = write_example(tmp_path / "example", specs={
+        "models.yaml": model, "ondemand.yaml": ODFV,
+        "deploy.yaml": deployment_spec(port=free_port(), extra="input: {entity_keys: [customer_id], raw_features: true}\n")})
+    labels = pd.read_parquet(root / "data" / "fraud_labels.parquet")
+    labels["channel_risk"] = (labels["transaction_id"] % 10) / 10.0  # a request field, known at labelling too
+    labels.to_parquet(root / "data" / "fraud_labels.parquet", index=False)
+    harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})
+    try:
+        report = harness.apply()
+        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        url = harness.store.get("deployment.fraud-api").outputs["url"]
+        customer = int(pd.read_parquet(root / "data" / "customer_txn_stats.parquet")["customer_id"].iloc[0])
+        code, body, _ = post(url + "/predict", {"entity_keys": {"customer_id": customer},
+                                                "features": {"amount": 120.0, "channel_risk": 0.9},
+                                                "request_id": "derived-1"})
+        assert code == 200, body
+        deadline = time.monotonic() + 10
+        logged = {}
+        while "derived-1" not in logged and time.monotonic() < deadline:  # the log is written off the request path
+            logged = {r["request_id"]: r for r in read_predictions(root, "fraud-api")}
+            time.sleep(0.1)
+        features = logged["derived-1"]["features"]
+        store = __import__("ml_framework.plugins.feast.online", fromlist=["feature_store"]).feature_store(
+            root / "feature_repo")
+        mean = store.get_online_features(features=["customer_txn_stats:amount_mean_7d"],
+                                         entity_rows=[{"customer_id": customer}]).to_dict()["amount_mean_7d"][0]
+        assert features["amount_vs_mean_7d"] == pytest.approx(120.0 / mean) and features["risky"] == 1
+        assert compute({"transaction_features.amount": [120.0], "customer_txn_stats.amount_mean_7d": [mean],
+                        "channel_risk": [0.9]}, _computation(root))["amount_vs_mean_7d"].iloc[0] == \
+            pytest.approx(features["amount_vs_mean_7d"])
+
+        code, body, _ = post(url + "/predict", {"entity_keys": {"customer_id": customer},
+                                                "features": {"amount": 1.0, "channel_risk": 0.1, "risky": 1}})
+        assert code == 422 and body["detail"][0]["loc"] == ["features", "risky"], body
+        assert "computed by the service" in body["detail"][0]["msg"]
+        code, body, _ = post(url + "/predict", {"entity_keys": {"customer_id": customer}, "features": {"amount": 1.0}})
+        assert code == 422 and ["features", "channel_risk"] in [e["loc"] for e in body["detail"]], body
+    finally:
+        harness.destroy()
+        harness.close()
+        stop_all_servers([root])
+
+
+def _computation(root):
+    import json as _json
+
+    manifest = _json.loads((root / "feature_repo" / "ml_generated.json").read_text())
+    return manifest["on_demand_feature_views"]["spend_ratios"]["computation"]
