@@ -102,20 +102,13 @@ class ServingModel:
 
     def with_derived(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` with the derived features computed from them (raises DerivedFeatureError)."""
-        from ml_framework.plugins.features.derived import compute
+        from ml_framework.plugins.features.derived import compute_row
 
         out = dict(values)
         for d in self.derived:
-            columns = {}
-            for name in d["computation"]["inputs"]:
-                short = name.split(".", 1)[1] if "." in name else name
-                if short in values:
-                    columns[name] = [values[short]]
-            computed = compute(columns, d["computation"], length=1)
+            computed = compute_row(values, d["computation"])
             for feature, column in d["features"]:
-                value = computed[feature].iloc[0]
-                out[column] = None if value is None or (isinstance(value, float) and value != value) or \
-                    str(value) == "<NA>" else value.item() if hasattr(value, "item") else value
+                out[column] = computed[feature]
         return out
 
     def predict_batch(self, items: Sequence[Any]) -> list:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from ml_framework.errors import MLError
 
-__all__ = ["definition", "compute", "DerivedFeatureError"]
+__all__ = ["definition", "compute", "compute_row", "DerivedFeatureError"]
 
 _NUMPY_DTYPES = {"float32": "float32", "float64": "float64", "int32": "Int32", "int64": "Int64", "bool": "boolean",
                  "string": "string"}
@@ -82,4 +82,23 @@ def compute(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | N
         else:
             series = pd.to_numeric(series, errors="coerce").astype(dtype)
         out[name] = series
+    return out
+
+
+def compute_row(values: Mapping[str, Any], view: Mapping[str, Any]) -> dict[str, Any]:
+    """One request's derived features: ``values`` holds request fields and view features by their short
+    names (what a serving request carries once its online features are fetched). Plain Python values,
+    None for a null — what the serving runtime logs and encodes."""
+    columns = {}
+    for name in view["inputs"]:
+        short = name.split(".", 1)[1] if "." in name else name
+        if short in values:
+            columns[name] = [values[short]]
+    out = {}
+    for feature, series in compute(columns, view, length=1).items():
+        value = series.iloc[0]
+        if value is None or str(value) in ("<NA>", "nan", "NaT"):
+            out[feature] = None
+        else:
+            out[feature] = value.item() if hasattr(value, "item") else value
     return out

@@ -277,6 +277,41 @@ def _build(project_and_registry, handles_errors, console, fail, split_args) -> t
         if best is None:
             raise typer.Exit(1)
 
+    @models_app.command("skew")
+    @handles_errors
+    def skew(model: str = typer.Argument(..., help="The model name."),
+             rows: int = typer.Option(200, "--rows", min=1, help="Label rows sampled (seeded)."),
+             tolerance: float = typer.Option(1e-6, "--tolerance", min=0.0, help="Largest absolute difference of "
+                                             "numbers that is not skew."),
+             as_json: bool = typer.Option(False, "--json", help="Print the results as JSON.")):
+        """Training/serving skew: for sampled label rows, derived features as the training frame computed
+        them vs the serving path's computation, and online features vs the offline store. Exit 3 on skew."""
+        import json
+
+        from .skew import check_skew
+
+        project, registry = project_and_registry()
+        store = project.open_state()
+        try:
+            results = check_skew(project, registry, store, model, rows=rows, tolerance=tolerance)
+        finally:
+            store.close()
+        if as_json:
+            typer.echo(json.dumps([{**r.__dict__, "ok": r.ok} for r in results], indent=2, default=str))
+        else:
+            from rich.table import Table
+
+            table = Table(title=f"training/serving skew of {model} ({rows} rows sampled, tolerance {tolerance:g})")
+            for column in ("feature", "kind", "checked", "mismatches", "max |difference|", "expired online", "example"):
+                table.add_column(column, overflow="fold")
+            for r in results:
+                table.add_row(_esc(r.feature), r.kind, str(r.checked),
+                              f"[red]{r.mismatches}[/red]" if r.mismatches else "0", f"{r.max_difference:.3g}",
+                              str(r.expired_online or ""), _esc(json.dumps(r.example, default=str)) if r.example else "")
+            console().print(table if results else "The model reads no derived or online features: nothing to compare.")
+        if any(not r.ok for r in results):
+            raise typer.Exit(3)
+
     @models_app.command("rollback")
     @handles_errors
     def rollback(model: str = typer.Argument(..., help="The model name."),

@@ -244,9 +244,9 @@ def _derived(lookup, on_demand) -> tuple[tuple[DerivedRef, ...], list[tuple[str,
     return tuple(derived), list(dict.fromkeys(inputs)), tuple(dict.fromkeys(request))
 
 
-def add_derived(frame, data: DataSpec):
+def add_derived(frame, data: DataSpec, *, keep_inputs: bool = False):
     """The derived features computed on the joined frame (the same function as serving and Feast use),
-    and the columns joined only as their inputs dropped."""
+    and the columns joined only as their inputs dropped (kept with ``keep_inputs``: the skew check)."""
     if not data.derived:
         return frame
     from ml_framework.plugins.features.derived import compute
@@ -262,6 +262,8 @@ def add_derived(frame, data: DataSpec):
         values = compute(columns, ref.computation, length=len(frame))
         for feature, column in ref.features:
             frame[column] = values[feature].to_numpy()
+    if keep_inputs:
+        return frame
     return frame.drop(columns=[c for c in data.hidden if c in frame.columns])
 
 
@@ -370,7 +372,7 @@ def _check_label_columns(data: DataSpec, available: Sequence[str]) -> None:
 
 
 def load_frame(data: DataSpec, project_dir: Path, *, slices: Sequence[str] = (), route: str = "parquet",
-               features=None) -> Frame:
+               features=None, keep_inputs: bool = False) -> Frame:
     """The training frame (see the module docstring). ``route``: ``parquet`` (the source files joined
     here) or ``feast`` (the feature store, through ``features``: the feature-access service)."""
     labels, label_slices = label_frame(data, project_dir, slices)
@@ -384,7 +386,7 @@ def load_frame(data: DataSpec, project_dir: Path, *, slices: Sequence[str] = (),
         df = join_feature_store(data, labels, label_slices, features)
     else:
         df = join_files(data, labels, project_dir)
-    df = add_derived(df, data)
+    df = add_derived(df, data, keep_inputs=keep_inputs)
     return Frame(df=df, features=data.feature_columns, label=data.label_column, timestamp=data.timestamp,
                  slices=list(slices), route=route)
 

@@ -108,5 +108,30 @@ def test_a_model_trains_on_derived_features_computed_the_same_through_feast_and_
         same = (ratio == via_feast["amount_vs_mean_7d"]) | (ratio.isna() & via_feast["amount_vs_mean_7d"].isna())
         assert same.all()
         assert not harness.plan().has_changes
+
+        # The skew check: no skew as applied; a planted one (an online value that is not the offline one) fails.
+        from ml_framework.plugins.feast.online import feature_store
+        from ml_framework.plugins.models.skew import check_skew
+        from ml_framework.testing import run_cli
+
+        results = check_skew(harness.project, harness.registry, harness.store, "fraud", rows=300)
+        assert {r.kind for r in results} == {"transformation", "online"} and all(r.ok for r in results), results
+        derived = next(r for r in results if r.feature == "spend_ratios:amount_vs_mean_7d")
+        assert derived.checked == 300
+        online = next(r for r in results if r.feature == "customer_txn_stats:amount_mean_7d")
+        assert online.checked > 10
+        assert run_cli(["models", "skew", "fraud", "--rows", "300"], cwd=root).exit_code == 0
+
+        import pandas as pd
+
+        stats = pd.read_parquet(root / "data" / "customer_txn_stats.parquet")
+        latest = stats.sort_values("event_ts").groupby("customer_id").tail(1)
+        latest = latest.assign(amount_mean_7d=latest["amount_mean_7d"] * 2 + 1)  # every customer: served wrong
+        feature_store(root / "feature_repo").write_to_online_store("customer_txn_stats", latest)
+        planted = run_cli(["models", "skew", "fraud", "--rows", "300", "--json"], cwd=root)
+        assert planted.exit_code == 3, planted.output
+        found = {r["feature"]: r for r in __import__("json").loads(planted.output)}
+        assert found["customer_txn_stats:amount_mean_7d"]["mismatches"] > 0
+        assert found["spend_ratios:amount_vs_mean_7d"]["mismatches"] == 0  # the transformation itself agrees
     finally:
         harness.close()
