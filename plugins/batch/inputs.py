@@ -160,7 +160,7 @@ class FeatureSource:
         return self._lookup(chunk)
 
     def _lookup(self, chunk):
-        from ml_framework.plugins.models.data import join_feature_store, join_files, to_utc
+        from ml_framework.plugins.models.data import add_derived, join_feature_store, join_files, to_utc
 
         data = self.data
         left = chunk[self.needed].reset_index(drop=True)
@@ -175,7 +175,7 @@ class FeatureSource:
             joined = join_files(data, left, self.project_dir)
         if len(joined) != len(left):  # the joins keep one row per input row, in order
             raise BatchInputError(f"the feature lookup returned {len(joined)} rows for {len(left)} input rows")
-        return joined[self.features]
+        return add_derived(joined, data)[self.features]  # on-demand features: the training frame's function
 
 
 def _missing(columns: Sequence[str], available: Sequence[str], what: str, owner: str) -> None:
@@ -208,9 +208,11 @@ def feature_source(spec, found: InputFile, columns: Sequence[str], predictor, ve
                                    "input.features: raw)")
     _missing(data.join_keys, columns, "the entity key column(s)", found.owner)
     _missing([ts], columns, "the timestamp column", found.owner)
+    _missing(list(data.request_columns), columns, "the request field(s) its on-demand views read", found.owner)
     data = replace(data, timestamp=ts, label_column=ts)  # no label when scoring: the Feast join needs a column
     files = tuple(path for path in data.files() if path != data.label.path)
-    return FeatureSource(mode=LOOKUP, features=features, needed=list(dict.fromkeys(data.join_keys + [ts])),
+    return FeatureSource(mode=LOOKUP, features=features,
+                         needed=list(dict.fromkeys(data.join_keys + [ts] + list(data.request_columns))),
                          route=route, data=data, project_dir=Path(project_dir), access=access, files=files)
 
 
