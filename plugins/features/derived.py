@@ -52,23 +52,30 @@ def _compiled(expr: str, inputs: tuple[tuple[str, str], ...]):
     return compile_expression(expr, dict(inputs))
 
 
-def compute(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | None = None) -> dict[str, Any]:
-    """feature -> values (a pandas Series of the feature's dtype) for each row of ``columns`` (input name ->
-    values; request fields by name, view features as ``view.feature``). A null result takes the feature's
-    ``fill``. Raises DerivedFeatureError naming the feature and the missing input."""
-    import pandas as pd
-
+def _raw(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | None):
+    """feature -> (its spec, the evaluated values as a numpy array), before fill and dtype."""
     inputs = tuple(sorted(view["inputs"].items()))
-    out: dict[str, Any] = {}
+    out = {}
     for name, feature in view["features"].items():
         expression = _compiled(feature["expr"], inputs)
         missing = [i for i in expression.inputs if i not in columns]
         if missing:
             raise DerivedFeatureError(name, f"needs {', '.join(missing)}, which the inputs lack")
         try:
-            values = expression.evaluate(columns, length)
+            out[name] = (feature, expression.evaluate(columns, length))
         except Exception as exc:  # noqa: BLE001 - reported with the feature's name, never half-computed
             raise DerivedFeatureError(name, f"{type(exc).__name__}: {exc}") from exc
+    return out
+
+
+def compute(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | None = None) -> dict[str, Any]:
+    """feature -> values (a pandas Series of the feature's dtype) for each row of ``columns`` (input name ->
+    values; request fields by name, view features as ``view.feature``). A null result takes the feature's
+    ``fill``. Raises DerivedFeatureError naming the feature and the missing input."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for name, (feature, values) in _raw(columns, view, length).items():
         series = pd.Series(values)
         if feature.get("fill") is not None:
             series = series.where(~pd.isna(series), feature["fill"])
@@ -85,20 +92,44 @@ def compute(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | N
     return out
 
 
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or str(value) in ("<NA>", "NaT", "nan")
+
+
+def _scalar(value: Any, feature: Mapping[str, Any]) -> Any:
+    """One evaluated value as ``compute`` would give it (fill, then the dtype), as a plain Python value."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if _is_null(value):
+        value = feature.get("fill")
+        if value is None:
+            return None
+    dtype = feature["dtype"]
+    try:
+        if dtype in ("int32", "int64"):
+            return int(round(float(value)))
+        if dtype == "bool":
+            return bool(value)
+        if dtype == "string":
+            return str(value)
+        number = float(value)
+        if dtype == "float32":
+            import numpy as np
+
+            return float(np.float32(number))
+        return number
+    except (TypeError, ValueError):
+        return None
+
+
 def compute_row(values: Mapping[str, Any], view: Mapping[str, Any]) -> dict[str, Any]:
     """One request's derived features: ``values`` holds request fields and view features by their short
     names (what a serving request carries once its online features are fetched). Plain Python values,
-    None for a null — what the serving runtime logs and encodes."""
+    None for a null — what the serving runtime logs and encodes. The same evaluation as ``compute``,
+    without building pandas objects for one row (tests hold the two to the same values)."""
     columns = {}
     for name in view["inputs"]:
         short = name.split(".", 1)[1] if "." in name else name
         if short in values:
             columns[name] = [values[short]]
-    out = {}
-    for feature, series in compute(columns, view, length=1).items():
-        value = series.iloc[0]
-        if value is None or str(value) in ("<NA>", "nan", "NaT"):
-            out[feature] = None
-        else:
-            out[feature] = value.item() if hasattr(value, "item") else value
-    return out
+    return {name: _scalar(array[0], feature) for name, (feature, array) in _raw(columns, view, 1).items()}
