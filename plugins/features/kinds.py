@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ml_framework.spec.kinds import DURATION_PATTERN, SpecBase, StrictModel
 
 
-__all__ = ["ColumnChecks", "DatasetChecks", "Dtype", "FeatureSpec", "Entity", "Source", "InlineSource", "FeatureView", "FeatureService", "SqliteOnlineStore", "RedisOnlineStore", "FeatureStore", "feature_ref_targets", "DerivedFeature", "OnDemandFeatureView"]
+__all__ = ["ColumnChecks", "DatasetChecks", "Dtype", "FeatureSpec", "Entity", "Source", "InlineSource", "FeatureView", "FeatureService", "SqliteOnlineStore", "RedisOnlineStore", "FeatureStore", "feature_ref_targets", "DerivedFeature", "OnDemandFeatureView", "Aggregation"]
 
 
 class ColumnChecks(StrictModel):
@@ -96,19 +96,57 @@ class InlineSource(StrictModel):
     created_timestamp_field: str | None = None
 
 
+class Aggregation(StrictModel):
+    """A windowed aggregation of the source's events, by entity: ``function`` of ``column`` over the
+    ``window`` ending at each event (count needs no column). See plugins/features/aggregates.py."""
+
+    function: Literal["sum", "mean", "count", "min", "max", "last"]
+    window: str = Field(pattern=DURATION_PATTERN)
+    column: str | None = None
+    dtype: Literal["float32", "float64", "int64", "string"] | None = None  # default: float64 (int64 for count)
+    description: str | None = None
+    checks: ColumnChecks | None = None
+
+    @model_validator(mode="after")
+    def _column(self):
+        if self.function != "count" and not self.column:
+            raise ValueError(f"{self.function} needs a column")
+        return self
+
+    @property
+    def feature_dtype(self) -> str:
+        return self.dtype or ("int64" if self.function == "count" else "float64")
+
+
 class FeatureView(SpecBase):
     kind: Literal["FeatureView"]
     entities: list[str] = Field(min_length=1)
     source: str | InlineSource  # a Source name, or an inline {path, timestamp_field}
     ttl: str | None = Field(default=None, pattern=DURATION_PATTERN)
     online: bool = True
-    features: dict[str, FeatureSpec] = Field(min_length=1)
+    features: dict[str, FeatureSpec] = Field(default_factory=dict)
+    # computed at apply from the source's events instead of read as columns: name -> aggregation
+    aggregations: dict[str, Aggregation] = Field(default_factory=dict)
     checks: DatasetChecks | None = None
     store: str | None = None  # a FeatureStore name: switching its online store re-materializes the view
     backend: str = "feast"
     options: dict[str, Any] = Field(default_factory=dict)
 
     local_fields: ClassVar[frozenset[str]] = frozenset({"checks"})  # re-checks the data, retrains nothing
+
+    @model_validator(mode="after")
+    def _aggregated(self):
+        if self.aggregations:
+            clash = sorted(set(self.features) - set(self.aggregations))
+            if clash:
+                raise ValueError(f"a view with aggregations has no other features ({', '.join(clash)}): "
+                                 "its features are its aggregations")
+            # the features the view serves: one per aggregation (declared by the aggregation)
+            self.features = {name: FeatureSpec(dtype=a.feature_dtype, description=a.description, checks=a.checks)
+                             for name, a in self.aggregations.items()}
+        elif not self.features:
+            raise ValueError("a feature view needs features (or aggregations)")
+        return self
 
     def references(self) -> list[tuple[str, str]]:
         # entities and store are declared in the Kind; the source may be inline

@@ -199,7 +199,13 @@ def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
             keys.extend(entity_spec.get("join_keys") or [entity])
         ttl = view_spec.get("ttl")
         columns = tuple((f, f if len(names[f]) == 1 else f"{view}__{f}") for f in chosen)
-        views.append(ViewRef(name=view, file=_source_ref(lookup, view, view_spec["source"]),
+        file = _source_ref(lookup, view, view_spec["source"])
+        if view_spec.get("aggregations"):  # served from the rows its apply aggregated, not the events
+            from ml_framework.plugins.features.aggregates import output_path
+
+            file = FileRef(path=output_path(view), timestamp_field=file.timestamp_field, format="parquet",
+                           owner=f"featureview.{view}")
+        views.append(ViewRef(name=view, file=file,
                              join_keys=tuple(dict.fromkeys(keys)), ttl_seconds=parse_duration(ttl) if ttl else None,
                              features=columns, backend=backend))
     hidden = tuple(column for view in views for feature, column in view.features

@@ -858,3 +858,67 @@ def test_an_on_demand_view_is_a_feast_on_demand_view_computed_by_ml(world):
 
     world.delete(address)
     assert "spend_ratios" not in feast_cli(world.repo, "on-demand-feature-views", "list")
+
+
+def test_windowed_aggregations_are_computed_served_and_refreshed_incrementally(world, tmp_path):
+    """A view of aggregations over the transactions source: each value over the window ending at its event
+    (checked by brute force), served online, listed by the feast CLI; new events extend the rows without
+    recomputing the old ones; a changed old event recomputes everything."""
+    import pandas as pd
+
+    from ml_framework.plugins.features.aggregates import output_path
+    from ml_framework.plugins.features.kinds import FeatureView
+
+    address = "featureview.customer_spend"
+    spec = FeatureView.model_validate({
+        "kind": "FeatureView", "name": "customer_spend", "entities": ["customer"], "source": "transactions",
+        "ttl": "30d", "aggregations": {
+            "amount_sum_7d": {"function": "sum", "column": "amount", "window": "7d"},
+            "txn_count_1d": {"function": "count", "window": "1d"},
+            "amount_max_30d": {"function": "max", "column": "amount", "window": "30d"}}}).model_dump(mode="json")
+    result = world.apply(address, spec, kind="FeatureView")
+    rows_file = world.root / output_path("customer_spend")
+    rows = pd.read_parquet(rows_file)
+    events = pd.read_parquet(world.root / "data" / "transactions.parquet")
+    assert result.outputs["aggregated_rows"] == len(rows) == len(events.drop_duplicates(["customer_id", "event_ts"]))
+    assert "customer_spend" in feast_cli(world.repo, "feature-views", "list")
+    for _, row in rows.sample(40, random_state=3).iterrows():
+        mine = events[events["customer_id"] == row["customer_id"]]
+        ts = pd.Timestamp(row["event_ts"])
+        week = mine[(mine["event_ts"] > ts - pd.Timedelta("7D")) & (mine["event_ts"] <= ts)]
+        day = mine[(mine["event_ts"] > ts - pd.Timedelta("1D")) & (mine["event_ts"] <= ts)]
+        assert row["amount_sum_7d"] == pytest.approx(week["amount"].sum()) and row["txn_count_1d"] == len(day)
+    customer = int(rows["customer_id"].iloc[0])
+    latest = rows[rows["customer_id"] == customer].sort_values("event_ts").iloc[-1]
+    online = world.store().get_online_features(features=["customer_spend:amount_sum_7d"],
+                                               entity_rows=[{"customer_id": customer}]).to_dict()
+    assert online["amount_sum_7d"][0] == pytest.approx(latest["amount_sum_7d"])
+
+    # New events, all later: only their rows are computed.
+    path = world.root / "data" / "transactions.parquet"
+    original = events.copy()
+    later = events.sort_values("event_ts").tail(5).copy()
+    later["event_ts"] = later["event_ts"] + pd.Timedelta("2D")
+    later["transaction_id"] = later["transaction_id"] + 10_000_000
+    pd.concat([events, later], ignore_index=True).to_parquet(path, index=False)
+    try:
+        again = world.apply(address, spec, kind="FeatureView").outputs
+        assert again["aggregated_recomputed"] == len(later.drop_duplicates(["customer_id", "event_ts"]))
+        assert again["aggregated_rows"] == result.outputs["aggregated_rows"] + again["aggregated_recomputed"]
+        extended = pd.read_parquet(rows_file)
+        one = later.iloc[0]
+        mine = pd.concat([events, later])
+        mine = mine[mine["customer_id"] == one["customer_id"]]
+        week = mine[(mine["event_ts"] > one["event_ts"] - pd.Timedelta("7D")) & (mine["event_ts"] <= one["event_ts"])]
+        found = extended[(extended["customer_id"] == one["customer_id"]) & (extended["event_ts"] == one["event_ts"])]
+        assert found["amount_sum_7d"].iloc[0] == pytest.approx(week["amount"].sum())
+
+        changed = pd.concat([events, later], ignore_index=True)
+        changed.loc[0, "amount"] = changed.loc[0, "amount"] + 1000.0  # an old event corrected: all again
+        changed.to_parquet(path, index=False)
+        full = world.apply(address, spec, kind="FeatureView").outputs
+        assert full["aggregated_recomputed"] == full["aggregated_rows"]
+    finally:
+        original.to_parquet(path, index=False)
+        world.delete(address)
+    assert not rows_file.exists()

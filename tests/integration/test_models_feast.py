@@ -135,3 +135,46 @@ def test_a_model_trains_on_derived_features_computed_the_same_through_feast_and_
         assert found["spend_ratios:amount_vs_mean_7d"]["mismatches"] == 0  # the transformation itself agrees
     finally:
         harness.close()
+
+
+AGGREGATED = """\
+kind: FeatureView
+name: customer_spend
+entities: [customer]
+source: transactions
+ttl: 30d
+aggregations:
+  amount_sum_7d: {function: sum, column: amount, window: 7d}
+  txn_count_1d: {function: count, window: 1d}
+"""
+
+
+def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_parquet_join(tmp_path, monkeypatch,
+                                                                                             bentoml_home):
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.models.data import load_frame, resolve_inputs
+
+    monkeypatch.delenv("ML_STATE_URL", raising=False)
+    model = fraud_model().replace('features: [fraud_detection, "customer_profile:home_country"]',
+                                  'features: ["customer_profile:home_country", "customer_spend:*"]')
+    root = write_example(tmp_path / "example", specs={"models.yaml": model, "aggregated.yaml": AGGREGATED})
+    harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
+    try:
+        report = harness.apply()
+        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+
+        def lookup(address):
+            record = harness.store.get(address)
+            return (dict(record.spec), record.backend) if record else None
+
+        data = resolve_inputs(harness.store.get("model.fraud").spec, lookup)
+        access = harness.registry.services(state=harness.store).get("feature_access")
+        via_feast = load_frame(data, root, route="feast", features=access).df
+        via_parquet = load_frame(data, root, route="parquet").df
+        for column in ("amount_sum_7d", "txn_count_1d"):
+            a, b = via_parquet[column], via_feast[column]
+            assert a.notna().sum() > 100
+            assert ((a == b) | (a.isna() & b.isna())).all(), column
+        assert not harness.plan().has_changes
+    finally:
+        harness.close()

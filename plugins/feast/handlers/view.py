@@ -78,6 +78,10 @@ class FeatureViewHandler(Handler):
         manifest = backend.repo.read_manifest()
         entities = self._entities(backend, spec, resource.address, ctx, manifest)
         source, inline = self._source(backend, spec, resource.address, ctx, manifest)
+        aggregated = None
+        if spec.aggregations:  # computed from the source's events; the view serves the aggregated rows
+            source, aggregated = self._aggregate(backend, spec, source, entities, request, ctx)
+            inline = True
         definition = comp.view_def(spec, entities, source, inline=inline, options=options)
 
         ctx.progress("checking the data contract")
@@ -95,12 +99,63 @@ class FeatureViewHandler(Handler):
                 "schema_digest": digest([[f[0], f[1]] for f in definition["schema"]] + definition["entities"]),
                 "source_path": source["path"], "source_data": backend.fingerprints.key(path),
                 "max_timestamp": iso(report.max_ts),
+                **(aggregated or {}),
             }
             ctx.checkpoint(outputs)
             if spec.online and backend.settings.materialize and resource.address not in backend.adopting:
                 online_store = online_store_identity(store.config.online_store.model_dump())
                 outputs.update(self._materialize(store, request, ctx, options, outputs, online_store, report))
         return ApplyResult(outputs=outputs)
+
+    def _aggregate(self, backend, spec, source: dict, entities: dict, request, ctx) -> tuple[dict, dict]:
+        """Write the view's aggregated rows (plugins/features/aggregates.py) and return the source definition
+        that serves them, with what to record: incremental when the source only gained newer events."""
+        import os
+
+        import pandas as pd
+
+        from ml_framework.plugins.features import aggregates
+
+        keys = [entities[name]["join_key"] for name in spec.entities]
+        timestamp = source["timestamp_field"]
+        columns = sorted({a.column for a in spec.aggregations.values() if a.column} - set(keys))
+        events = aggregates.read_events(backend.data_path(source["project_path"]), source.get("format") or "parquet",
+                                        keys + [timestamp] + columns)
+        output = backend.project_dir / aggregates.output_path(spec.name)
+        plan = {n: a.model_dump() for n, a in spec.aggregations.items()}
+        prior = dict(request.prior.outputs or {}) if request.prior else {}
+        previous = None
+        until = prior.get("aggregated_until")
+        times = pd.to_datetime(events[timestamp], utc=True)
+        if (until and output.is_file() and prior.get("aggregations") == plan
+                and aggregates.events_digest(events, timestamp, until) == prior.get("aggregated_digest")):
+            previous = pd.read_parquet(output)  # only newer events arrived: extend, do not recompute
+        ctx.progress(f"aggregating {len(events)} events ({'new events only' if previous is not None else 'all'})")
+        rows, recomputed = aggregates.refresh(events, previous, keys, timestamp, plan)
+        for name, aggregation in spec.aggregations.items():
+            if aggregation.feature_dtype == "int64":
+                rows[name] = pd.to_numeric(rows[name], errors="coerce").round().astype("Int64")
+            elif aggregation.feature_dtype == "string":
+                rows[name] = rows[name].astype("string")
+            else:
+                rows[name] = pd.to_numeric(rows[name], errors="coerce").astype(aggregation.feature_dtype)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+        rows.to_parquet(tmp, index=False)
+        os.replace(tmp, output)
+        from ml_framework.plugins.features.kinds import InlineSource
+
+        served = comp.source_def(InlineSource(path=aggregates.output_path(spec.name), timestamp_field=timestamp),
+                                 comp.inline_source_name(spec.name), project_dir=backend.project_dir,
+                                 repo_dir=backend.repo.dir, address=request.resource.address,
+                                 description=f"aggregations of feature view {spec.name} over {source['name']}")
+        newest = times.max()
+        return served, {"aggregations": plan, "aggregated_rows": int(len(rows)), "aggregated_recomputed": int(recomputed),
+                        # full precision: the digest covers exactly the events up to this time
+                        "aggregated_until": newest.isoformat() if pd.notna(newest) else None,
+                        "aggregated_digest": aggregates.events_digest(events, timestamp, newest) if pd.notna(newest)
+                        else None,
+                        "aggregated_from": source["name"]}
 
     def _materialize(self, store, request, ctx, options, outputs, online_store, report) -> dict[str, Any]:
         from ..errors import feast_errors
@@ -139,7 +194,8 @@ class FeatureViewHandler(Handler):
 
     def delete(self, backend, recorded, ctx):
         name = recorded.address.partition(".")[2]
-        inline = not isinstance(recorded.spec.get("source"), str)
+        aggregated = bool(recorded.spec.get("aggregations"))
+        inline = not isinstance(recorded.spec.get("source"), str) or aggregated
         with backend.feast(recorded.address, "delete the feature view") as store:
             try:
                 view = store.registry.get_feature_view(name, store.project, allow_cache=True)
@@ -162,7 +218,11 @@ class FeatureViewHandler(Handler):
                         raise
             backend.repo.record_infra()
             self._remember(backend, name, None)
-            if inline:
+            if aggregated:  # the aggregated rows it served
+                from ml_framework.plugins.features.aggregates import output_path
+
+                (backend.project_dir / output_path(name)).unlink(missing_ok=True)
+            elif inline:
                 spec = backend.spec(self.kind, name, recorded.spec)
                 remove_csv_copy(backend, comp.source_def(spec.source, comp.inline_source_name(name),
                                                          project_dir=backend.project_dir, repo_dir=backend.repo.dir,
@@ -186,6 +246,7 @@ class FeatureViewHandler(Handler):
             "features": {n: comp.FEAST_DTYPES[f.dtype] for n, f in spec.features.items()},
             "ttl_seconds": comp.parse_duration(spec.ttl) if spec.ttl else 0,
             "online": spec.online,
-            "source": spec.source if isinstance(spec.source, str) else comp.inline_source_name(name),
+            "source": (spec.source if isinstance(spec.source, str) and not spec.aggregations
+                       else comp.inline_source_name(name)),
         }
         return ReadResult(exists=True, outputs=recorded.outputs, drift=self._drift(expected, actual))
