@@ -444,7 +444,8 @@ def join_feature_store(data: DataSpec, labels, label_slices: list[str], features
         raise ModelDataError("trainer data: feast needs a feature store, and no plugin provides feature access",
                              hint="install/enable the feast plugin, or set trainer.data: parquet to join the source files")
     collide = any(column != feature for view in data.views for feature, column in view.features)
-    base = labels[[c for c in labels.columns if c not in label_slices and c not in data.request_columns]]
+    keep = set(data.join_keys) | {data.timestamp, data.label_column}  # a request field may be one of them
+    base = labels[[c for c in labels.columns if c in keep or (c not in label_slices and c not in data.request_columns)]]
     try:
         out = features.training_frame(base, data.retrieval_refs, timestamp_field=data.timestamp,
                                       label_columns=[data.label_column], full_feature_names=collide)
@@ -458,7 +459,8 @@ def join_feature_store(data: DataSpec, labels, label_slices: list[str], features
         out = out.rename(columns={f"{view.name}__{feature}": column for view in data.views
                                   for feature, column in view.features})
     for column in list(label_slices) + list(data.request_columns):
-        out[column] = labels[column].to_numpy()
+        if column not in out.columns:
+            out[column] = labels[column].to_numpy()
     return out
 
 

@@ -65,11 +65,12 @@ def test_a_model_trains_from_feast_and_the_parquet_join_matches_feast(example):
 ODFV = """\
 kind: OnDemandFeatureView
 name: spend_ratios
-request: {label_ts: timestamp}
+request: {label_ts: timestamp, event_ts: timestamp}
 views: [transaction_features, customer_txn_stats]
 features:
   amount_vs_mean_7d: {dtype: float64, expr: "transaction_features.amount / customer_txn_stats.amount_mean_7d"}
   label_delay_h: {dtype: float64, expr: "seconds_between(label_ts, label_ts) + 1"}
+  hour: {dtype: int64, expr: "hour(event_ts)"}   # the label's own time is a request field too
 """
 
 
@@ -91,20 +92,22 @@ def test_a_model_trains_on_derived_features_computed_the_same_through_feast_and_
         assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
         lineage = ModelRegistry.for_project(root).resolve("fraud").lineage
         assert lineage["feature_refs"] == ["customer_profile:home_country", "spend_ratios:amount_vs_mean_7d",
-                                           "spend_ratios:label_delay_h"]
+                                           "spend_ratios:hour", "spend_ratios:label_delay_h"]
 
         def lookup(address):
             record = harness.store.get(address)
             return (dict(record.spec), record.backend) if record else None
 
         data = resolve_inputs(harness.store.get("model.fraud").spec, lookup)
-        assert data.feature_columns == ["home_country", "amount_vs_mean_7d", "label_delay_h"]
+        assert data.feature_columns == ["home_country", "amount_vs_mean_7d", "hour", "label_delay_h"]
         access = harness.registry.services(state=harness.store).get("feature_access")
         via_feast = load_frame(data, root, route="feast", features=access).df
         via_parquet = load_frame(data, root, route="parquet").df
         assert "amount" not in via_feast.columns and "amount_mean_7d" not in via_parquet.columns  # inputs only
         ratio = via_parquet["amount_vs_mean_7d"]
         assert ratio.notna().sum() > 100 and (via_parquet["label_delay_h"] == 1.0).all()
+        assert (via_feast["hour"] == via_feast["event_ts"].dt.hour).all()
+        assert (via_parquet["hour"] == via_parquet["event_ts"].dt.hour).all()
         same = (ratio == via_feast["amount_vs_mean_7d"]) | (ratio.isna() & via_feast["amount_vs_mean_7d"].isna())
         assert same.all()
         assert not harness.plan().has_changes
