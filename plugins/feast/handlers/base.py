@@ -116,5 +116,15 @@ class Handler:
         backend.repo.write_manifest(manifest)
 
     @staticmethod
+    def _registered(getter, name: str, project: str):
+        """The registry object (``getter``: e.g. ``store.registry.get_feature_view``), or None when absent."""
+        try:
+            return getter(name, project, allow_cache=True)
+        except Exception as exc:
+            if not_found(exc):
+                return None
+            raise
+
+    @staticmethod
     def _drift(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
         return {key: (expected[key], actual.get(key)) for key in expected if expected[key] != actual.get(key)}

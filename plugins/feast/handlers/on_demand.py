@@ -6,7 +6,7 @@ from __future__ import annotations
 from ml_framework.contract import ApplyResult, ReadResult
 
 from .. import compile as comp
-from .base import Handler, not_found
+from .base import Handler
 
 __all__ = ["OnDemandViewHandler"]
 
@@ -46,12 +46,7 @@ class OnDemandViewHandler(Handler):
     def delete(self, backend, recorded, ctx):
         name = recorded.address.partition(".")[2]
         with backend.feast(recorded.address, "delete the on-demand feature view") as store:
-            try:
-                view = store.registry.get_on_demand_feature_view(name, store.project, allow_cache=True)
-            except Exception as exc:
-                if not not_found(exc):
-                    raise
-                view = None
+            view = self._registered(store.registry.get_on_demand_feature_view, name, store.project)
             if view is not None:
                 store.apply([], objects_to_delete=[view], partial=False)
             backend.repo.record_infra()
@@ -63,12 +58,9 @@ class OnDemandViewHandler(Handler):
         name = recorded.address.partition(".")[2]
         spec = backend.spec(self.kind, name, recorded.spec)
         with backend.feast(recorded.address, "read the on-demand feature view") as store:
-            try:
-                view = store.registry.get_on_demand_feature_view(name, store.project, allow_cache=True)
-            except Exception as exc:
-                if not_found(exc):
-                    return ReadResult(exists=False)
-                raise
+            view = self._registered(store.registry.get_on_demand_feature_view, name, store.project)
+        if view is None:
+            return ReadResult(exists=False)
         actual = describe_on_demand(view)
         expected = {"features": {n: comp.FEAST_DTYPES[f.dtype] for n, f in spec.features.items()},
                     "views": sorted(spec.views), "request": sorted([f"{name}_request"] if spec.request else [])}

@@ -197,12 +197,7 @@ class FeatureViewHandler(Handler):
         aggregated = bool(recorded.spec.get("aggregations"))
         inline = not isinstance(recorded.spec.get("source"), str) or aggregated
         with backend.feast(recorded.address, "delete the feature view") as store:
-            try:
-                view = store.registry.get_feature_view(name, store.project, allow_cache=True)
-            except Exception as exc:
-                if not not_found(exc):
-                    raise
-                view = None
+            view = self._registered(store.registry.get_feature_view, name, store.project)
             if view is not None:
                 # partial=False: remove from the registry and tear down its online-store table
                 store.apply([], objects_to_delete=[view], partial=False)
@@ -234,12 +229,9 @@ class FeatureViewHandler(Handler):
         name = recorded.address.partition(".")[2]
         spec = backend.spec(self.kind, name, recorded.spec)
         with backend.feast(recorded.address, "read the feature view") as store:
-            try:
-                view = store.registry.get_feature_view(name, store.project, allow_cache=True)
-            except Exception as exc:
-                if not_found(exc):
-                    return ReadResult(exists=False)
-                raise
+            view = self._registered(store.registry.get_feature_view, name, store.project)
+        if view is None:
+            return ReadResult(exists=False)
         actual = describe_view(view)
         expected = {
             "entities": sorted(spec.entities),
