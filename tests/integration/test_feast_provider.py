@@ -913,6 +913,15 @@ def test_windowed_aggregations_are_computed_served_and_refreshed_incrementally(w
         found = extended[(extended["customer_id"] == one["customer_id"]) & (extended["event_ts"] == one["event_ts"])]
         assert found["amount_sum_7d"].iloc[0] == pytest.approx(week["amount"].sum())
 
+        # An apply killed after writing the rows but before state recorded them: the next one does not
+        # keep them twice (the recorded outputs still say where the last finished apply stopped).
+        world.records[address] = world.records[address].__class__(**{**world.records[address].__dict__,
+                                                                     "outputs": dict(result.outputs)})
+        redo = world.apply(address, spec, kind="FeatureView").outputs
+        assert redo["aggregated_rows"] == again["aggregated_rows"]
+        redone = pd.read_parquet(rows_file)
+        assert not redone.duplicated(["customer_id", "event_ts"]).any()
+
         changed = pd.concat([events, later], ignore_index=True)
         changed.loc[0, "amount"] = changed.loc[0, "amount"] + 1000.0  # an old event corrected: all again
         changed.to_parquet(path, index=False)

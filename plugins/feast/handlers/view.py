@@ -130,6 +130,8 @@ class FeatureViewHandler(Handler):
         if (until and output.is_file() and prior.get("aggregations") == plan
                 and aggregates.events_digest(events, timestamp, until) == prior.get("aggregated_digest")):
             previous = pd.read_parquet(output)  # only newer events arrived: extend, do not recompute
+            # rows an interrupted apply wrote past what state recorded are computed again, not kept twice
+            previous = previous[pd.to_datetime(previous[timestamp], utc=True) <= pd.Timestamp(until)]
         ctx.progress(f"aggregating {len(events)} events ({'new events only' if previous is not None else 'all'})")
         rows, recomputed = aggregates.refresh(events, previous, keys, timestamp, plan)
         for name, aggregation in spec.aggregations.items():
