@@ -30,6 +30,9 @@ def ui(
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     address = f"http://{host}:{server.server_address[1]}/"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console(stderr=True).print(f"[yellow]Note:[/yellow] listening on {escape(host)}: the view has no login, so "
+                                   "anyone who reaches this address can read the project's specs, plans and history")
     console().print(f"Serving the read-only view of {escape(project.name or project.root.name)} on {escape(address)} "
                     "(Ctrl+C stops it)")
     try:
