@@ -26,6 +26,8 @@ taken away one at a time, each alone, next to plain FastAPI.
 Also measured:
   * Feast: the example project's features in Feast (SQLite online store); one deployment answering the
     same requests by entity keys (features fetched online) and by raw feature values: the added p50.
+  * on-demand features (--only on-demand): two deployments on Feast, one model reading the inputs of an
+    on-demand view and one reading its two derived features too: the p50 the per-request computation adds;
   * adaptive batching (serving.batching) on vs off at 16 and 64 connections;
   * failed requests during canary weight changes under load: control.json rewritten N times (load the
     candidate, 5% -> 25% -> 50% -> 100% -> 0% ...) while 8 client threads send requests (target 0).
@@ -622,6 +624,78 @@ def bench_feast(args, work: Path) -> None:
         harness.close()
 
 
+def bench_on_demand(args, work: Path) -> None:
+    """The same requests to a model without and with on-demand features: what computing them per request adds."""
+    from ml_framework.testing.harness import Harness
+    from ml_framework.plugins.bentoml import BentoMLProvider
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.lightgbm import LightGBMProvider
+
+    root = work / "on-demand"
+    shutil.copytree(ROOT / "specs" / "features", root / "specs" / "features")
+    (root / "feature_repo").mkdir(parents=True)
+    shutil.copy(ROOT / "feature_repo" / "feature_store.yaml", root / "feature_repo" / "feature_store.yaml")
+    inputs = '["customer_profile:home_country", "customer_txn_stats:amount_mean_7d", "transaction_features:amount"]'
+    (root / "specs" / "models.yaml").write_text(textwrap.dedent(f"""\
+        kind: Model
+        name: plain
+        task: binary
+        label: {{source: fraud_labels, column: is_fraud}}
+        features: {inputs}
+        trainer: {{backend: lightgbm, params: {{num_leaves: 15, num_boost_round: 40}}}}
+        ---
+        kind: Model
+        name: derived
+        task: binary
+        label: {{source: fraud_labels, column: is_fraud}}
+        features: {inputs[:-1]}, "spend_ratios:*"]
+        trainer: {{backend: lightgbm, params: {{num_leaves: 15, num_boost_round: 40}}}}
+        ---
+        kind: OnDemandFeatureView
+        name: spend_ratios
+        views: [transaction_features, customer_txn_stats]
+        features:
+          amount_vs_mean_7d: {{dtype: float64, expr: "transaction_features.amount / customer_txn_stats.amount_mean_7d"}}
+          log_amount: {{dtype: float64, expr: "log1p(clip(transaction_features.amount, 0, None))"}}
+        """))
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "generate_data.py"), "--out", str(root / "data"),
+                    "--rows", "4000", "--end", "2024-07-01"], check=True, capture_output=True)
+    harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})
+    try:
+        from ml_framework.plugins.bentoml.testing import deployment_spec, free_port
+
+        entity = "input: {entity_keys: [customer_id], raw_features: true}\n"
+        for name in ("plain", "derived"):
+            (root / "specs" / f"deploy-{name}.yaml").write_text(
+                deployment_spec(f"{name}-api", model=name, port=free_port(), extra=entity))
+        report = harness.apply()
+        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        urls = {name: harness.store.get(f"deployment.{name}-api").outputs["url"] + "/predict"
+                for name in ("plain", "derived")}
+        import pandas as pd
+
+        customers = pd.read_parquet(root / "data" / "customer_txn_stats.parquet")["customer_id"].unique()[:64]
+        amounts = pd.read_parquet(root / "data" / "transaction_features.parquet")["amount"].head(len(customers))
+        bodies = [json.dumps({"entity_keys": {"customer_id": int(c)}, "features": {"amount": float(a)}})
+                  for c, a in zip(customers, amounts)]
+        rows = []
+        for name, url in urls.items():
+            measure(url, bodies, 2, 1.0, work)
+        for connections in (1, 16):
+            for name, url in urls.items():
+                r = max((measure(url, bodies, connections, args.duration, work) for _ in range(args.rounds)),
+                        key=lambda x: x["rps"])
+                rows.append((name, connections, f"{r['rps']:.0f}", f"{r['p50']:.2f}", f"{r['p99']:.2f}", r["failed"]))
+        print("\n== on-demand features: the same requests (entity key + the amount), a model without and with "
+              "two derived features ==")
+        print(table(rows, ("model", "conns", "req/s", "p50 ms", "p99 ms", "failed")))
+        by = {(r[0], r[1]): float(r[3]) for r in rows}
+        print(f"added p50 at 1 connection: {by[('derived', 1)] - by[('plain', 1)]:.3f} ms")
+    finally:
+        harness.destroy()
+        harness.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
@@ -631,11 +705,12 @@ def main() -> int:
     parser.add_argument("--skip-feast", action="store_true")
     parser.add_argument("--alone", action="store_true", help="servers: also measure each server alone (the "
                         "others stopped with SIGSTOP) and alone with its supervisor process stopped")
-    parser.add_argument("--only", choices=["servers", "dissect", "batching", "weights", "feast"], action="append")
+    parser.add_argument("--only", choices=["servers", "dissect", "batching", "weights", "feast", "on-demand"],
+                        action="append")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds, args.changes = 3.0, 1, 20
-    only = set(args.only or ["servers", "batching", "weights", "feast"])
+    only = set(args.only or ["servers", "batching", "weights", "feast", "on-demand"])
     if args.skip_feast:
         only.discard("feast")
     work = Path(tempfile.mkdtemp(prefix="ml-bench-serving-"))
@@ -667,10 +742,12 @@ def main() -> int:
             bench_weight_changes(args, harness, root)
         if "feast" in only:
             bench_feast(args, work)
+        if "on-demand" in only:
+            bench_on_demand(args, work)
     finally:
         harness.destroy()
         harness.close()
-        stop_all_servers([root, work / "feast"])
+        stop_all_servers([root, work / "feast", work / "on-demand"])
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
