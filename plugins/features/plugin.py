@@ -58,6 +58,7 @@ plugin = Plugin(
                          "features, by checked expressions."),
     ),
     checks=("ml_framework.plugins.features.spec_checks:check_on_demand_views",),
+    services={"ui.page.features": "ml_framework.plugins.features.ui:features_page"},
     scaffold={"specs/features.yaml": EXAMPLE_SPECS, "specs/env/prod.yaml": PROD_OVERLAY,
               "data/customer_stats.csv": SAMPLE_DATA},
 )

@@ -116,6 +116,7 @@ def check_web_view(root: Path, tmp_path: Path) -> None:
             "/models": ["band", "accuracy", "rmse &lt;= 75: passed", "production"],
             "/models/progression": ["progression v1", "Full lineage", "vitals:bmi"],
             "/deployments": ["deployment.band-api", "healthy", "API keys", "blue_green"],
+            "/features": ["featureview.vitals", "bmi", "float"],
             "/monitors": ["progression-drift", "progression-api"],
             "/monitors/progression-drift": ["progression-drift"],
             "/resource/model.band": ["model.band", "Outputs", "Runs that touched it"],

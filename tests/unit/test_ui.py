@@ -114,3 +114,21 @@ def test_the_graph_svg_places_dependencies_left_of_their_dependents():
     xs = {m.group(1): int(m.group(2)) for m in re.finditer(r'data-address="([^"]+)".*?<rect x="(\d+)"', svg)}
     assert xs["a.x"] < xs["b.y"] < xs["c.z"]
     assert svg.count("marker-end=") == 3 and 'stroke="#15803d"' in svg  # three edges; the applied one outlined green
+
+
+def test_the_features_page_shows_views_their_contracts_and_on_demand_expressions(tmp_path):
+    from ml_framework.plugins.ui.server import UIApp
+
+    odfv = ("kind: OnDemandFeatureView\nname: ratios\nbackend: memory\nrequest: {amount: float64}\n"
+            "views: [txn_stats]\nfeatures:\n  amount_vs_mean: {dtype: float64, expr: \"amount / txn_stats.amount_mean_7d\"}\n")
+    write_specs(tmp_path, SPECS + "---\n" + odfv)
+    h = Harness(tmp_path, {"memory": InMemoryProvider()}, plugins=[EXTRA])
+    try:
+        assert h.apply().ok
+        page = UIApp(h.project, h.registry).handle("/features")
+        assert page.status == 200
+        assert "featureview.txn_stats" in page.body and "amount_mean_7d" in page.body and "float32" in page.body
+        assert "ondemandfeatureview.ratios (computed per request)" in page.body
+        assert "<code>amount / txn_stats.amount_mean_7d</code>" in page.body and "amount (float64)" in page.body
+    finally:
+        h.close()
