@@ -199,7 +199,7 @@ def feature_source(spec, found: InputFile, columns: Sequence[str], predictor, ve
     if mode == RAW:
         _missing(features, columns, "the model's feature columns", found.owner)
         return FeatureSource(mode=RAW, features=features, needed=features)
-    data, trained_route = _lookup_spec(version, lookup, features)
+    data, trained_route = _lookup_spec(version, lookup, features, project_dir)
     route = trained_route if route == "training" else route
     ts = found.timestamp_field
     if not ts:
@@ -216,7 +216,7 @@ def feature_source(spec, found: InputFile, columns: Sequence[str], predictor, ve
                          route=route, data=data, project_dir=Path(project_dir), access=access, files=files)
 
 
-def _lookup_spec(version, lookup, features: list[str]):
+def _lookup_spec(version, lookup, features: list[str], project_dir=None):
     """The DataSpec of the features the version was trained on, resolved from the recorded feature specs."""
     from ml_framework.plugins.models.data import ModelDataError, resolve_inputs
 
@@ -229,7 +229,7 @@ def _lookup_spec(version, lookup, features: list[str]):
     spec = {"label": {"source": label["source"], "column": label.get("column") or "label",
                       "timestamp_field": label.get("timestamp")}, "features": refs}
     try:
-        data = resolve_inputs(spec, lookup)
+        data = resolve_inputs(spec, lookup, project_dir)
     except ModelDataError as exc:
         raise BatchInputError(f"cannot look up the features of {version.ref}: {exc.message}", hint=exc.hint) from exc
     if sorted(data.feature_columns) != sorted(features):

@@ -90,7 +90,8 @@ class ServingModel:
         for d in self.derived:
             inputs = d["computation"]["inputs"]
             for feature, _ in d["features"]:
-                for name in compile_expression(d["computation"]["features"][feature]["expr"], inputs).inputs:
+                expr = d["computation"]["features"][feature].get("expr")
+                for name in (compile_expression(expr, inputs).inputs if expr else tuple(inputs)):
                     view, dot, short = name.partition(".")
                     if dot and f"{view}:{short}" not in refs:
                         refs.append(f"{view}:{short}")

@@ -30,9 +30,11 @@ class DerivedFeatureError(MLError):
         super().__init__(f"derived feature {feature!r}: {message}")
 
 
-def definition(view, specs: Mapping[str, Any]) -> dict[str, Any]:
+def definition(view, specs: Mapping[str, Any], project_dir=None) -> dict[str, Any]:
     """The definition of an OnDemandFeatureView spec (``view``); ``specs``: the specs of the views it reads
-    by address (``featureview.NAME``), as typed spec objects or their JSON forms."""
+    by address (``featureview.NAME``), as typed spec objects or their JSON forms. A feature computed by a
+    Python function carries the function's file (its source and digest): the definition is all a
+    training run, a service or Feast needs, wherever it runs (``project_dir`` locates the file)."""
     from .expressions import dtype_type
 
     inputs = {name: dtype_type(dtype) for name, dtype in view.request.items()}
@@ -41,8 +43,51 @@ def definition(view, specs: Mapping[str, Any]) -> dict[str, Any]:
         features = source.features if hasattr(source, "features") else source["features"]
         for feature, spec in features.items():
             inputs[f"{name}.{feature}"] = dtype_type(spec.dtype if hasattr(spec, "dtype") else spec["dtype"])
-    return {"name": view.name, "inputs": inputs,
-            "features": {n: {"expr": f.expr, "dtype": f.dtype, "fill": f.fill} for n, f in view.features.items()}}
+    features = {}
+    for n, f in view.features.items():
+        entry = {"dtype": f.dtype, "fill": f.fill}
+        if f.expr is not None:
+            entry["expr"] = f.expr
+        else:
+            entry["function"] = function_source(f.function, project_dir, view.name, n)
+        features[n] = entry
+    return {"name": view.name, "inputs": inputs, "features": features}
+
+
+def function_source(reference: str, project_dir, view: str, feature: str) -> dict[str, str]:
+    """``file.py:name`` of the project: {"path", "name", "source", "digest"}; MLError when the file or the
+    function is missing (said at plan time)."""
+    import ast
+    import hashlib
+    from pathlib import Path
+
+    path, _, name = reference.rpartition(":")
+    if project_dir is None:
+        raise DerivedFeatureError(feature, f"function {reference}: the project directory is needed to read it")
+    file = Path(project_dir) / path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DerivedFeatureError(feature, f"function {reference}: cannot read {path} ({exc.strerror})") from None
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        raise DerivedFeatureError(feature, f"function {reference}: {path}:{exc.lineno}: {exc.msg}") from None
+    defined = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    if name not in defined:
+        from ml_framework.errors import did_you_mean
+
+        raise DerivedFeatureError(feature, f"function {reference}: {path} defines no function {name!r}"
+                                  + (f" ({did_you_mean(name, defined)})" if did_you_mean(name, defined) else ""))
+    return {"path": path, "name": name, "source": text, "digest": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+@lru_cache(maxsize=64)
+def _function(source: str, name: str, digest: str):
+    """The project's function, defined from its recorded source (cached by digest)."""
+    namespace: dict[str, Any] = {"__name__": f"ml_derived_{digest}"}
+    exec(compile(source, f"<{name}>", "exec"), namespace)  # noqa: S102 - the project's own code, as Feast's UDFs
+    return namespace[name]
 
 
 @lru_cache(maxsize=256)
@@ -57,6 +102,9 @@ def _raw(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | None
     inputs = tuple(sorted(view["inputs"].items()))
     out = {}
     for name, feature in view["features"].items():
+        if "function" in feature:
+            out[name] = (feature, _call(name, feature["function"], columns, view, length))
+            continue
         expression = _compiled(feature["expr"], inputs)
         missing = [i for i in expression.inputs if i not in columns]
         if missing:
@@ -66,6 +114,27 @@ def _raw(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | None
         except Exception as exc:  # noqa: BLE001 - reported with the feature's name, never half-computed
             raise DerivedFeatureError(name, f"{type(exc).__name__}: {exc}") from exc
     return out
+
+
+def _call(name: str, function: Mapping[str, str], columns: Mapping[str, Any], view: Mapping[str, Any],
+          length: int | None):
+    """A project function over the inputs at hand (name -> numpy array; the training frame and the service
+    give it every input of the view); its values. A key it reads that is absent fails, naming the feature."""
+    import numpy as np
+
+    arrays = {k: (v.to_numpy() if hasattr(v, "to_numpy") else np.asarray(v)) for k, v in columns.items()
+              if k in view["inputs"]}
+    rows = length if length is not None else (len(next(iter(arrays.values()))) if arrays else 1)
+    try:
+        values = np.asarray(_function(function["source"], function["name"], function["digest"])(arrays))
+    except Exception as exc:  # noqa: BLE001 - the project's code failed: named, never half-computed
+        raise DerivedFeatureError(name, f"{function['path']}:{function['name']} raised {type(exc).__name__}: {exc}") from exc
+    if values.ndim == 0:
+        values = np.full(rows, values.item())
+    if len(values) != rows:
+        raise DerivedFeatureError(name, f"{function['path']}:{function['name']} returned {len(values)} values for "
+                                        f"{rows} rows")
+    return values
 
 
 def compute(columns: Mapping[str, Any], view: Mapping[str, Any], length: int | None = None) -> dict[str, Any]:

@@ -166,12 +166,21 @@ def feature_ref_targets(field_name: str, refs: list[str]) -> list[tuple[str, str
 
 class DerivedFeature(StrictModel):
     """One feature an on-demand view computes: ``expr`` in the expression language
-    (ml_framework.plugins.features.expressions), its ``dtype``, and ``fill``, the value of a null result."""
+    (ml_framework.plugins.features.expressions) or ``function``, a Python function of the project
+    (``path/to/file.py:name``, called with the inputs as arrays), its ``dtype``, and ``fill``, the value
+    of a null result."""
 
-    expr: str = Field(min_length=1)
+    expr: str | None = Field(default=None, min_length=1)
+    function: str | None = Field(default=None, pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
     dtype: Literal["float32", "float64", "int32", "int64", "bool", "string"]
     description: str | None = None
     fill: float | int | bool | str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.expr is None) == (self.function is None):
+            raise ValueError("give exactly one of expr (an expression) or function (file.py:name)")
+        return self
 
 
 class OnDemandFeatureView(SpecBase):

@@ -43,6 +43,8 @@ def check_on_demand_views(specs: Mapping[str, object]) -> Iterable[SpecIssue]:
             yield SpecIssue(address, f"request.{name}", f"{name!r} is also a feature of a view it reads: "
                             "name the request field apart (features are read as view.feature, fields by name)")
         for name, feature in view.features.items():
+            if feature.expr is None:  # a Python function: its file is read (and checked) at plan time
+                continue
             try:
                 compiled = compile_expression(feature.expr, inputs)
             except ExpressionError as exc:

@@ -150,7 +150,7 @@ def _expand(lookup, refs: Sequence[str], seen: tuple[str, ...] = ()) -> list[tup
     return out
 
 
-def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
+def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup, project_dir: Path | None = None) -> DataSpec:
     """Which files and columns the Model trains on. ``lookup(address)`` returns a recorded spec (or
     ``(spec, backend)``), None if unknown."""
     label = spec["label"]
@@ -165,7 +165,7 @@ def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
             on_demand.setdefault(view, (found, []))[1].append(feature)
             continue
         wanted.setdefault(view, []).append(feature)
-    derived, inputs_needed, request_columns = _derived(lookup, on_demand)
+    derived, inputs_needed, request_columns = _derived(lookup, on_demand, project_dir)
     chosen_by_model = {(v, f) for v, fs in wanted.items() for f in fs}
     for view, feature in inputs_needed:
         wanted.setdefault(view, []).append(feature)
@@ -215,7 +215,7 @@ def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup) -> DataSpec:
                     derived=derived, hidden=hidden, request_columns=request_columns)
 
 
-def _derived(lookup, on_demand) -> tuple[tuple[DerivedRef, ...], list[tuple[str, str]], tuple[str, ...]]:
+def _derived(lookup, on_demand, project_dir=None) -> tuple[tuple[DerivedRef, ...], list[tuple[str, str]], tuple[str, ...]]:
     """The on-demand views a model reads: their computations, the view features they need joined, and the
     label-file columns they read as request fields."""
     from ml_framework.plugins.features.derived import definition
@@ -227,7 +227,10 @@ def _derived(lookup, on_demand) -> tuple[tuple[DerivedRef, ...], list[tuple[str,
         specs = {}
         for source in view.views:
             specs[f"featureview.{source}"], _ = _need(lookup, f"featureview.{source}", f"read by on-demand view {name}")
-        computation = definition(view, specs)
+        try:
+            computation = definition(view, specs, project_dir)
+        except MLError as exc:
+            raise ModelDataError(f"on-demand view {name}: {exc.message}") from None
         declared = list(view.features)
         chosen: list[str] = []
         for feature in features:
@@ -239,7 +242,9 @@ def _derived(lookup, on_demand) -> tuple[tuple[DerivedRef, ...], list[tuple[str,
         from ml_framework.plugins.features.expressions import compile_expression
 
         for feature in chosen:
-            used = compile_expression(view.features[feature].expr, computation["inputs"]).inputs
+            expr = view.features[feature].expr
+            # a Python function reads every input of its view; an expression, the names it mentions
+            used = compile_expression(expr, computation["inputs"]).inputs if expr else tuple(computation["inputs"])
             for item in used:
                 if "." in item:
                     inputs.append(tuple(item.split(".", 1)))

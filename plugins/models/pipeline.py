@@ -157,7 +157,7 @@ def _inputs(run: _Run) -> _Inputs:
     spec, settings, ctx, project = run.spec, run.settings, run.ctx, run.project
     lookup, close = spec_lookup(ctx, project)
     try:
-        data = resolve_inputs(run.resource.spec, lookup)
+        data = resolve_inputs(run.resource.spec, lookup, run.ctx.project_dir)
     finally:
         close()
     route = choose_route(settings.data, data)

@@ -98,7 +98,8 @@ class TrainerProvider(BaseProvider):
         if request.upstream:  # at plan, before anything trains: the label file has what the spec names
             from .data import check_label_source, resolve_inputs
 
-            check_label_source(resolve_inputs(request.resource.spec, request.upstream.get), request.project_dir,
+            check_label_source(resolve_inputs(request.resource.spec, request.upstream.get, request.project_dir),
+                               request.project_dir,
                                list(spec.slices or []))
         prior = request.prior
         if prior is None:

@@ -83,7 +83,7 @@ def check_skew(project, registry, store, model: str, *, rows: int = 200, toleran
         found = store.get(address)
         return (dict(found.spec), found.backend) if found is not None else None
 
-    data = resolve_inputs(record.spec, lookup)
+    data = resolve_inputs(record.spec, lookup, project.root)
     services = registry.services(state=store)
     route = choose_route("auto", data)
     access = services.get("feature_access") if route == "feast" or data.views else None

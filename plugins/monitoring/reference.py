@@ -135,7 +135,7 @@ def _training_frame(project_dir: Path, version, store, max_rows: int, seed: int)
         raise ReferenceError(f"{version.address} is not recorded in state: its training data cannot be found",
                              hint="apply the model first (ml apply), or give detector.reference.path")
     spec = dict(record.spec)
-    data = data_mod.resolve_inputs(spec, _state_lookup(store))
+    data = data_mod.resolve_inputs(spec, _state_lookup(store), project_dir)
     lineage = version.lineage or {}
     notes = []
     trained_on = (lineage.get("data") or {}).get("files") or {}

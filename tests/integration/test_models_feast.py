@@ -181,3 +181,51 @@ def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_
         assert not harness.plan().has_changes
     finally:
         harness.close()
+
+
+def test_a_derived_feature_may_be_a_python_function_of_the_project_and_editing_it_retrains(tmp_path, monkeypatch,
+                                                                                          bentoml_home):
+    """`function: transforms.py:name`: called with the inputs as arrays, the same way for training and for
+    one request; its source is part of the view's fingerprint, so editing it retrains what reads it; a
+    missing function is a plan error naming it."""
+    from ml_framework.plugins.feast import FeastProvider
+    from ml_framework.plugins.features.derived import compute_row
+
+    monkeypatch.delenv("ML_STATE_URL", raising=False)
+    odfv = ("kind: OnDemandFeatureView\nname: spend_ratios\nviews: [transaction_features, customer_txn_stats]\n"
+            "features:\n  log_ratio: {dtype: float64, function: \"transforms.py:log_ratio\"}\n")
+    model = fraud_model().replace('features: [fraud_detection, "customer_profile:home_country"]',
+                                  'features: ["customer_profile:home_country", "spend_ratios:*"]')
+    root = write_example(tmp_path / "example", specs={"models.yaml": model, "ondemand.yaml": odfv})
+    (root / "transforms.py").write_text(
+        "import numpy as np\n\n\ndef log_ratio(inputs):\n"
+        "    amount = inputs['transaction_features.amount'].astype('float64')\n"
+        "    mean = inputs['customer_txn_stats.amount_mean_7d'].astype('float64')\n"
+        "    with np.errstate(all='ignore'):\n        return np.log(amount / mean)\n")
+    harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
+    try:
+        report = harness.apply()
+        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        assert ModelRegistry.for_project(root).resolve("fraud").lineage["feature_refs"] == [
+            "customer_profile:home_country", "spend_ratios:log_ratio"]
+        assert not harness.plan().has_changes
+
+        import json as _json
+
+        manifest = _json.loads((root / "feature_repo" / "ml_generated.json").read_text())
+        view = manifest["on_demand_feature_views"]["spend_ratios"]["computation"]
+        one = compute_row({"amount": 100.0, "amount_mean_7d": 50.0}, view)
+        assert abs(one["log_ratio"] - __import__("math").log(2.0)) < 1e-12
+
+        (root / "transforms.py").write_text((root / "transforms.py").read_text().replace("np.log(", "np.log1p("))
+        plan = harness.plan()
+        pending = {c.address for c in plan.pending()}
+        assert {"ondemandfeatureview.spend_ratios", "model.fraud"} <= pending  # the edit retrains the model
+
+        (root / "transforms.py").write_text("def other(inputs):\n    return 0\n")
+        broken = harness.plan()
+        errors = {e.address: e.message for e in broken.errors}
+        assert "transforms.py defines no function 'log_ratio'" in errors["ondemandfeatureview.spend_ratios"]
+        assert "cannot be planned" in errors["model.fraud"]  # what reads it waits for it
+    finally:
+        harness.close()

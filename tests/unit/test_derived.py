@@ -65,3 +65,33 @@ def test_a_missing_input_names_the_feature():
         assert exc.feature == "ratio" and "needs stats.mean" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("no error")
+
+
+def test_a_project_function_computes_rows_like_the_frame_and_names_itself_when_it_fails(tmp_path):
+    from ml_framework.plugins.features.derived import definition
+    from ml_framework.plugins.features.kinds import FeatureView, OnDemandFeatureView
+
+    (tmp_path / "transforms.py").write_text("def double(inputs):\n    return inputs['tx.amount'] * 2\n\n"
+                                            "def broken(inputs):\n    return inputs['nope']\n")
+    view = OnDemandFeatureView.model_validate({"kind": "OnDemandFeatureView", "name": "v", "views": ["tx"], "features": {
+        "doubled": {"dtype": "float64", "function": "transforms.py:double"},
+        "bad": {"dtype": "float64", "function": "transforms.py:broken"}}})
+    tx = FeatureView.model_validate({"kind": "FeatureView", "name": "tx", "entities": ["c"], "source": "s",
+                                     "features": {"amount": {"dtype": "float64"}}})
+    computation = definition(view, {"featureview.tx": tx}, tmp_path)
+    assert computation["features"]["doubled"]["function"]["digest"]
+    only_good = {**computation, "features": {"doubled": computation["features"]["doubled"]}}
+    whole = compute({"tx.amount": pd.Series([1.0, 2.5, None])}, only_good)["doubled"]
+    assert whole.iloc[0] == 2.0 and whole.iloc[1] == 5.0 and pd.isna(whole.iloc[2])
+    assert compute_row({"amount": 2.5}, only_good) == {"doubled": 5.0}
+    try:
+        compute_row({"amount": 2.5}, computation)
+    except DerivedFeatureError as exc:
+        assert exc.feature == "bad" and "transforms.py:broken raised KeyError" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("no error")
+    import pytest
+
+    with pytest.raises(ValueError, match="exactly one of expr"):
+        OnDemandFeatureView.model_validate({"kind": "OnDemandFeatureView", "name": "v", "features": {
+            "x": {"dtype": "float64", "expr": "1", "function": "t.py:f"}}})

@@ -14,6 +14,23 @@ __all__ = ["OnDemandViewHandler"]
 class OnDemandViewHandler(Handler):
     kind, section = "OnDemandFeatureView", "on_demand_feature_views"
 
+    def fingerprint(self, backend, resource):
+        """The source of each Python function its features call: editing one changes the view (and retrains
+        what reads it). A missing file or function is an error here, at plan time."""
+        from ml_framework.plugins.features.derived import DerivedFeatureError, function_source
+
+        spec = backend.spec(self.kind, resource.name, resource.spec)
+        digests = []
+        for name, feature in spec.features.items():
+            if feature.function:
+                try:
+                    digests.append(function_source(feature.function, backend.project_dir, spec.name, name)["digest"])
+                except DerivedFeatureError as exc:
+                    from ml_framework.errors import ProviderError
+
+                    raise ProviderError(resource.address, f"features.{name}.function: {exc.message}") from None
+        return {"transform_source": ",".join(digests)} if digests else {}
+
     def apply(self, backend, request, ctx):
         from ml_framework.errors import ProviderError
         from ml_framework.plugins.features.derived import definition
@@ -26,7 +43,7 @@ class OnDemandViewHandler(Handler):
         missing = [v for v in spec.views if f"featureview.{v}" not in upstream]
         if missing:
             raise ProviderError(resource.address, f"views: {', '.join(missing)} not applied yet")
-        computation = definition(spec, upstream)
+        computation = definition(spec, upstream, backend.project_dir)
         manifest = backend.repo.read_manifest()
         d = comp.on_demand_def(spec, computation, manifest["feature_views"], address=resource.address,
                                options=backend.options(self.kind, spec, resource.config))
