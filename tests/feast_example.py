@@ -27,10 +27,10 @@ def fraud_model(*, rounds: int = 40, gates: Iterable[str] = (), slices: Iterable
 
 
 def write_example(root: Path, *, specs: dict[str, str], also: Iterable[str] = (), rows: int = 4000,
-                  offline_store: str | None = None) -> Path:
+                  offline_store: str | None = None, end: str = "2024-07-01") -> Path:
     """``root`` with the example's feature specs (and its ``also`` spec folders, e.g. ``monitors``), its
     Feast repository configuration (``offline_store``: another store type than the example's), the
-    ``specs`` files given (name -> text) and ``rows`` generated transactions ending 2024-07-01."""
+    ``specs`` files given (name -> text) and ``rows`` generated transactions ending ``end``."""
     for folder in ("features", *also):
         shutil.copytree(REPO / "specs" / folder, root / "specs" / folder)
     (root / "feature_repo").mkdir(parents=True)
@@ -42,5 +42,5 @@ def write_example(root: Path, *, specs: dict[str, str], also: Iterable[str] = ()
     for name, text in specs.items():
         (root / "specs" / name).write_text(text)
     subprocess.run([sys.executable, str(REPO / "scripts" / "generate_data.py"), "--out", str(root / "data"),
-                    "--rows", str(rows), "--end", "2024-07-01"], check=True, capture_output=True)
+                    "--rows", str(rows), "--end", end], check=True, capture_output=True)
     return root

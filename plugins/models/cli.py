@@ -283,17 +283,25 @@ def _build(project_and_registry, handles_errors, console, fail, split_args) -> t
              rows: int = typer.Option(200, "--rows", min=1, help="Label rows sampled (seeded)."),
              tolerance: float = typer.Option(1e-6, "--tolerance", min=0.0, help="Largest absolute difference of "
                                              "numbers that is not skew."),
-             as_json: bool = typer.Option(False, "--json", help="Print the results as JSON.")):
+             as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+             live: Optional[str] = typer.Option(None, "--live", metavar="DEPLOYMENT", help="Check the deployment's "
+                                                "logged requests instead (the last --rows of them): what was served "
+                                                "vs what training would have used at each request's time.")):
         """Training/serving skew: for sampled label rows, derived features as the training frame computed
-        them vs the serving path's computation, and online features vs the offline store. Exit 3 on skew."""
+        them vs the serving path's computation, and online features vs the offline store; with --live, on
+        the deployment's logged traffic. Exit 3 on skew."""
         import json
 
-        from .skew import check_skew
+        from .skew import check_live_skew, check_skew
 
         project, registry = project_and_registry()
         store = project.open_state()
         try:
-            results = check_skew(project, registry, store, model, rows=rows, tolerance=tolerance)
+            if live:
+                name = live.replace("/", ".").split(".", 1)[1] if live.startswith("deployment") else live
+                results = check_live_skew(project, registry, store, model, name, last=rows, tolerance=tolerance)
+            else:
+                results = check_skew(project, registry, store, model, rows=rows, tolerance=tolerance)
         finally:
             store.close()
         if as_json:

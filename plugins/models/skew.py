@@ -150,3 +150,73 @@ def _online(data, sample, access, store, tolerance: float) -> list[SkewResult]:
                 _record(result, key, trained, value, tolerance)
             results.append(result)
     return results
+
+
+def check_live_skew(project, registry, store, model: str, deployment: str, *, last: int = 200,
+                    tolerance: float = 1e-6) -> list[SkewResult]:
+    """On live traffic: the deployment's logged answers for ``model`` (its last ``last`` successful
+    requests), each served feature against what training would have used for that request — the offline
+    value as of the request's time for features fetched online by its entity keys, the training frame's
+    computation of each derived feature from the logged inputs. Features the caller sent cannot be
+    checked here and are left out."""
+    import pandas as pd
+
+    from ml_framework.plugins.features.derived import compute
+    from ml_framework.plugins.serving.prediction_log import read_predictions
+
+    from .data import resolve_inputs
+
+    record = store.get(f"model.{model}")
+    if record is None:
+        raise MLError(f"model.{model} is not applied", hint="ml apply first; `ml models list` shows what is")
+    logged = [r for r in read_predictions(project.root, deployment, last=last * 5)
+              if r.get("status") == 200 and r.get("model") == model][-last:]
+    if not logged:
+        raise MLError(f"deployment {deployment} has logged no successful prediction of {model} yet",
+                      hint="send requests first; the prediction log is under .ml/predictions/")
+
+    def lookup(address: str):
+        found = store.get(address)
+        return (dict(found.spec), found.backend) if found is not None else None
+
+    data = resolve_inputs(record.spec, lookup, project.root)
+    results: list[SkewResult] = []
+    access = registry.services(state=store).get("feature_access") if data.views else None
+    for view in data.views:
+        keys = list(view.join_keys)
+        rows = [r for r in logged if set(keys) <= set(r.get("entity_keys") or {})]
+        if not rows or access is None:
+            continue  # keyed by something the caller does not send as an entity key: sent raw
+        labels = pd.DataFrame([{**{k: r["entity_keys"][k] for k in keys},
+                                "__at": pd.Timestamp(r["ts"])} for r in rows])
+        refs = [f"{view.name}:{feature}" for feature, _ in view.features]
+        offline = access.training_frame(labels, refs, timestamp_field="__at", label_columns=[])
+        for feature, _ in view.features:
+            result = SkewResult(f"{view.name}:{feature}", "online (live)")
+            for i, r in enumerate(rows):
+                if feature not in (r.get("features") or {}):
+                    continue
+                trained = offline[feature].iloc[i] if feature in offline.columns else None
+                if _plain(trained) is None and _plain(r["features"][feature]) is not None:
+                    result.expired_online += 1  # past the view's ttl at that time, yet served online
+                    continue
+                _record(result, {"request_id": r.get("request_id"), **r["entity_keys"]}, trained,
+                        r["features"][feature], tolerance)
+            if result.checked or result.expired_online:
+                results.append(result)
+    for ref in data.derived:
+        columns = {}
+        for name in ref.computation["inputs"]:
+            short = name.split(".", 1)[1] if "." in name else name
+            columns[name] = pd.Series([(r.get("features") or {}).get(short) for r in logged], dtype="object")
+            numeric = pd.to_numeric(columns[name], errors="coerce")
+            if ref.computation["inputs"][name] == "number":
+                columns[name] = numeric
+        values = compute(columns, ref.computation, length=len(logged))
+        for feature, column in ref.features:
+            result = SkewResult(f"{ref.name}:{feature}", "transformation (live)")
+            for i, r in enumerate(logged):
+                _record(result, {"request_id": r.get("request_id")}, values[feature].iloc[i],
+                        (r.get("features") or {}).get(column), tolerance)
+            results.append(result)
+    return results

@@ -266,7 +266,8 @@ def test_the_service_computes_derived_features_as_training_did(tmp_path, bentoml
     monkeypatch.delenv("ML_STATE_URL", raising=False)
     model = fraud_model(rounds=20).replace('features: [fraud_detection, "customer_profile:home_country"]',
                                            'features: ["customer_profile:home_country", "spend_ratios:*"]')
-    root = write_example(tmp_path / "example", specs={
+    today = time.strftime("%Y-%m-%d", time.gmtime())  # recent data: at request time, training sees it too
+    root = write_example(tmp_path / "example", end=today, specs={
         "models.yaml": model, "ondemand.yaml": ODFV,
         "deploy.yaml": deployment_spec(port=free_port(), extra="input: {entity_keys: [customer_id], raw_features: true}\n")})
     labels = pd.read_parquet(root / "data" / "fraud_labels.parquet")
@@ -296,6 +297,27 @@ def test_the_service_computes_derived_features_as_training_did(tmp_path, bentoml
         assert compute({"transaction_features.amount": [120.0], "customer_txn_stats.amount_mean_7d": [mean],
                         "channel_risk": [0.9]}, _computation(root))["amount_vs_mean_7d"].iloc[0] == \
             pytest.approx(features["amount_vs_mean_7d"])
+
+        # Live skew: what was served vs what training would have used at the request's time.
+        from ml_framework.testing import run_cli
+
+        live = run_cli(["models", "skew", "fraud", "--live", "fraud-api", "--json"], cwd=root)
+        found = {r["feature"]: r for r in json.loads(live.output)}
+        assert live.exit_code == 0, live.output
+        assert found["spend_ratios:amount_vs_mean_7d"]["checked"] >= 1
+        assert found["customer_txn_stats:amount_mean_7d"]["kind"] == "online (live)"
+        stats = pd.read_parquet(root / "data" / "customer_txn_stats.parquet")
+        newest = stats.sort_values("event_ts").groupby("customer_id").tail(1)
+        store.write_to_online_store("customer_txn_stats", newest.assign(amount_mean_7d=newest["amount_mean_7d"] + 50))
+        assert post(url + "/predict", {"entity_keys": {"customer_id": customer},
+                                       "features": {"amount": 120.0, "channel_risk": 0.9}, "request_id": "skewed"})[0] == 200
+        deadline = time.monotonic() + 10
+        while "skewed" not in {r["request_id"] for r in read_predictions(root, "fraud-api")} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        skewed = run_cli(["models", "skew", "fraud", "--live", "fraud-api", "--json"], cwd=root)
+        assert skewed.exit_code == 3, skewed.output
+        found = {r["feature"]: r for r in json.loads(skewed.output)}
+        assert found["customer_txn_stats:amount_mean_7d"]["mismatches"] >= 1  # served a value training never saw
 
         code, body, _ = post(url + "/predict", {"entity_keys": {"customer_id": customer},
                                                 "features": {"amount": 1.0, "channel_risk": 0.1, "risky": 1}})
