@@ -234,7 +234,8 @@ class DuckDBAsofOfflineStore(DuckDBOfflineStore):
         views = [_View(view, feature_refs, full_feature_names, path) for view, path in zip(feature_views, paths)]
         timestamps = entity_df[entity_ts]
         metadata = RetrievalMetadata(features=feature_refs, keys=list(set(entity_df.columns) - {entity_ts}),
-                                     min_event_timestamp=timestamps.min().to_pydatetime() if len(timestamps) else None,
-                                     max_event_timestamp=timestamps.max().to_pydatetime() if len(timestamps) else None)
+                                     # metadata only: nanoseconds (e.g. "just before" a label) are dropped quietly
+                                     min_event_timestamp=timestamps.min().to_pydatetime(warn=False) if len(timestamps) else None,
+                                     max_event_timestamp=timestamps.max().to_pydatetime(warn=False) if len(timestamps) else None)
         return _AsofRetrievalJob(entity_df, _sql(views, entity_ts), odfvs, full_feature_names, metadata,
                                  repo_path or "", getattr(config.offline_store, "chunk_rows", CHUNK_ROWS))

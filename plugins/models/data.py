@@ -33,6 +33,15 @@ __all__ = ["ModelDataError", "FileRef", "ViewRef", "DataSpec", "resolve_inputs",
 ROW = "__ml_row"
 
 
+JUST_BEFORE_US = 1  # windowed aggregations are read this many microseconds before the label time
+
+
+def _just_before():
+    import pandas as pd
+
+    return pd.Timedelta(JUST_BEFORE_US, "us")
+
+
 class ModelDataError(MLError):
     """The Model's data cannot be used for training (missing columns, bad labels, too few rows...)."""
 
@@ -62,6 +71,9 @@ class ViewRef:
     ttl_seconds: int | None
     features: tuple[tuple[str, str], ...]  # (feature, column in the frame)
     backend: str = ""
+    # Windowed aggregations are read just before the label time (JUST_BEFORE_US): the row of the label's own
+    # event includes that event, which the online store cannot hold yet when the event is scored.
+    strictly_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,7 +217,7 @@ def resolve_inputs(spec: Mapping[str, Any], lookup: Lookup, project_dir: Path | 
 
             file = FileRef(path=output_path(view), timestamp_field=file.timestamp_field, format="parquet",
                            owner=f"featureview.{view}")
-        views.append(ViewRef(name=view, file=file,
+        views.append(ViewRef(name=view, file=file, strictly_before=bool(view_spec.get("aggregations")),
                              join_keys=tuple(dict.fromkeys(keys)), ttl_seconds=parse_duration(ttl) if ttl else None,
                              features=columns, backend=backend))
     hidden = tuple(column for view in views for feature, column in view.features
@@ -435,8 +447,14 @@ def join_files(data: DataSpec, labels, project_dir: Path):
                                          f"{right[key].dtype} in {view.file.owner}") from exc
         right = right[list(view.join_keys) + [ts] + wanted].rename(columns=dict(view.features))
         tolerance = pd.Timedelta(seconds=view.ttl_seconds) if view.ttl_seconds else None
-        left = pd.merge_asof(left, right, left_on=data.timestamp, right_on=ts, by=list(view.join_keys),
-                             direction="backward", tolerance=tolerance, allow_exact_matches=True)
+        if view.strictly_before:  # as of just before the label (the same instant the feature store is asked)
+            left["__ml_as_of"] = left[data.timestamp] - _just_before()
+        as_of = "__ml_as_of" if view.strictly_before else data.timestamp
+        left = pd.merge_asof(left.sort_values(as_of, kind="mergesort"), right, left_on=as_of, right_on=ts,
+                             by=list(view.join_keys), direction="backward", tolerance=tolerance,
+                             allow_exact_matches=True)
+        if view.strictly_before:
+            left = left.drop(columns=["__ml_as_of"])
         left = left.drop(columns=[ts])
     left = left.sort_values(ROW, kind="mergesort").drop(columns=[ROW]).reset_index(drop=True)
     return left
@@ -451,9 +469,22 @@ def join_feature_store(data: DataSpec, labels, label_slices: list[str], features
     collide = any(column != feature for view in data.views for feature, column in view.features)
     keep = set(data.join_keys) | {data.timestamp, data.label_column}  # a request field may be one of them
     base = labels[[c for c in labels.columns if c in keep or (c not in label_slices and c not in data.request_columns)]]
+    before = {v.name for v in data.views if v.strictly_before}
+    refs = [r for r in data.retrieval_refs if r.partition(":")[0] not in before]
     try:
-        out = features.training_frame(base, data.retrieval_refs, timestamp_field=data.timestamp,
-                                      label_columns=[data.label_column], full_feature_names=collide)
+        out = (features.training_frame(base, refs, timestamp_field=data.timestamp,
+                                       label_columns=[data.label_column], full_feature_names=collide)
+               if refs else base.reset_index(drop=True).copy())
+        if before:  # windowed aggregations: as of just before each label (its own event not yet counted)
+            earlier = base.assign(**{data.timestamp: base[data.timestamp] - _just_before()})
+            shifted = features.training_frame(earlier, [r for r in data.retrieval_refs if r.partition(":")[0] in before],
+                                              timestamp_field=data.timestamp, label_columns=[data.label_column],
+                                              full_feature_names=collide)
+            for view in data.views:
+                if view.name in before:
+                    for feature, _ in view.features:
+                        column = f"{view.name}__{feature}" if collide else feature
+                        out[column] = shifted[column].to_numpy()
     except MLError:
         raise
     except Exception as exc:  # the store's own errors: keep the message, add what we were doing

@@ -178,6 +178,21 @@ def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_
             a, b = via_parquet[column], via_feast[column]
             assert a.notna().sum() > 100
             assert ((a == b) | (a.isna() & b.isna())).all(), column
+        # Read strictly before each label: a label at its own transaction's time counts only earlier events
+        # (what the online store holds when that transaction is scored).
+        import pandas as pd
+
+        events = pd.read_parquet(root / "data" / "transactions.parquet")
+        labels = via_parquet.reset_index(drop=True)
+        for i in labels.sample(40, random_state=2).index:
+            row = labels.loc[i]
+            mine = events[events["customer_id"] == row["customer_id"]]
+            before = mine[(mine["event_ts"] < row["event_ts"]) & (mine["event_ts"] >= row["event_ts"] - pd.Timedelta("30D"))]
+            if before.empty:
+                continue
+            newest = before["event_ts"].max()  # the row served: the newest earlier event's window
+            day = mine[(mine["event_ts"] > newest - pd.Timedelta("1D")) & (mine["event_ts"] <= newest)]
+            assert row["txn_count_1d"] == len(day), (row.to_dict(), len(day))
         assert not harness.plan().has_changes
     finally:
         harness.close()
