@@ -44,42 +44,37 @@ def load_specs(project, registry=None, *, env: str | None = None, overrides: Ite
                   moves=moves, imports=imports)
 
 
-def check_imports(imports, graph: ResourceGraph) -> tuple:
-    """An import names a resource of the specs, once."""
+def _check_documents(items, graph: ResourceGraph, *, once: str, what: str, gone: bool = False) -> tuple:
+    """Moved / Import documents against the graph: ``to`` is a resource of the specs; the ``once`` field
+    (``from`` or ``to``) names an address at most once; with ``gone``, ``from`` is no longer in the specs."""
     errors = []
     seen: dict[str, object] = {}
-    for item in imports:
+    for item in items:
         if item.target not in graph.nodes:
             errors.append(SpecError(f"{item.target} is not in the specs", location=item.location, field="to",
                                     hint=did_you_mean(item.target, graph.nodes)))
-        if item.target in seen:
-            errors.append(SpecError(f"{item.target} is imported twice (first at {seen[item.target]})",
-                                    location=item.location, field="to"))
-        seen.setdefault(item.target, item.location)
+        if gone and item.source in graph.nodes:
+            errors.append(SpecError(f"{item.source} is still in the specs (a moved resource is renamed, so "
+                                    "its old name is gone)", location=item.location, field="from"))
+        key = item.source if once == "from" else item.target
+        if key in seen:
+            errors.append(SpecError(f"{key} is {what} twice (first at {seen[key]})", location=item.location,
+                                    field=once))
+        seen.setdefault(key, item.location)
     if errors:
         raise SpecErrors(errors)
-    return tuple(imports)
+    return tuple(items)
 
 
 def check_moves(moves, graph: ResourceGraph) -> tuple:
     """A move names a resource the specs have (``to``) and one they no longer have (``from``); each old
     address moves once. Several old addresses may lead to one new one (renamed twice over time)."""
-    errors = []
-    seen: dict[str, object] = {}
-    for move in moves:
-        if move.target not in graph.nodes:
-            errors.append(SpecError(f"{move.target} is not in the specs", location=move.location, field="to",
-                                    hint=did_you_mean(move.target, graph.nodes)))
-        if move.source in graph.nodes:
-            errors.append(SpecError(f"{move.source} is still in the specs (a moved resource is renamed, so "
-                                    "its old name is gone)", location=move.location, field="from"))
-        if move.source in seen:
-            errors.append(SpecError(f"{move.source} is moved twice (first at {seen[move.source]})",
-                                    location=move.location, field="from"))
-        seen.setdefault(move.source, move.location)
-    if errors:
-        raise SpecErrors(errors)
-    return tuple(moves)
+    return _check_documents(moves, graph, once="from", what="moved", gone=True)
+
+
+def check_imports(imports, graph: ResourceGraph) -> tuple:
+    """An import names a resource of the specs, once."""
+    return _check_documents(imports, graph, once="to", what="imported")
 
 
 def _check_targets(targets: Iterable[str], graph: ResourceGraph, recorded: set[str]) -> None:
@@ -136,14 +131,16 @@ def with_costs_of(plan: Plan, loaded: Loaded, registry, project) -> Plan:
 
 
 def with_policy_checks(plan: Plan, rules, project, overrides: Iterable[str] = ()) -> Plan:
-    """The plan with ``rules`` evaluated over its changes (a saved plan is checked again at apply)."""
+    """The plan with ``rules`` evaluated over its changes. A saved plan is checked again at apply with the
+    rules in force then; the overrides it records still count, with who made them."""
     if not rules:
         return dataclasses.replace(plan, policy_checks=())
     from .actor import current_actor
 
     overrides = tuple(overrides)
+    made = {c.name: c.overridden_by for c in plan.policy_checks if c.overridden_by}
     actor = current_actor(project.root) if overrides else None
-    checks = evaluate(rules, plan.changes, env=plan.env, overrides=overrides, actor=actor)
+    checks = evaluate(rules, plan.changes, env=plan.env, overrides=overrides, actor=actor, made=made)
     return dataclasses.replace(plan, policy_checks=checks)
 
 

@@ -236,8 +236,6 @@ def register(app) -> None:  # noqa: C901
 
     def run_apply(args, target, auto_approve, parallelism, keep_going, refresh, destroy, plan_file=None, retry=(),
                   report_file=None, override_policy=()):
-        import dataclasses
-
         from ..actor import current_actor
         from ..apply import apply_plan
         from ..locking import held_lock
@@ -277,14 +275,8 @@ def register(app) -> None:  # noqa: C901
                                   destroy=destroy, retry=retry, policy_overrides=override_policy)
                 if saved is not None:
                     check_saved_plan(saved, store, fresh)
-                    # The policies in force now decide (a rule may have changed since the plan was saved);
-                    # overrides recorded in the saved plan still count, with who made them.
-                    earlier = {c.name: c.overridden_by for c in saved.policy_checks if c.overridden_by}
-                    the_plan = with_policy_checks(saved, loaded.policies, project, [*earlier, *override_policy])
-                    the_plan = dataclasses.replace(the_plan, policy_checks=tuple(
-                        dataclasses.replace(c, overridden_by=earlier[c.name])
-                        if c.overridden_by and c.name in earlier and c.name not in override_policy else c
-                        for c in the_plan.policy_checks))
+                    # The policies in force now decide (a rule may have changed since the plan was saved).
+                    the_plan = with_policy_checks(saved, loaded.policies, project, override_policy)
                     if the_plan.policy_checks:
                         from ..plan.render_text import render_policy_checks
 

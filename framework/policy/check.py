@@ -7,7 +7,7 @@ who overrode it); a failing ``hard-mandatory`` rule always blocks.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from ..errors import MLError, did_you_mean
 from ..plan.model import DELETE, Change, PolicyCheck
@@ -56,12 +56,13 @@ def _truthy(expression, context: dict) -> bool:
 
 
 def evaluate(rules: Iterable[Rule], changes: Iterable[Change], *, env: str | None, overrides: Iterable[str] = (),
-             actor: str | None = None) -> tuple[PolicyCheck, ...]:
-    """One PolicyCheck per rule: how many resources it looked at and which failed, with why."""
+             actor: str | None = None, made: Mapping[str, str] | None = None) -> tuple[PolicyCheck, ...]:
+    """One PolicyCheck per rule: how many resources it looked at and which failed, with why. ``overrides``
+    are made now, by ``actor``; ``made``: overrides made earlier (a saved plan's), rule -> who made them."""
     from jmespath.exceptions import JMESPathError
 
     changes = list(changes)
-    overridden = set(overrides)
+    who_overrode = {**dict(made or {}), **{name: actor or "unknown" for name in overrides}}
     checks = []
     for rule in rules:
         checked, failures = 0, []
@@ -77,7 +78,7 @@ def evaluate(rules: Iterable[Rule], changes: Iterable[Change], *, env: str | Non
                     failures.append((change.address, rule.message or rule.description or f"requires {rule.require_text}"))
             except JMESPathError as exc:  # e.g. a function given the wrong type: the rule cannot pass
                 failures.append((change.address, f"the rule could not be evaluated: {str(exc).strip()}"))
-        who = (actor or "unknown") if failures and rule.name in overridden and rule.level == SOFT_MANDATORY else None
+        who = who_overrode.get(rule.name) if failures and rule.level == SOFT_MANDATORY else None
         checks.append(PolicyCheck(name=rule.name, level=rule.level, source=rule.source, description=rule.description,
                                   checked=checked, failures=tuple(failures), overridden_by=who))
     return tuple(checks)
