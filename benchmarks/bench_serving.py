@@ -586,14 +586,16 @@ def bench_feast(args, work: Path) -> None:
 
         tag = harness.store.get("deployment.feast-thread").outputs["stable"]["tag"]
         refs = json.loads((artifact_dir(tag) / "ml_model.json").read_text())["feature_refs"]
-        online = [r for r in refs if not r.startswith("transaction_features:")]  # keyed by transaction_id: raw
+        # the transaction's own view is keyed by transaction_id (sent raw); its derived view is computed per
+        # request from inputs fetched by key (which a request without keys sends instead)
+        online = [r for r in refs if not r.startswith(("transaction_features:", "transaction_context:"))]
+        online += [r for r in ("customer_spend:amount_mean_90d", "merchant_profile:category",
+                               "merchant_profile:country") if r not in online]
         customers = pd.read_parquet(root / "data" / "customer_profile.parquet")["customer_id"].unique()[:64]
         merchants = pd.read_parquet(root / "data" / "merchant_stats.parquet")["merchant_id"].unique()
         keys = [{"customer_id": int(c), "merchant_id": int(merchants[i % len(merchants)])} for i, c in enumerate(customers)]
-        txns = pd.read_parquet(root / "data" / "transaction_features.parquet").head(len(keys))
-        facts = [{n: (None if pd.isna(row[n]) else (row[n].item() if hasattr(row[n], "item") else row[n]))
-                  for n in ("amount", "hour_of_day", "merchant_category", "foreign_merchant", "amount_vs_customer_mean")}
-                 for _, row in txns.iterrows()]
+        txns = pd.read_parquet(root / "data" / "transactions.parquet").head(len(keys))
+        facts = [{"amount": float(row["amount"]), "event_ts": row["event_ts"].isoformat()} for _, row in txns.iterrows()]
         fetched = [fetch_online_features(root / "feature_repo", online, [k]).rows()[0] for k in keys]
         t = time.perf_counter()
         for k in keys * 3:
@@ -675,7 +677,7 @@ def bench_on_demand(args, work: Path) -> None:
         import pandas as pd
 
         customers = pd.read_parquet(root / "data" / "customer_txn_stats.parquet")["customer_id"].unique()[:64]
-        amounts = pd.read_parquet(root / "data" / "transaction_features.parquet")["amount"].head(len(customers))
+        amounts = pd.read_parquet(root / "data" / "transactions.parquet")["amount"].head(len(customers))
         bodies = [json.dumps({"entity_keys": {"customer_id": int(c)}, "features": {"amount": float(a)}})
                   for c, a in zip(customers, amounts)]
         rows = []

@@ -573,7 +573,9 @@ class MoveRequest:
 class Moves(Protocol):
     """Renames a resource in place instead of destroying and re-creating it (a model keeps its versions and
     registry history; nothing is retrained). Must be idempotent: a move interrupted after the rename is
-    asked again. Returns the outputs to record under the new address."""
+    asked again. Returns the outputs to record under the new address. A backend that renames only some of
+    its kinds lists them in a ``movable_kinds`` attribute (the others are destroyed and re-created, and the
+    plan says so)."""
 
     def move(self, request: MoveRequest, ctx: ApplyContext) -> Mapping[str, Any]: ...
 

@@ -8,10 +8,6 @@ Writes into <project>/data/ by default (gitignored):
   customers.parquet          one row per customer: profile columns and signup_ts
   merchants.parquet          one row per merchant: category, country, onboarded_ts
   transactions.parquet       card transactions: transaction_id, customer_id, merchant_id, amount, event_ts, ...
-  transaction_features.parquet  per transaction, known at its own event_ts: amount, hour_of_day,
-                             merchant_category, foreign_merchant (merchant country != home country) and
-                             amount_vs_customer_mean (amount / mean of the customer's earlier
-                             transactions; null for a customer's first)
   fraud_labels.parquet       is_fraud per transaction, known at label_ts = event_ts + 1..30 days
                              (only labels already known at the end of the period are present)
   customer_txn_stats.parquet per customer and day with activity in the trailing 7 days, as of the
@@ -27,9 +23,10 @@ learn: card-compromise episodes (a day of tiny "card testing" payments, then day
 risky merchants, seen in the customer's daily aggregates), risky merchants (seen in their known fraud
 rate), young accounts, elderly and high-limit card holders; and transaction-level facts (unusually
 large or tiny amounts for the customer, night hours, risky merchant categories, foreign merchants),
-seen in transaction_features. With a time split (newest 20% of labels held out), LightGBM reaches a
-validation AUC of about 0.84 on the customer and merchant aggregates alone, and about 0.9 with the
-transaction features too.
+which the specs derive per transaction (specs/features/views.yaml: the on-demand view
+transaction_context over the aggregated view customer_spend): the generator writes raw facts only.
+With a time split (newest 20% of labels held out), LightGBM reaches a validation AUC of about 0.84 on
+the customer and merchant aggregates alone, and about 0.9 with the transaction features too.
 
 A small manifest (``_manifest.json``) records the parameters; a second run with the same parameters
 and intact files does nothing.
@@ -50,12 +47,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 MANIFEST = "_manifest.json"
-FORMAT_VERSION = 2  # 2: transaction_features
+FORMAT_VERSION = 3  # 3: no transaction_features (derived by the specs)
 FILES = (
     "customers",
     "merchants",
     "transactions",
-    "transaction_features",
     "fraud_labels",
     "customer_txn_stats",
     "merchant_stats",
@@ -256,34 +252,6 @@ def make_labels(rng, txns: pd.DataFrame, end: np.datetime64) -> pd.DataFrame:
     })
 
 
-# --- transaction-level features ------------------------------------------------------------------------
-
-
-def make_transaction_features(txns: pd.DataFrame, customers: pd.DataFrame, merchants: pd.DataFrame) -> pd.DataFrame:
-    """What is known about a transaction at its own time: stamped with its event_ts (point-in-time joins
-    attach it to the transaction's label, never to an earlier event). Derived only: draws nothing."""
-    event = txns["event_ts"].to_numpy().astype("datetime64[s]")
-    m_row = np.searchsorted(merchants["merchant_id"].to_numpy(), txns["merchant_id"].to_numpy())
-    c_row = np.searchsorted(customers["customer_id"].to_numpy(), txns["customer_id"].to_numpy())
-    amount = txns["amount"].to_numpy()
-    # the mean of the customer's earlier transactions (rows are in time order): none before the first
-    by_customer = pd.Series(amount).groupby(txns["customer_id"].to_numpy(), sort=False)
-    earlier = by_customer.cumcount().to_numpy()
-    earlier_sum = by_customer.cumsum().to_numpy() - amount
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(earlier > 0, amount / (earlier_sum / np.maximum(earlier, 1)), np.nan)
-    return pd.DataFrame({
-        "transaction_id": txns["transaction_id"].to_numpy(),
-        "event_ts": event,
-        "amount": amount,
-        "hour_of_day": ((event - event.astype("datetime64[D]")) // np.timedelta64(1, "h")).astype(np.int64),
-        "merchant_category": merchants["category"].to_numpy()[m_row],
-        "foreign_merchant": (txns["merchant_country"].to_numpy() !=
-                             customers["home_country"].to_numpy()[c_row]).astype(np.int64),
-        "amount_vs_customer_mean": np.round(ratio, 4),
-    })
-
-
 # --- daily aggregated feature tables ----------------------------------------------------------------
 
 
@@ -405,7 +373,6 @@ def generate(params: dict) -> dict[str, pd.DataFrame]:
         "customers": customers,
         "merchants": merchants,
         "transactions": txns,
-        "transaction_features": make_transaction_features(txns, customers, merchants),
         "fraud_labels": labels,
         "customer_txn_stats": make_customer_txn_stats(txns, customers, start, params["days"]),
         "merchant_stats": make_merchant_stats(txns, labels, merchants, start, params["days"]),

@@ -7,6 +7,7 @@ nothing. Linear in the number of resources: one pass in topological order, dict 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections import abc
 from concurrent.futures import ThreadPoolExecutor
@@ -225,9 +226,15 @@ class _Planner:
         return Change(action=CREATE, reasons=(f"adopts {what}: nothing is built",), imported=ident, **common)
 
     def _renamed(self, before: Any, after: Any) -> bool:
-        """A reference that only follows a moved resource's new name."""
+        """A reference that only follows a moved resource's new name: the name itself, a feature reference
+        (``view:feature``) or an expression's input (``view.feature``)."""
         if isinstance(before, str):
-            return self.renamed_names.get(before) == after
+            if self.renamed_names.get(before) == after:
+                return True
+            if not isinstance(after, str) or before == after:
+                return False
+            pattern = _renaming_pattern(tuple(self.renamed_names))
+            return pattern.sub(lambda m: self.renamed_names[m.group(0)], before) == after
         if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
             return all(b == a or self._renamed(b, a) for b, a in zip(before, after))
         return False
@@ -399,9 +406,11 @@ def _prepare_moves(planner: _Planner, graph, recorded: dict[str, RecordedResourc
             capable = planner.registry.capable(node.backend, "move")
         except Exception:  # noqa: BLE001 - an unknown backend is reported by its own node
             capable = None
-        if not capable:
+        kinds = getattr(capable, "movable_kinds", None) if capable else None
+        if not capable or (kinds is not None and node.kind not in kinds):
+            what = f"a {node.kind}" if capable else "in place"
             planner.move_notes[move.target] = (f"moved from {move.source}, but the {node.backend} backend cannot "
-                                               f"rename in place: {move.source} is destroyed and {move.target} created")
+                                               f"rename {what}: {move.source} is destroyed and {move.target} created")
             continue
         del recorded[move.source]
         recorded[move.target] = dataclasses.replace(old, address=move.target, spec={**old.spec, "name": node.name})
@@ -450,3 +459,12 @@ def _reverse_order(recorded: Mapping[str, RecordedResource], addresses: Iterable
     wanted = set(addresses)
     sorter = TopologicalSorter({a: [d for d in recorded[a].depends_on if d in wanted] for a in sorted(wanted)})
     return list(reversed(list(sorter.static_order())))
+
+
+@functools.lru_cache(maxsize=64)
+def _renaming_pattern(names: tuple[str, ...]):
+    """Old names where a reference may use them: a whole word followed by ``:`` or ``.``."""
+    import re
+
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])(?:{alternatives})(?=[:.])")

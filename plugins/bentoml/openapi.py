@@ -56,6 +56,8 @@ def _feature_schema(kind: Mapping[str, Any], rules: Mapping[str, Any] | None) ->
         if "isin" in rules:
             schema["enum"] = [*rules["isin"], None]
         return schema
+    if kind.get("kind") == "timestamp":  # a request field of an on-demand view
+        return {"type": ["string", "null"], "format": "date-time"}
     categories = list(kind.get("categories") or [])
     textual = not categories or all(isinstance(c, str) for c in categories)
     schema = {"type": ["string", "null"]} if textual else {"type": ["string", "number", "null"]}
@@ -215,7 +217,7 @@ def index_page(c: ServiceContract) -> str:
         where = ("required" if (not c.entity_keys or name in c.raw_only) else "looked up (may be sent)")
         if not c.raw_features:
             where = "looked up"
-        typ = "number" if kind.get("kind") == "number" else "category"
+        typ = {"number": "number", "timestamp": "timestamp (ISO 8601)"}.get(kind.get("kind"), "category")
         rows.append(f"<tr><td><code>features.{e(name)}</code></td><td>{typ}</td><td>{e(where)}</td>"
                     f"<td>{e(_rule_text(kind, c.rules.get(name)))}</td></tr>")
     statuses = "".join(f"<li><b>{s}</b> {e(t)}</li>" for s, t in {"200": "the prediction", **_statuses(c)}.items())
@@ -248,6 +250,8 @@ def _example(c: ServiceContract) -> dict[str, Any]:
             return list(rules["isin"])[0]
         if "between" in rules:
             return rules["between"][0]
+        if kind.get("kind") == "timestamp":
+            return "2026-06-01T14:03:00Z"
         if kind.get("kind") != "number":
             return (list(kind.get("categories") or []) or ["a"])[0]
         for rule in ("ge", "gt"):

@@ -19,19 +19,22 @@ from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["ServingModel", "load_serving_model", "FeatureKind"]
 
-NUMBER, CATEGORY = "number", "category"
+NUMBER, CATEGORY, TIMESTAMP = "number", "category", "timestamp"
 
 
 @dataclass(frozen=True)
 class FeatureKind:
     name: str
-    kind: str  # number | category
+    kind: str  # number | category | timestamp (a request field of an on-demand view)
     categories: tuple[Any, ...] = ()
 
     def accepts(self, value: Any) -> str | None:
         """None if `value` fits this feature, else what is wrong (for a 422)."""
         if value is None:
             return None
+        if self.kind == TIMESTAMP:
+            return None if _iso_timestamp(value) else f"expected an ISO 8601 timestamp (text), got {_type_name(value)}" \
+                + (f" {value!r}" if isinstance(value, str) else "")
         if self.kind == NUMBER:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"expected a number, got {_type_name(value)}"
@@ -42,6 +45,18 @@ class FeatureKind:
                 isinstance(value, (int, float)) and all(isinstance(c, str) for c in self.categories)):
             return f"expected a category (text), got {_type_name(value)}"
         return None
+
+
+def _iso_timestamp(value: Any) -> bool:
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)  # 3.11: "2026-06-01T14:03:00Z", "+02:00", a date alone
+    except ValueError:
+        return False
+    return True
 
 
 def _type_name(value: Any) -> str:

@@ -456,10 +456,12 @@ class Runtime:
                         errors.append({"loc": ["features", name], "msg": problem})
         if isinstance(keys, dict) and not errors:
             given = features if isinstance(features, dict) else {}
+            request_fields = _request_fields(route.stable)
             for name in self._raw_only(route.stable):
                 if name not in given:
-                    errors.append({"loc": ["features", name], "msg": "field required (its feature view is not keyed "
-                                                                     "by the entity keys: send its value)"})
+                    why = (f"a request field of on-demand view {request_fields[name]}" if name in request_fields
+                           else "its feature view is not keyed by the entity keys: send its value")
+                    errors.append({"loc": ["features", name], "msg": f"field required ({why})"})
         if keys is None:
             if not self.raw_features:
                 errors.append({"loc": ["entity_keys"], "msg": "field required"})
@@ -816,16 +818,27 @@ def _computed(model) -> set[str]:
     return {column for d in getattr(model, "derived", None) or () for _, column in d["features"]}
 
 
+def _request_fields(model) -> dict[str, str]:
+    """Request fields of the on-demand views ``model`` reads -> the view's name."""
+    out: dict[str, str] = {}
+    for d in getattr(model, "derived", None) or ():
+        for name in d["computation"]["inputs"]:
+            if "." not in name:
+                out.setdefault(name, d["name"])
+    return out
+
+
 def _input_kinds(model) -> dict[str, Any]:
     """What a request may send for ``model``: its features, less the derived ones (computed here), plus the
     inputs of the derived ones (request fields, raw view features)."""
     computed = _computed(model)
     kinds = {n: k for n, k in model.kinds.items() if n not in computed}
     if computed:
-        from .predictor import CATEGORY, NUMBER, FeatureKind
+        from .predictor import CATEGORY, NUMBER, TIMESTAMP, FeatureKind
 
         for name, kind in model.derived_inputs()[2].items():
-            kinds.setdefault(name, FeatureKind(name, NUMBER if kind in ("number", "bool") else CATEGORY))
+            kinds.setdefault(name, FeatureKind(name, NUMBER if kind in ("number", "bool") else
+                                               TIMESTAMP if kind == "timestamp" else CATEGORY))
     return kinds
 
 

@@ -32,7 +32,10 @@ class FeastFeatureAccess:
     def join_keys(self, view: str) -> list[str]:
         from .online import feature_store
 
-        return list(feature_store(self.repo).get_feature_view(view).join_keys)
+        from .rename import renamed_views
+
+        store = feature_store(self.repo)
+        return list(store.get_feature_view(renamed_views(store.repo_path).get(view, view)).join_keys)
 
     def warm(self) -> None:
         from .online import feature_store

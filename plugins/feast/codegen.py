@@ -74,10 +74,10 @@ def _view(d) -> str:
     return f"{_ident('view', d['name'])} = FeatureView(\n{_kwargs(args)})\n"
 
 
-def _service(d) -> str:
+def _service(d, on_demand=()) -> str:
     items = []
     for view, names in d["features"]:
-        ident = _ident("view", view)
+        ident = _ident("odfv" if view in on_demand else "view", view)
         items.append(ident if names is None else f"{ident}[{list(names)!r}]")
     args = [("name", repr(d["name"])), ("features", "[" + ", ".join(items) + "]")] + _meta(d)
     return f"{_ident('service', d['name'])} = FeatureService(\n{_kwargs(args)})\n"
@@ -124,8 +124,8 @@ def render_module(manifest: Mapping[str, Mapping[str, Any]]) -> str:
         ("entities", [_entity(entities[n]) for n in sorted(entities)]),
         ("sources", [_source(sources[n]) for n in sorted(sources)]),
         ("feature views", [_view(views[n]) for n in sorted(views)]),
-        ("feature services", [_service(services[n]) for n in sorted(services)]),
         ("on-demand feature views", [_on_demand(on_demand[n]) for n in sorted(on_demand)]),
+        ("feature services", [_service(services[n], set(on_demand) - set(views)) for n in sorted(services)]),
     ]
     for title, blocks in sections:
         if blocks:

@@ -124,14 +124,15 @@ def view_def(spec: FeatureView, entities: Mapping[str, dict], source: dict, *, i
 
 
 def service_def(spec: FeatureService, views: Mapping[str, dict], services: Mapping[str, dict],
-                *, address: str, options=None) -> dict[str, Any]:
+                *, address: str, options=None, on_demand: Mapping[str, dict] | None = None) -> dict[str, Any]:
     """Resolve 'view:feature', 'view:*' and other services' names into (view, [features]) projections."""
     projections: dict[str, list[str] | None] = {}
+    views = {**(on_demand or {}), **views}  # an on-demand view's definition has a schema and no join keys
 
     def add(view: str, feature: str | None, where: str) -> None:
         if view not in views:
             raise ProviderError(address, f"{where}: feature view {view!r} is not applied in Feast")
-        known = [f[0] for f in views[view]["schema"] if f[0] not in views[view]["join_keys"]]
+        known = [f[0] for f in views[view]["schema"] if f[0] not in views[view].get("join_keys", ())]
         if feature is None:
             projections[view] = None
             return
@@ -177,7 +178,9 @@ def on_demand_def(spec, view: Mapping[str, Any], views: Mapping[str, dict], *, a
         "name": spec.name,
         "views": list(spec.views),
         "request": [[n, FEAST_DTYPES[t]] for n, t in spec.request.items()],
-        "schema": [[n, FEAST_DTYPES[f.dtype], f.description or ""] for n, f in spec.features.items()],
+        # no descriptions: Feast 0.49 checks the declared fields against those it infers by running the
+        # transformation, descriptions included, and inferred ones have none (they stay in ml's specs)
+        "schema": [[n, FEAST_DTYPES[f.dtype], ""] for n, f in spec.features.items()],
         "computation": dict(view),
         **_meta(spec, options),
     }

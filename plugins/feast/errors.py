@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ml_framework.errors import MLError, ProviderError
@@ -65,5 +65,5 @@ def feast_errors(address: str, action: str) -> Iterator[None]:
     except MLError:
         raise
     except Exception as exc:  # Feast raises many unrelated types; keep the original chained
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = " ".join(str(exc).split())  # one line: Feast's messages wrap (a list of Field(...) reprs)
         raise FeastBackendError(address, f"Feast failed to {action}: {type(exc).__name__}: {message}"[:2000]) from exc

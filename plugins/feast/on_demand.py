@@ -32,7 +32,17 @@ def udf_source(view: Mapping[str, Any]) -> str:
     ident = "odfv_" + "".join(c if c.isalnum() else "_" for c in view["name"])
     return (f"def {ident}(features_df):\n"
             f"    from ml_framework.plugins.feast.on_demand import compute_frame\n\n"
-            f"    return compute_frame(features_df, {dict(view)!r})\n")
+            f"    return compute_frame(features_df, {_sorted(view)!r})\n")
+
+
+def _sorted(value: Any) -> Any:
+    """Keys sorted at every level: the source is the same whether the definition comes straight from the
+    spec or back from the repository's JSON manifest (else `feast plan` sees a changed view)."""
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_sorted(v) for v in value]
+    return value
 
 
 def make_udf(view: Mapping[str, Any]):

@@ -54,6 +54,25 @@ def feature_store(repo: str | Path | Any):
     return store
 
 
+_SEEN: dict[int, tuple] = {}
+
+
+def current(store) -> dict[str, str]:
+    """Keep a long-lived FeatureStore current: when ml rewrote the repository's manifest (after changing
+    the registry: a view renamed, added, removed) since this store last looked, its registry cache is
+    refreshed (else it keeps answering from the old registry until its cache expires). Returns the views
+    renamed (old -> new)."""
+    from .rename import manifest_state
+
+    renamed, token = manifest_state(store.repo_path)
+    seen = _SEEN.get(id(store))
+    if seen != token:
+        if seen is not None:
+            store.refresh_registry()
+        _SEEN[id(store)] = token
+    return renamed
+
+
 def clear_cache() -> None:
     """Forget cached FeatureStore objects (after the repository's configuration changed)."""
     with _GUARD:
@@ -76,6 +95,11 @@ def fetch_online_features(repo: str | Path | Any, features: Sequence[str] | str,
     `repo`: the Feast repository path, or a FeatureStore.
     """
     store = feature_store(repo)
+    renamed = current(store)
+    if renamed and not isinstance(features, str):  # a version trained before a view was renamed: old names
+        from .rename import follow
+
+        features = follow(renamed, features)
     rows = entity_rows if isinstance(entity_rows, list) else list(entity_rows)
     if rows:
         refs, partial, reader = _plan(store, features, rows)
@@ -150,8 +174,8 @@ def _plan(store, features: Any, rows: list[Mapping[str, Any]]) -> tuple[Any, _Pa
     for view in dict.fromkeys(view for view, _ in pairs):
         try:
             fv = store.get_feature_view(view, allow_registry_cache=True)
-        except Exception:  # not a plain feature view (on demand...): let Feast answer it
-            servable[view] = True
+        except Exception:  # not a plain feature view: an on-demand one needs its request fields in the rows
+            servable[view] = _request_fields(store, view) <= key[2]
             continue
         servable[view] = bool(fv.online) and {c.name for c in fv.entity_columns} <= key[2]
     partial = None if all(servable.values()) else _Partial(
@@ -168,6 +192,15 @@ def _plan(store, features: Any, rows: list[Mapping[str, Any]]) -> tuple[Any, _Pa
         _PLANS.clear()
     _PLANS[key] = (version, refs, partial, reader)
     return refs, partial, reader
+
+
+def _request_fields(store, view: str) -> set[str]:
+    """The request fields an on-demand view computes from (none for a view Feast does not know)."""
+    try:
+        odfv = store.get_on_demand_feature_view(view, allow_registry_cache=True)
+    except Exception:
+        return set()
+    return {f.name for source in odfv.source_request_sources.values() for f in source.schema}
 
 
 def _fetch_partial(store, partial: _Partial, rows: list[Mapping[str, Any]],

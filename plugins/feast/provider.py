@@ -47,7 +47,8 @@ class FeastProvider(BaseProvider):
     name: ClassVar[str] = "feast"
     kinds: ClassVar[tuple[str, ...]] = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService",
                                         "OnDemandFeatureView")
-    capabilities: ClassVar[tuple[str, ...]] = ("configure", "adopt")
+    capabilities: ClassVar[tuple[str, ...]] = ("configure", "adopt", "move")
+    movable_kinds: ClassVar[tuple[str, ...]] = ("FeatureView",)  # the others are cheap to re-create
     replace_on: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "Entity": ("join_keys", "dtype"),
         "FeatureView": ("entities",),
@@ -174,6 +175,15 @@ class FeastProvider(BaseProvider):
         with backend.keeping_online_rows(request.resource.address):
             result = self.apply(ApplyRequest("create", request.resource, None), ctx)
         return {**dict(result.outputs), "adopted": request.id, "materialization": "adopted: online rows kept"}
+
+    # -- kind: Moved -------------------------------------------------------------------------------------
+    def move(self, request, ctx: ApplyContext):
+        """A renamed FeatureView: renamed in Feast with its online rows; what names it follows (rename.py)."""
+        if request.resource.kind not in self.movable_kinds:
+            raise MLError(f"the feast backend cannot rename a {request.resource.kind} in place")
+        from .rename import move_feature_view
+
+        return move_feature_view(self.backend(ctx.project_dir), request, ctx)
 
     def delete(self, request: DeleteRequest, ctx: ApplyContext) -> None:
         recorded = request.recorded

@@ -30,7 +30,8 @@ __all__ = ["FeastRepo", "new_feature_store", "MANIFEST_FILE", "MODULE_FILE", "SE
 
 MANIFEST_FILE = "ml_generated.json"
 MODULE_FILE = "ml_generated.py"
-SECTIONS = ("feature_stores", "entities", "sources", "feature_views", "feature_services", "on_demand_feature_views")
+SECTIONS = ("feature_stores", "entities", "sources", "feature_views", "feature_services", "on_demand_feature_views",
+            "renamed_views")  # renamed_views: old name -> new (kind: Moved), followed by lookups (rename.py)
 DEFAULT_ONLINE_STORE = {"type": "sqlite", "path": "data/online_store.db"}
 _THREAD_LOCKS: dict[str, threading.RLock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()

@@ -56,6 +56,14 @@ def _refs_by_view(store, features: Any) -> dict[str, list[str]]:
     return {view: list(dict.fromkeys(names)) for view, names in out.items()}
 
 
+def _is_plain_view(store, name: str) -> bool:
+    try:
+        store.get_feature_view(name)
+    except Exception:
+        return False
+    return True
+
+
 def build_training_frame(repo: str | Path | Any, labels: Any, features: Sequence[str] | str, *,
                          timestamp_field: str = "event_ts", label_columns: Sequence[str] = ("is_fraud",),
                          full_feature_names: bool = False):
@@ -73,7 +81,20 @@ def build_training_frame(repo: str | Path | Any, labels: Any, features: Sequence
     import pandas as pd
 
     store = feature_store(repo)
+    from .online import current
+
+    renamed = current(store)
+    if renamed and not isinstance(features, str):  # a version trained before a view was renamed: old names
+        from .rename import follow
+
+        features = follow(renamed, features)
     refs: Any = store.get_feature_service(features) if isinstance(features, str) else list(features)
+    if isinstance(features, str) and refs.feature_view_projections != [
+            p for p in refs.feature_view_projections if _is_plain_view(store, p.name)]:
+        derived = [p.name for p in refs.feature_view_projections if not _is_plain_view(store, p.name)]
+        raise ValueError(f"feature service {features!r} includes on-demand view(s) {', '.join(derived)}, computed "
+                         "from request fields: ask for its plain views' features (a Model computes derived "
+                         "features itself, from the same definition as serving)")
     keys = join_keys_for(store, refs)
     needed = list(dict.fromkeys(keys + [timestamp_field] + list(label_columns)))
     if isinstance(labels, (str, Path)):

@@ -15,5 +15,6 @@ plugin = Plugin(
     capabilities=(TRAIN_CANDIDATE,),
     checks=("ml_framework.plugins.models.spec_checks:check_models",),
     services={"model_registry": "ml_framework.plugins.models.registry:registry_service",
+              "live_skew": "ml_framework.plugins.models.skew:live_skew_service",
               "ui.page.models": "ml_framework.plugins.models.ui:models_page"},
 )

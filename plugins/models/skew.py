@@ -20,7 +20,7 @@ from typing import Any
 
 from ml_framework.errors import MLError
 
-__all__ = ["SkewResult", "check_skew"]
+__all__ = ["SkewResult", "check_skew", "check_live_skew", "live_skew_service"]
 
 
 @dataclass
@@ -220,3 +220,19 @@ def check_live_skew(project, registry, store, model: str, deployment: str, *, la
                         (r.get("features") or {}).get(column), tolerance)
             results.append(result)
     return results
+
+
+def live_skew_service(services):
+    """The ``live_skew`` service (declared by the models plugin): ``check(model, deployment, last=,
+    tolerance=)`` -> [SkewResult], :func:`check_live_skew` on the run's open state store — what a Monitor's
+    ``skew:`` block runs without importing this plugin."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    project = SimpleNamespace(root=Path(services.project_dir))
+
+    def check(model: str, deployment: str, *, last: int = 200, tolerance: float = 1e-6) -> list[SkewResult]:
+        return check_live_skew(project, services.registry, services.state, model, deployment, last=last,
+                               tolerance=tolerance)
+
+    return check

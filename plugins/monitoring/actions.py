@@ -68,6 +68,9 @@ def alert_line(result: RunResult) -> str:
             parts.append(f"features={detail}")
         if decayed:
             parts.append(f"decay={decayed}")
+    skewed = [f for f in result.skew or () if f.mismatches]
+    if skewed:
+        parts.append("skew=" + ",".join(f"{_shown(f.feature)}({f.mismatches}/{f.checked})" for f in skewed))
     return " ".join(parts)
 
 

@@ -19,7 +19,8 @@ import typer
 __all__ = ["app"]
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 3
-_STYLE = {"drift": "bold red", "decay": "bold red", "error": "bold red", "ok": "green", "inconclusive": "yellow"}
+_STYLE = {"drift": "bold red", "decay": "bold red", "skew": "bold red", "error": "bold red", "ok": "green",
+          "inconclusive": "yellow"}
 
 
 def _p(value) -> str:
@@ -78,6 +79,15 @@ def _print_result(out, result, verbose: bool) -> None:
                           f"{m.n} rows [red]decay[/red]")
             for note in perf.notes:
                 out.print(f"    [yellow]{_esc(note)}[/yellow]")
+    if result.skew is not None:
+        skewed = [f for f in result.skew if f.mismatches]
+        checked = sum(1 for f in result.skew if f.checked)
+        out.print(f"  training/serving skew: {checked} feature(s) checked on live requests — "
+                  + (f"[bold red]{len(skewed)} skewed[/]" if skewed else "[green]none[/]"))
+        for f in result.skew if verbose else skewed:
+            example = f" e.g. {_esc(f.example)}" if f.example and f.mismatches else ""
+            out.print(f"    {_esc(f.feature):<40} {f.kind:<22} {f.mismatches}/{f.checked} differ"
+                      f" (max |difference| {f.max_difference:.4g}){example}")
     for note in result.notes:
         out.print(f"  [yellow]{_esc(note)}[/yellow]")
     for action in result.actions:

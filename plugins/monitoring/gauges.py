@@ -22,13 +22,14 @@ from typing import Iterable
 
 __all__ = ["render_gauges", "metrics_text", "serve_metrics"]
 
-_STATUS = {"ok": 0, "drift": 1, "decay": 2, "inconclusive": -1, "error": -2}
+_STATUS = {"ok": 0, "drift": 1, "decay": 2, "skew": 3, "inconclusive": -1, "error": -2}
 _HELP = {
-    "ml_monitor_status": "Latest monitor status: 0 ok, 1 drift, 2 decay, -1 inconclusive, -2 error.",
+    "ml_monitor_status": "Latest monitor status: 0 ok, 1 drift, 2 decay, 3 skew, -1 inconclusive, -2 error.",
     "ml_monitor_drift": "Drift found in the latest window: 1 yes, 0 no, -1 inconclusive.",
     "ml_monitor_window_rows": "Rows of the latest window checked, per model version.",
     "ml_monitor_feature_p_value": "p-value of the latest drift test per feature.",
     "ml_monitor_feature_drift": "Whether the feature drifted in the latest window (1/0).",
+    "ml_monitor_feature_skew": "Live requests of the latest run whose feature value differs from training's.",
     "ml_monitor_performance": "Latest performance on delayed labels.",
     "ml_monitor_performance_baseline": "The model version's validation value of the metric.",
     "ml_monitor_slice_performance": "Latest performance on delayed labels per slice segment.",
@@ -65,6 +66,9 @@ def render_gauges(mstore, monitors: Iterable[str] | None = None, *, deployment: 
                 _line("ml_monitor_window_rows", {"monitor": monitor, "model_version": check["model_version"]}, check["rows"]))
         for feature in run["features"]:
             labels = {"monitor": monitor, "model_version": feature["model_version"], "feature": feature["feature"]}
+            if feature["test"] == "skew":  # the live skew check: requests whose value differs from training's
+                samples["ml_monitor_feature_skew"].append(_line("ml_monitor_feature_skew", labels, feature["missing"]))
+                continue
             if feature["p_val"] is not None:
                 samples["ml_monitor_feature_p_value"].append(_line("ml_monitor_feature_p_value", labels, feature["p_val"]))
             if feature["drift"] is not None:

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from ml_framework.spec.kinds import BackendBlock, DURATION_PATTERN, SpecBase, StrictModel
 
 
-__all__ = ["MonitorAction", "MonitorWindow", "GroundTruth", "AlertSpec", "Monitor"]
+__all__ = ["MonitorAction", "MonitorWindow", "GroundTruth", "SkewCheck", "AlertSpec", "Monitor"]
 
 
 MonitorAction = Literal["alert", "retrain", "rollback"]
@@ -65,6 +65,17 @@ class GroundTruth(StrictModel):
         return self
 
 
+class SkewCheck(StrictModel):
+    """Training/serving skew on live traffic, checked on every run: the deployment's newest ``last``
+    answered requests, each feature it served against what training would have used for that request
+    (the offline value as of the request's time; derived features recomputed from the logged inputs).
+    Any difference beyond ``tolerance`` is skew (exit 3) and runs ``on_skew``."""
+
+    last: int = Field(default=200, gt=0, le=100_000)
+    tolerance: float = Field(default=1e-6, ge=0)
+    on_skew: list[Literal["alert"]] = Field(default_factory=lambda: ["alert"])  # a retrain cannot mend skew
+
+
 class AlertSpec(StrictModel):
     """Where `alert` goes besides the log line and the exit code: an optional webhook (JSON POST)."""
 
@@ -82,6 +93,7 @@ class Monitor(SpecBase):
     window: MonitorWindow = Field(default_factory=MonitorWindow)
     schedule: str | None = Field(default=None, pattern=DURATION_PATTERN)  # `ml monitor watch` interval
     ground_truth: GroundTruth | None = None
+    skew: SkewCheck | None = None  # training/serving skew on the logged requests (needs the models plugin)
     on_drift: list[MonitorAction] = Field(default_factory=list)
     on_decay: list[MonitorAction] | None = None  # default: the same as on_drift
     alert: AlertSpec | None = None

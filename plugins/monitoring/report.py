@@ -121,7 +121,7 @@ def _collect(mstore, project_dir: Path, monitor: str, record, *, runs: int, log_
              now: datetime) -> ReportData:
     recent = mstore.runs(monitor, limit=runs)
     checks = mstore.series("checks", monitor, limit=runs * 4)
-    features = mstore.series("features", monitor, limit=runs * 200)
+    features = [f for f in mstore.series("features", monitor, limit=runs * 200) if f["test"] != "skew"]
     metrics = mstore.series("metrics", monitor, limit=runs * 50)
     spec = dict(record.spec) if record is not None else {}
     deployment = spec.get("deployment") or (recent[0]["deployment"] if recent else "?")

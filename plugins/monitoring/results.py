@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["DRIFT", "OK", "INCONCLUSIVE", "ERROR", "DECAY", "FeatureResult", "DriftResult", "MetricResult",
+__all__ = ["DRIFT", "OK", "INCONCLUSIVE", "ERROR", "DECAY", "SKEW", "SkewFinding", "FeatureResult", "DriftResult", "MetricResult",
            "PerformanceResult", "VersionResult", "ActionOutcome", "RunResult"]
 
-DRIFT, OK, INCONCLUSIVE, ERROR, DECAY = "drift", "ok", "inconclusive", "error", "decay"
+DRIFT, OK, INCONCLUSIVE, ERROR, DECAY, SKEW = "drift", "ok", "inconclusive", "error", "decay", "skew"
 
 
 @dataclass
@@ -78,6 +78,18 @@ class PerformanceResult:
 
 
 @dataclass
+class SkewFinding:
+    """One feature's live skew check: ``checked`` requests, ``mismatches`` beyond the tolerance."""
+
+    feature: str
+    kind: str  # "online (live)" | "transformation (live)"
+    checked: int
+    mismatches: int
+    max_difference: float | None = None
+    example: dict[str, Any] | None = None
+
+
+@dataclass
 class ActionOutcome:
     action: str  # alert | retrain | rollback
     outcome: str  # succeeded | failed | skipped
@@ -117,15 +129,20 @@ class RunResult:
     run_id: str | None = None
     duration_s: float | None = None
     error: str | None = None
+    skew: list[SkewFinding] | None = None  # the live skew check (a monitor's ``skew:``), None when not run
 
     @property
     def status(self) -> str:
         if self.error:
             return ERROR
         statuses = [v.status for v in self.versions]
-        for status in (DRIFT, DECAY, OK):
+        for status in (DRIFT, DECAY):
             if status in statuses:
                 return status
+        if self.skew and any(f.mismatches for f in self.skew):
+            return SKEW
+        if OK in statuses or self.skew:
+            return OK
         return INCONCLUSIVE
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Callable
 
 from ml_framework.errors import MLError, did_you_mean
 
-from .results import DECAY, DRIFT, ERROR, ActionOutcome, RunResult, VersionResult
+from .results import DECAY, DRIFT, ERROR, SKEW, ActionOutcome, RunResult, VersionResult
 
 __all__ = ["Session", "RunnerError", "run_monitor", "recorded_monitors", "EXIT_DRIFT", "exit_code"]
 
@@ -44,7 +44,7 @@ class RunnerError(MLError):
 def exit_code(result: RunResult) -> int:
     if result.status == ERROR:
         return EXIT_ERROR
-    return EXIT_DRIFT if result.status in (DRIFT, DECAY) else EXIT_OK
+    return EXIT_DRIFT if result.status in (DRIFT, DECAY, SKEW) else EXIT_OK
 
 
 @dataclass
@@ -188,6 +188,25 @@ def _check(session: Session, record, spec, result: RunResult, now: datetime) -> 
         if spec.ground_truth is not None:
             checked.performance = _performance(session, spec, version, now)
         result.versions.append(checked)
+    if spec.skew is not None:
+        _skew(session, spec, model, result)
+
+
+def _skew(session: Session, spec, model: str, result: RunResult) -> None:
+    """The live training/serving skew check, through the ``live_skew`` service the models plugin offers."""
+    from .results import SkewFinding
+
+    services = session.plugins.services(state=session.store)
+    if "live_skew" not in services.names():
+        result.notes.append("skew: not checked (no plugin offers the live_skew service; the models plugin does)")
+        return
+    try:
+        found = services.get("live_skew")(model, spec.deployment, last=spec.skew.last, tolerance=spec.skew.tolerance)
+    except MLError as exc:  # e.g. no answered request yet: nothing to compare, never skew
+        result.notes.append(f"skew: not checked ({str(exc).splitlines()[0]})")
+        return
+    result.skew = [SkewFinding(feature=r.feature, kind=r.kind, checked=r.checked, mismatches=r.mismatches,
+                               max_difference=r.max_difference, example=dict(r.example) or None) for r in found]
 
 
 def _labels(versions, served, registry, model: str, result: RunResult, *, single: bool = False) -> list[str]:
@@ -246,12 +265,16 @@ def _act(session: Session, spec, record, result: RunResult, now: datetime) -> No
 
     from . import actions
 
-    if result.status not in (DRIFT, DECAY):
+    if result.status not in (DRIFT, DECAY, SKEW):
         return
-    wanted = spec.on_drift if result.status == DRIFT else (spec.on_decay if spec.on_decay is not None else spec.on_drift)
+    if result.status == SKEW:
+        wanted = list(spec.skew.on_skew)
+    else:
+        wanted = spec.on_drift if result.status == DRIFT else (spec.on_decay if spec.on_decay is not None
+                                                                else spec.on_drift)
     if "alert" not in wanted:
         session.echo(actions.alert_line(result).replace("ALERT", "NOTICE", 1))
-    flagged = next(v for v in result.versions if v.status in (DRIFT, DECAY))
+    flagged = next((v for v in result.versions if v.status in (DRIFT, DECAY)), None) or result.versions[0]
     version = session.registry.get(flagged.model, flagged.model_version)
     reason = f"monitor.{spec.name}: {result.status} in {flagged.model_version}"
     for action in wanted:

@@ -179,6 +179,13 @@ class MonitorStore(SideTables):
                 metrics.append(dict(run_id=run_id, monitor=result.monitor, at=at, model_version=v.model_version,
                                     metric=m.metric, slice=m.slice, segment=m.segment, value=_finite(m.value),
                                     baseline=_finite(m.baseline), rows=m.n, decayed=int(m.decayed)))
+        version = result.versions[0].model_version if result.versions else ""
+        for f in result.skew or ():  # one row per feature checked for live skew (test "skew")
+            features.append(dict(run_id=run_id, monitor=result.monitor, at=at, model_version=version,
+                                 feature=f.feature, kind="derived" if f.kind.startswith("transformation") else "online",
+                                 test="skew", p_val=None,
+                                 distance=_finite(f.max_difference), drift=int(f.mismatches > 0), rows=f.checked,
+                                 missing=f.mismatches, unseen=_dumps(f.example)))
         with self._tx(write=True) as conn:
             conn.execute(sa.insert(t["runs"]).values(
                 run_id=run_id, monitor=result.monitor, deployment=result.deployment, at=at, status=result.status,
@@ -246,7 +253,7 @@ class MonitorStore(SideTables):
         out: dict[str, list[str]] = {}
         if not run_ids:
             return out
-        query = sa.select(f.c.run_id, f.c.feature).where(f.c.run_id.in_(run_ids), f.c.drift == 1).order_by(f.c.seq)
+        query = sa.select(f.c.run_id, f.c.feature).where(f.c.run_id.in_(run_ids), f.c.drift == 1, f.c.test != "skew").order_by(f.c.seq)
         with self._tx() as conn:
             for run_id, feature in conn.execute(query):
                 out.setdefault(run_id, []).append(feature)

@@ -79,7 +79,7 @@ def test_ml_apply_end_to_end(tmp_path):
     """))
     applied = _ml(tmp_path, "apply", "--auto-approve")
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
-    assert "17 added" in applied.stdout
+    assert "19 added" in applied.stdout
     plan = _ml(tmp_path, "plan")
     assert plan.returncode == 0 and "No changes" in plan.stdout, plan.stdout[-2000:]
     assert "No changes to registry" in feast_cli(tmp_path / "feature_repo", "plan")

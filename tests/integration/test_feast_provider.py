@@ -38,9 +38,14 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 FEAST = str(Path(sys.executable).with_name("feast"))
-ORDER = ("FeatureStore", "Entity", "Source", "FeatureView", "FeatureService")
+ORDER = ("FeatureStore", "Entity", "Source", "FeatureView", "OnDemandFeatureView", "FeatureService")
 FEATURE_SECTIONS = ("feature_stores", "entities", "sources", "feature_views", "feature_services")
 END = "2025-06-01"
+# the plain views' features of the example's feature service (its on-demand view is computed by a Model)
+PLAIN_REFS = ["customer_txn_stats:amount_mean_7d", "customer_txn_stats:amount_max_7d", "customer_txn_stats:txn_count_7d",
+              "customer_txn_stats:txn_count_1d", "merchant_stats:fraud_rate_30d", "merchant_stats:txn_count_30d",
+              "customer_profile:age", "customer_profile:credit_limit",
+              "customer_profile:account_age_days", "customer_spend:txn_count_1h", "transaction_features:amount"]
 
 
 def _generator():
@@ -151,8 +156,10 @@ def world(tmp_path_factory) -> World:
 
 def test_apply_registers_every_object(world):
     store = world.store()
-    assert sorted(v.name for v in store.list_feature_views()) == ["customer_profile", "customer_txn_stats",
+    assert sorted(v.name for v in store.list_feature_views()) == ["customer_profile", "customer_spend",
+                                                                   "customer_txn_stats", "merchant_profile",
                                                                    "merchant_stats", "transaction_features"]
+    assert [v.name for v in store.list_on_demand_feature_views()] == ["transaction_context"]
     assert {e.name for e in store.list_entities()} >= {"customer", "merchant", "transaction"}
     assert [s.name for s in store.list_feature_services()] == ["fraud_detection"]
     assert {d.name for d in store.list_data_sources()} >= {"transactions", "fraud_labels", "customer_txn_stats"}
@@ -206,12 +213,17 @@ def test_views_the_online_store_cannot_answer_are_reported_not_found(world):
     merchant still answers, reporting the transaction's features as not found."""
     from ml_framework.plugins.feast.online import fetch_online_features
 
-    with pytest.raises(KeyError, match="Missing join key"):  # what Feast itself does
+    from feast.errors import RequestDataNotFoundInEntityRowsException
+
+    # what Feast itself does: the on-demand view wants its request field, the offline view its join key
+    with pytest.raises((KeyError, RequestDataNotFoundInEntityRowsException), match="Missing join key|event_ts"):
         world.store().get_online_features(world.store().get_feature_service("fraud_detection"),
                                           [{"customer_id": 1000, "merchant_id": 50000}])
     result = fetch_online_features(world.store(), "fraud_detection", [{"customer_id": 1000, "merchant_id": 50000},
                                                                       {"customer_id": 424242, "merchant_id": 777}])
     assert result.features["customer_id"] == [1000, 424242] and result.features["age"][0] is not None
+    assert result.features["amount"] == [None, None] and result.not_found["amount"] == [0, 1]
+    # derived from a request field the rows lack: not found either (the service computes them per request)
     assert result.features["hour_of_day"] == [None, None] and result.not_found["hour_of_day"] == [0, 1]
     assert result.missing == [{"customer_id": 424242, "merchant_id": 777}]
     assert world.records["featureview.transaction_features"].outputs["online"] is False
@@ -506,7 +518,9 @@ def test_training_frame_from_the_feature_service_keeps_every_label(world):
     from ml_framework.plugins.feast.training import build_training_frame
 
     labels = pd.read_parquet(world.root / "data" / "fraud_labels.parquet").head(400)
-    frame = build_training_frame(world.repo, labels, "fraud_detection")
+    with pytest.raises(ValueError, match="on-demand view.*transaction_context"):  # computed by a Model, not here
+        build_training_frame(world.repo, labels, "fraud_detection")
+    frame = build_training_frame(world.repo, labels, PLAIN_REFS)
     assert len(frame) == len(labels)
     assert frame["customer_id"].tolist() == labels["customer_id"].tolist()
     assert {"amount_mean_7d", "fraud_rate_30d", "account_age_days"} <= set(frame.columns)
@@ -533,7 +547,7 @@ def test_training_frames_built_in_parallel_threads_do_not_deadlock(world, monkey
 
     def build(name, rows):
         try:
-            frames[name] = build_training_frame(store, rows, "fraud_detection")
+            frames[name] = build_training_frame(store, rows, PLAIN_REFS)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -140,18 +140,6 @@ def test_a_model_trains_on_derived_features_computed_the_same_through_feast_and_
         harness.close()
 
 
-AGGREGATED = """\
-kind: FeatureView
-name: customer_spend
-entities: [customer]
-source: transactions
-ttl: 30d
-aggregations:
-  amount_sum_7d: {function: sum, column: amount, window: 7d}
-  txn_count_1d: {function: count, window: 1d}
-"""
-
-
 def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_parquet_join(tmp_path, monkeypatch,
                                                                                              bentoml_home):
     from ml_framework.plugins.feast import FeastProvider
@@ -160,7 +148,7 @@ def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_
     monkeypatch.delenv("ML_STATE_URL", raising=False)
     model = fraud_model().replace('features: [fraud_detection, "customer_profile:home_country"]',
                                   'features: ["customer_profile:home_country", "customer_spend:*"]')
-    root = write_example(tmp_path / "example", specs={"models.yaml": model, "aggregated.yaml": AGGREGATED})
+    root = write_example(tmp_path / "example", specs={"models.yaml": model})  # the example's customer_spend
     harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
     try:
         report = harness.apply()
@@ -174,7 +162,7 @@ def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_
         access = harness.registry.services(state=harness.store).get("feature_access")
         via_feast = load_frame(data, root, route="feast", features=access).df
         via_parquet = load_frame(data, root, route="parquet").df
-        for column in ("amount_sum_7d", "txn_count_1d"):
+        for column in ("amount_mean_90d", "txn_count_1h"):
             a, b = via_parquet[column], via_feast[column]
             assert a.notna().sum() > 100
             assert ((a == b) | (a.isna() & b.isna())).all(), column
@@ -187,12 +175,15 @@ def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_
         for i in labels.sample(40, random_state=2).index:
             row = labels.loc[i]
             mine = events[events["customer_id"] == row["customer_id"]]
-            before = mine[(mine["event_ts"] < row["event_ts"]) & (mine["event_ts"] >= row["event_ts"] - pd.Timedelta("30D"))]
+            before = mine[(mine["event_ts"] < row["event_ts"]) & (mine["event_ts"] >= row["event_ts"] - pd.Timedelta("90D"))]
             if before.empty:
+                assert pd.isna(row["amount_mean_90d"])  # a first transaction: nothing before it
                 continue
             newest = before["event_ts"].max()  # the row served: the newest earlier event's window
-            day = mine[(mine["event_ts"] > newest - pd.Timedelta("1D")) & (mine["event_ts"] <= newest)]
-            assert row["txn_count_1d"] == len(day), (row.to_dict(), len(day))
+            hour = mine[(mine["event_ts"] > newest - pd.Timedelta("1h")) & (mine["event_ts"] <= newest)]
+            assert row["txn_count_1h"] == len(hour), (row.to_dict(), len(hour))
+            window = mine[(mine["event_ts"] > newest - pd.Timedelta("90D")) & (mine["event_ts"] <= newest)]
+            assert row["amount_mean_90d"] == pytest.approx(window["amount"].mean(), rel=1e-9)
         assert not harness.plan().has_changes
     finally:
         harness.close()

@@ -73,7 +73,11 @@ def test_the_openapi_document_is_the_contract_the_service_enforces(feast_service
     assert with_keys["properties"]["entity_keys"]["properties"]["customer_id"]["type"] == "integer"
     features = with_keys["properties"]["features"]
     assert "amount" in features["required"] and "home_country" not in features.get("required", [])
-    assert features["properties"]["merchant_category"]["enum"][:2] == ["grocery", "restaurants"]
+    assert "event_ts" in features["required"]  # a request field of the on-demand view transaction_context
+    assert features["properties"]["event_ts"] == {"type": ["string", "null"], "format": "date-time"}
+    assert "merchant_category" not in features["properties"]  # derived by the service: never sent
+    assert features["properties"]["home_country"]["pattern"] == "^(?:[A-Z]{2})$"  # checks: {regex: ...}
+    assert features["properties"]["age"]["minimum"] == 18  # optional: overrides the stored value
     assert features["properties"]["amount"]["exclusiveMinimum"] == 0  # checks: {gt: 0}
     statuses = set(document["paths"]["/predict"]["post"]["responses"])
     assert statuses == {"200", "400", "404", "413", "422", "500", "503"}
@@ -114,6 +118,7 @@ def test_the_root_page_in_chromium_describes_the_deployment_and_loads_nothing_fr
                             capture_output=True, text=True, timeout=120)
     dom = result.stdout
     assert "Fraud scores for card transactions." in dom and "serving <b>v1</b>" in dom, dom[:2000]
-    assert "features.merchant_category" in dom and "one of grocery" in dom and "entity_keys.customer_id" in dom
+    assert "features.event_ts" in dom and "timestamp (ISO 8601)" in dom, dom
+    assert "between 18.0 and 120.0" in dom and "entity_keys.customer_id" in dom, dom
     assert "BentoML" not in dom and "http://" not in dom.replace("http://HOST", "")
     assert "Failed to load resource" not in result.stderr and "ERR_" not in result.stderr, result.stderr[-3000:]

@@ -60,18 +60,24 @@ def known_keys(root, count=40):
 
 
 def transaction(root, i=0):
-    """Facts of a transaction being scored: its view is keyed by transaction_id, so they come raw."""
-    import math
-
+    """Raw facts of a transaction being scored (amount and time): the service derives the rest."""
     import pandas as pd
 
-    row = pd.read_parquet(root / "data" / "transaction_features.parquet").iloc[i]
-    out = {}
-    for name in ("amount", "hour_of_day", "merchant_category", "foreign_merchant", "amount_vs_customer_mean"):
-        value = row[name]
-        value = value.item() if hasattr(value, "item") else value
-        out[name] = None if isinstance(value, float) and math.isnan(value) else value
-    return out
+    row = pd.read_parquet(root / "data" / "transactions.parquet").iloc[i]
+    return {"amount": float(row["amount"]), "event_ts": row["event_ts"].isoformat()}
+
+
+def derived_by_hand(root, key, facts, online):
+    """The example's on-demand features (specs/features/views.yaml: transaction_context), computed here
+    independently from the raw facts, the merchant master data and the online values."""
+    import pandas as pd
+
+    merchant = pd.read_parquet(root / "data" / "merchants.parquet").set_index("merchant_id").loc[key["merchant_id"]]
+    mean = online["amount_mean_90d"]
+    home = online["home_country"]
+    return {"hour_of_day": pd.Timestamp(facts["event_ts"]).hour, "merchant_category": merchant["category"],
+            "foreign_merchant": int(home is not None and merchant["country"] != home),
+            "amount_vs_customer_mean": facts["amount"] / mean if mean else None}
 
 
 def request(root, key, i=0):
@@ -94,14 +100,17 @@ def test_entity_keys_fetch_online_features_and_predict_like_the_model(example):
     import json
 
     refs = json.loads((artifact_dir(tag) / "ml_model.json").read_text())["feature_refs"]
-    online = [r for r in refs if not r.startswith("transaction_features:")]
+    online = [r for r in refs if not r.startswith(("transaction_features:", "transaction_context:"))]
+    online += ["customer_spend:amount_mean_90d", "customer_profile:home_country"]  # inputs of derived ones
     import pandas as pd
 
     for i, key in enumerate(keys):
         status, body, _ = post(url_of(harness) + "/predict", request(root, key, i))
         assert status == 200, body
-        features = {**fetch_online_features(root / "feature_repo", online, [key]).rows()[0], **transaction(root, i)}
-        frame = pd.DataFrame([features])
+        facts = transaction(root, i)
+        fetched = fetch_online_features(root / "feature_repo", online, [key]).rows()[0]
+        features = {**fetched, "amount": facts["amount"], **derived_by_hand(root, key, facts, fetched)}
+        frame = pd.DataFrame([{name: features[name] for name in predictor.schema["features"]}])
         for column in frame.columns:  # None in a numeric column means missing, as the service treats it
             if column not in predictor.schema.get("categorical", {}):
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
@@ -197,14 +206,17 @@ def test_ab_split_is_sticky_per_entity_key(example):
 
 def test_feasts_own_sdk_answers_the_feature_service_with_an_offline_view_inside(example):
     """People query the applied repository from notebooks with Feast's SDK: a feature service holding an
-    offline-only view (the transaction's facts) answers, those features missing, the rest from the store."""
+    offline-only view (the transaction's facts) and an on-demand one answers, the offline features missing,
+    the rest from the store, the derived ones computed by Feast running ml's transformation on the request
+    field the rows carry."""
     _, root = example
+    key = known_keys(root, 1)[0]
     code = f"""
 import json
 from feast import FeatureStore
 store = FeatureStore(repo_path={str(root / 'feature_repo')!r})
 service = store.get_feature_service("fraud_detection")
-rows = [{{**{known_keys(root, 1)[0]!r}, "transaction_id": 1}}]
+rows = [{{**{key!r}, "transaction_id": 1, "event_ts": "2024-06-01T03:30:00+00:00"}}]
 print(json.dumps(store.get_online_features(features=service, entity_rows=rows).to_dict(), default=str))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
@@ -213,6 +225,13 @@ print(json.dumps(store.get_online_features(features=service, entity_rows=rows).t
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["age"][0] is not None and answer["credit_limit"][0] is not None  # from the online store
     assert answer["amount"] == [None]  # offline-only: it comes with a serving request
+    import pandas as pd
+
+    merchant = pd.read_parquet(root / "data" / "merchants.parquet").set_index("merchant_id").loc[key["merchant_id"]]
+    assert answer["hour_of_day"] == [3] and answer["merchant_category"] == [merchant["category"]]
+    home = pd.read_parquet(root / "data" / "customers.parquet").set_index("customer_id").loc[key["customer_id"]]
+    assert answer["foreign_merchant"] == [int(merchant["country"] != home["home_country"])]
+    assert answer["amount_vs_customer_mean"] == [None]  # null in, null out: the amount is not in the store
 
 
 def test_direct_sqlite_reads_answer_exactly_as_feasts_get_online_features(example):
@@ -253,6 +272,16 @@ features:
 """
 
 
+SKEW_MONITOR = """\
+kind: Monitor
+name: skew-watch
+deployment: fraud-api
+detector: {backend: scipy-drift}
+window: {last: 500, min_samples: 400}   # a handful of requests: drift inconclusive, skew still checked
+skew: {last: 50}
+"""
+
+
 def test_the_service_computes_derived_features_as_training_did(tmp_path, bentoml_home, monkeypatch):
     """A model on an on-demand view's features: the caller sends raw facts (the amount, a request field);
     the service fetches the other inputs online and computes the derived features with the training
@@ -268,12 +297,15 @@ def test_the_service_computes_derived_features_as_training_did(tmp_path, bentoml
                                            'features: ["customer_profile:home_country", "spend_ratios:*"]')
     today = time.strftime("%Y-%m-%d", time.gmtime())  # recent data: at request time, training sees it too
     root = write_example(tmp_path / "example", end=today, specs={
-        "models.yaml": model, "ondemand.yaml": ODFV,
+        "models.yaml": model, "ondemand.yaml": ODFV, "monitor.yaml": SKEW_MONITOR,
         "deploy.yaml": deployment_spec(port=free_port(), extra="input: {entity_keys: [customer_id], raw_features: true}\n")})
     labels = pd.read_parquet(root / "data" / "fraud_labels.parquet")
     labels["channel_risk"] = (labels["transaction_id"] % 10) / 10.0  # a request field, known at labelling too
     labels.to_parquet(root / "data" / "fraud_labels.parquet", index=False)
-    harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider()})
+    from ml_framework.plugins.scipy_drift import ScipyDriftProvider
+
+    harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "bentoml": BentoMLProvider(),
+                             "scipy-drift": ScipyDriftProvider()})
     try:
         report = harness.apply()
         assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
@@ -306,6 +338,10 @@ def test_the_service_computes_derived_features_as_training_did(tmp_path, bentoml
         assert live.exit_code == 0, live.output
         assert found["spend_ratios:amount_vs_mean_7d"]["checked"] >= 1
         assert found["customer_txn_stats:amount_mean_7d"]["kind"] == "online (live)"
+        watched = run_cli(["monitor", "run", "skew-watch", "--json"], cwd=root)  # the same check, by a monitor
+        assert watched.exit_code == 0, watched.output
+        run = json.loads(watched.stdout)[0]
+        assert run["status"] == "ok" and {f["feature"] for f in run["skew"]} >= {"spend_ratios:amount_vs_mean_7d"}
         stats = pd.read_parquet(root / "data" / "customer_txn_stats.parquet")
         newest = stats.sort_values("event_ts").groupby("customer_id").tail(1)
         store.write_to_online_store("customer_txn_stats", newest.assign(amount_mean_7d=newest["amount_mean_7d"] + 50))
@@ -318,6 +354,13 @@ def test_the_service_computes_derived_features_as_training_did(tmp_path, bentoml
         assert skewed.exit_code == 3, skewed.output
         found = {r["feature"]: r for r in json.loads(skewed.output)}
         assert found["customer_txn_stats:amount_mean_7d"]["mismatches"] >= 1  # served a value training never saw
+        watched = run_cli(["monitor", "run", "skew-watch"], cwd=root)
+        assert watched.exit_code == 3, watched.output  # skew: like drift, for cron and CI
+        assert "skew" in watched.output and "customer_txn_stats:amount_mean_7d" in watched.output
+        assert "ALERT monitor=skew-watch" in watched.output and "skew=customer_txn_stats:amount_mean_7d(" in watched.output
+        gauges = run_cli(["monitor", "metrics"], cwd=root).output
+        assert 'ml_monitor_status{monitor="skew-watch",deployment="fraud-api"} 3' in gauges, gauges
+        assert 'ml_monitor_feature_skew{monitor="skew-watch",model_version="v1",feature="customer_txn_stats:amount_mean_7d"} 1' in gauges
 
         code, body, _ = post(url + "/predict", {"entity_keys": {"customer_id": customer},
                                                 "features": {"amount": 1.0, "channel_risk": 0.1, "risky": 1}})
@@ -336,3 +379,55 @@ def _computation(root):
 
     manifest = _json.loads((root / "feature_repo" / "ml_generated.json").read_text())
     return manifest["on_demand_feature_views"]["spend_ratios"]["computation"]
+
+
+def test_a_renamed_feature_view_keeps_its_online_rows_and_nothing_retrains(example):
+    """`kind: Moved` of a feature view: Feast's view takes the new name with its online rows, the feature
+    service follows it, the model is not retrained, and the version serving (trained on the old name)
+    keeps answering the same. Runs last in this module: it renames the shared example's view."""
+    import re
+
+    from ml_framework.plugins.feast.online import fetch_online_features
+
+    harness, root = example
+    keys = known_keys(root, 5)
+    before_answers = [post(url_of(harness) + "/predict", request(root, key, i))[1]["prediction"]
+                      for i, key in enumerate(keys)]
+    refs = ["customer_txn_stats:amount_mean_7d", "customer_txn_stats:txn_count_7d"]
+    before_online = fetch_online_features(root / "feature_repo", refs, keys).features
+    version = harness.store.get("model.fraud").outputs["version"]
+
+    views = root / "specs" / "features" / "views.yaml"
+    views.write_text(re.sub(r"(?m)^name: customer_txn_stats$", "name: customer_activity", views.read_text()))
+    services = root / "specs" / "features" / "services.yaml"
+    services.write_text(services.read_text().replace('"customer_txn_stats:*"', '"customer_activity:*"'))
+    (root / "specs" / "moved.yaml").write_text(
+        "kind: Moved\nfrom: featureview.customer_txn_stats\nto: featureview.customer_activity\n")
+    plan = harness.plan()
+    pending = {c.address: c for c in plan.pending()}
+    moved = pending["featureview.customer_activity"]
+    assert moved.moved_from == "featureview.customer_txn_stats" and moved.action == "no-op", moved
+    assert pending["featureservice.fraud_detection"].restate, pending  # follows the new name
+    assert all(c.action == "no-op" for c in plan.pending()), [(c.address, c.action, c.reasons) for c in plan.pending()]
+    assert "model.fraud" not in pending or pending["model.fraud"].restate  # nothing retrains
+
+    report = harness.apply(plan)
+    assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+    store = __import__("ml_framework.plugins.feast.repo", fromlist=["new_feature_store"]).new_feature_store(
+        root / "feature_repo")
+    names = {v.name for v in store.list_feature_views()}
+    assert "customer_activity" in names and "customer_txn_stats" not in names
+    service = store.get_feature_service("fraud_detection")
+    assert "customer_activity" in {p.name for p in service.feature_view_projections}
+    renamed_refs = [r.replace("customer_txn_stats", "customer_activity") for r in refs]
+    assert fetch_online_features(root / "feature_repo", renamed_refs, keys).features == before_online  # rows kept
+    assert fetch_online_features(root / "feature_repo", refs, keys).features == before_online  # old name followed
+    assert harness.store.get("model.fraud").outputs["version"] == version  # not retrained
+    after_answers = [post(url_of(harness) + "/predict", request(root, key, i))[1]["prediction"]
+                     for i, key in enumerate(keys)]
+    assert after_answers == before_answers  # the served version, trained on the old name, answers the same
+    assert not harness.plan().has_changes
+    result = subprocess.run([str(__import__("pathlib").Path(sys.executable).with_name("feast")), "-c",
+                             str(root / "feature_repo"), "plan"], capture_output=True, text=True, timeout=120)
+    assert "No changes to registry" in result.stdout and "No changes to infrastructure" in result.stdout, \
+        result.stdout[-2000:] + result.stderr[-2000:]

@@ -90,15 +90,20 @@ def test_a_rename_with_other_changes_moves_then_updates(harness, provider, tmp_p
     assert not harness.plan().has_changes
 
 
-def test_a_backend_that_cannot_rename_recreates_and_says_why(tmp_path):
-    provider = InMemoryProvider()
-    h = Harness(specs(tmp_path), {"memory": provider})
+class _RenamesViewsOnly(MovableMemoryProvider):
+    movable_kinds = ("FeatureView",)  # a backend that renames some of its kinds
+
+
+@pytest.mark.parametrize("provider_type, why", [(InMemoryProvider, "cannot rename in place"),
+                                                (_RenamesViewsOnly, "cannot rename a Model")])
+def test_a_backend_that_cannot_rename_recreates_and_says_why(tmp_path, provider_type, why):
+    h = Harness(specs(tmp_path), {"memory": provider_type()})
     try:
         assert h.apply().ok
         specs(tmp_path, model="fraud_v2", moves=moved("model.fraud", "model.fraud_v2"))
         changes = by_address(h.plan())
         assert changes["model.fraud_v2"].action == CREATE and changes["model.fraud"].action == DELETE
-        assert "the memory backend cannot rename in place" in changes["model.fraud_v2"].reasons[0]
+        assert f"the memory backend {why}" in changes["model.fraud_v2"].reasons[0]
     finally:
         h.close()
 
@@ -222,3 +227,28 @@ def test_an_import_that_cannot_be_done_is_a_plan_error(tmp_path):
         Harness(tmp_path, {"memory": Adopting()}).plan()
     assert "specs/moved.yaml:1: to: model.nope is not in the specs" in str(caught.value)
     assert "specs/moved.yaml:9: to: model.fraud is imported twice (first at specs/moved.yaml:5)" in str(caught.value)
+
+
+def test_a_renamed_view_is_followed_through_feature_references(harness, provider, tmp_path):
+    """A model listing `txn_stats:*` follows the view's rename to `txn_activity:*`: its record is rewritten,
+    nothing is retrained."""
+    text = (feature_specs() + "---\n" + model_spec()).replace("name: txn_stats", "name: txn_activity")
+    write_specs(tmp_path, text.replace('"txn_stats:*"', '"txn_activity:*"'))
+    (tmp_path / "specs" / "moved.yaml").write_text(moved("featureview.txn_stats", "featureview.txn_activity"))
+    changes = by_address(harness.plan())
+    assert changes["featureview.txn_activity"].moved_from == "featureview.txn_stats"
+    assert changes["model.fraud"].action == NOOP and changes["model.fraud"].restate
+    assert harness.apply().ok
+    assert [h for h, _ in provider.calls if h in ("apply", "delete", "move")] == ["move"]
+    assert not harness.plan().has_changes
+
+
+def test_the_renaming_pattern_matches_references_not_lookalikes():
+    from ml_framework.plan.planner import _renaming_pattern
+
+    pattern = _renaming_pattern(("txn_stats",))
+    rename = lambda text: pattern.sub("txn_activity", text)  # noqa: E731
+    assert rename("txn_stats:*") == "txn_activity:*"
+    assert rename("txn_stats.amount / 2") == "txn_activity.amount / 2"
+    assert rename("my_txn_stats.amount") == "my_txn_stats.amount"  # another name that ends alike
+    assert rename("x.txn_stats.amount") == "x.txn_stats.amount" and rename("txn_stats") == "txn_stats"

@@ -12,7 +12,27 @@ from ..contracts import ColumnRule, Contract
 from ..materialize import online_store_identity
 from .base import Handler, check_data, contract_hint, digest, iso, not_found, now, remove_csv_copy
 
-__all__ = ["FeatureViewHandler"]
+__all__ = ["FeatureViewHandler", "remove_view"]
+
+
+def remove_view(backend, store, name: str, *, inline: bool) -> None:
+    """Take the Feast view ``name`` out of the registry with its online rows (and its inline source):
+    idempotent. Under the repository lock."""
+    view = Handler._registered(store.registry.get_feature_view, name, store.project)
+    if view is not None:
+        # partial=False: remove from the registry and tear down its online-store table
+        store.apply([], objects_to_delete=[view], partial=False)
+        if store.config.online_store.type in ("redis", "feast.infra.online_stores.redis.RedisOnlineStore"):
+            from ..materialize import purge_redis_view
+
+            purge_redis_view(store, view)
+    if inline:
+        try:
+            store.registry.delete_data_source(comp.inline_source_name(name), store.project, commit=True)
+        except Exception as exc:
+            if not not_found(exc):
+                raise
+    backend.repo.record_infra()
 
 
 class FeatureViewHandler(Handler):
@@ -199,21 +219,7 @@ class FeatureViewHandler(Handler):
         aggregated = bool(recorded.spec.get("aggregations"))
         inline = not isinstance(recorded.spec.get("source"), str) or aggregated
         with backend.feast(recorded.address, "delete the feature view") as store:
-            view = self._registered(store.registry.get_feature_view, name, store.project)
-            if view is not None:
-                # partial=False: remove from the registry and tear down its online-store table
-                store.apply([], objects_to_delete=[view], partial=False)
-                if store.config.online_store.type in ("redis", "feast.infra.online_stores.redis.RedisOnlineStore"):
-                    from ..materialize import purge_redis_view
-
-                    purge_redis_view(store, view)
-            if inline:
-                try:
-                    store.registry.delete_data_source(comp.inline_source_name(name), store.project, commit=True)
-                except Exception as exc:
-                    if not not_found(exc):
-                        raise
-            backend.repo.record_infra()
+            remove_view(backend, store, name, inline=inline)
             self._remember(backend, name, None)
             if aggregated:  # the aggregated rows it served
                 from ml_framework.plugins.features.aggregates import output_path
