@@ -381,6 +381,21 @@ def _computation(root):
     return manifest["on_demand_feature_views"]["spend_ratios"]["computation"]
 
 
+def test_the_example_has_no_training_serving_skew(example):
+    """The example's derived features (transaction_context) and its online features: what training used
+    equals what serving computes and fetches, for sampled label rows."""
+    from ml_framework.testing import run_cli
+
+    _, root = example
+    checked = run_cli(["models", "skew", "fraud", "--rows", "300", "--json"], cwd=root)
+    assert checked.exit_code == 0, checked.output
+    found = {r["feature"]: r for r in json.loads(checked.output)}
+    for feature in ("hour_of_day", "merchant_category", "foreign_merchant", "amount_vs_customer_mean"):
+        result = found[f"transaction_context:{feature}"]
+        assert result["kind"] == "transformation" and result["checked"] == 300 and result["mismatches"] == 0
+    assert found["customer_spend:amount_mean_90d"]["checked"] > 10  # an input, fetched online
+
+
 def test_a_renamed_feature_view_keeps_its_online_rows_and_nothing_retrains(example):
     """`kind: Moved` of a feature view: Feast's view takes the new name with its online rows, the feature
     service follows it, the model is not retrained, and the version serving (trained on the old name)
