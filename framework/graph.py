@@ -52,6 +52,8 @@ class Node:
     # What dependents see of this spec: the behavioural spec minus the kind's ``local_fields``.
     local_fields: frozenset[str] = frozenset()
     export_hash: str = ""
+    # fields that are not behaviour: description, labels, and those the kind adds (``non_behavioural``)
+    ignored: frozenset[str] = NON_BEHAVIOURAL
 
 
 @dataclass
@@ -78,15 +80,16 @@ def build_graph(valid: list[ValidSpec], locations: LocationMap) -> ResourceGraph
     for item in valid:
         spec = item.spec
         full = spec.model_dump(mode="json")
-        behaviour = {k: v for k, v in full.items() if k not in NON_BEHAVIOURAL}
+        ignored = NON_BEHAVIOURAL | frozenset(getattr(type(spec), "non_behavioural", frozenset()))
+        behaviour = {k: v for k, v in full.items() if k not in ignored}
         masked = mask_secrets(full)  # masks key by key, so the behavioural subset is masked already
         local = frozenset(getattr(type(spec), "local_fields", frozenset()))
         spec_hash = digest(canonical_json(behaviour))
         nodes[spec.address] = Node(
             address=spec.address, kind=spec.kind, name=spec.name, backend=spec.backend_name(),
-            spec=masked, behaviour={k: v for k, v in masked.items() if k not in NON_BEHAVIOURAL},
+            spec=masked, behaviour={k: v for k, v in masked.items() if k not in ignored},
             spec_hash=spec_hash, config=item.config, location=item.location, plugin_error=item.plugin_error,
-            local_fields=local, export_hash=export_hash(behaviour, local) if local else spec_hash,
+            local_fields=local, export_hash=export_hash(behaviour, local) if local else spec_hash, ignored=ignored,
         )
     errors: list[SpecError] = []
     by_kind: dict[str, list[str]] = {}

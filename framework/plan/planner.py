@@ -28,7 +28,6 @@ from ..contract import (
 )
 from ..errors import MLError, ProviderError
 from ..graph import ResourceGraph, canonical_json, digest, export_hash
-from ..spec.kinds import NON_BEHAVIOURAL
 from .model import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Drift, FieldDiff, Plan, PlanIssue
 
 __all__ = ["build_plan", "to_resource", "diff_fields", "UPSTREAM_PREFIX"]
@@ -120,7 +119,7 @@ class _Planner:
         node, record = self.graph.nodes.get(address), self.originals.get(address) or self.recorded.get(address)
         if node is None or record is None or not node.local_fields:
             return None
-        behaviour = {k: v for k, v in record.spec.items() if k not in NON_BEHAVIOURAL}
+        behaviour = {k: v for k, v in record.spec.items() if k not in node.ignored}
         return digest(export_hash(behaviour, node.local_fields), canonical_json(dict(record.inputs)))
 
     def _upstream_input(self, upstream: str, prior) -> str:
@@ -240,7 +239,7 @@ class _Planner:
         return False
 
     def _changed(self, node, resource, prior, inputs, drift_reasons, provider, common) -> Change | None:
-        before = {k: v for k, v in prior.spec.items() if k not in NON_BEHAVIOURAL}
+        before = {k: v for k, v in prior.spec.items() if k not in node.ignored}
         changes = diff_fields(before, node.behaviour)
         followed = [c for c in changes if self.renamed_names and self._renamed(c.before, c.after)]
         changes = [c for c in changes if c not in followed]

@@ -152,6 +152,7 @@ class DeploymentApply:
                 "feature_lookup": self._feature_lookup(),
                 "feature_rules": self._feature_rules(target),
                 "log_predictions": self.settings.log_predictions,
+                "explain": self.spec.explain.model_dump(),
                 "log_dir": str(log_dir(self.project_dir, self.name).resolve())}
 
     def _feature_rules(self, target) -> dict[str, dict[str, Any]]:

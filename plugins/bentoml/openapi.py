@@ -38,6 +38,8 @@ class ServiceContract:
     rate_limited: bool = False
     max_bytes: int = 65_536
     rejects_unknown_entities: bool = True
+    explains: bool = False  # a request may ask for an explanation ("explain": true)
+    explains_always: bool = False  # every answer carries one
 
 
 # -- schemas -----------------------------------------------------------------------------------------------
@@ -84,9 +86,13 @@ def _request_schema(c: ServiceContract) -> dict[str, Any]:
     request_id = {"type": ["string", "integer", "null"],
                   "description": "Echoed in the answer (one is made up if absent or null)."}
     absent = {"type": "null", "description": "null is the same as leaving the field out."}
+    extra: dict[str, Any] = {"request_id": request_id}
+    if c.explains:
+        extra["explain"] = {"type": ["boolean", "null"],
+                            "description": "true: the answer carries the largest feature contributions."}
     variants = []
     if c.entity_keys:
-        properties: dict[str, Any] = {"entity_keys": keys, "request_id": request_id, "features": absent}
+        properties: dict[str, Any] = {"entity_keys": keys, **extra, "features": absent}
         required = ["entity_keys"]
         if c.raw_features:
             given = {"type": "object" if c.raw_only else ["object", "null"], "properties": features,
@@ -105,7 +111,7 @@ def _request_schema(c: ServiceContract) -> dict[str, Any]:
                          "properties": {"features": {"type": "object", "properties": features,
                                                      "required": list(c.features), "additionalProperties": False,
                                                      "description": "Every feature the model uses."},
-                                        "entity_keys": absent, "request_id": request_id}})
+                                        "entity_keys": absent, **extra}})
     return variants[0] if len(variants) == 1 else {"anyOf": variants}
 
 
@@ -123,6 +129,18 @@ def _answer_schema(c: ServiceContract) -> dict[str, Any]:
         "request_id": {"type": "string"},
     }
     required = ["prediction", "model", "model_version", "variant", "request_id"]
+    if c.explains or c.explains_always:
+        contribution = {"type": "object", "required": ["feature", "contribution"],
+                        "properties": {"feature": {"type": "string"}, "value": {},
+                                       "contribution": {"type": "number"}}}
+        properties["explanation"] = {
+            "type": "object", "description": "The largest contributions to the raw output (log-odds for a binary "
+                                             "model): base + every contribution = raw; rest sums those not listed.",
+            "properties": {"output": {"type": "string"}, "base": {"type": "number"}, "raw": {"type": "number"},
+                           "top": {"type": "array", "items": contribution}, "rest": {"type": "number"},
+                           "error": {"type": "string"}}}
+        if c.explains_always:
+            required.append("explanation")
     if multiclass:
         properties["class"] = {"description": "The most likely class."}
         properties["probabilities"] = {"type": "object", "additionalProperties": {"type": "number"},

@@ -80,6 +80,8 @@ class ServingModel:
     # On-demand views the model reads: computed per request by the same function as the training frame
     # (features.derived.compute); each {"name", "computation", "features": [[feature, column]]}.
     derived: list[dict] = field(default_factory=list)
+    # the flavour's explainer, when it has one: rows -> contributions (see ModelFlavor.load_explainer)
+    _explain: Callable[[Any], Any] | None = None
     _encode: Callable[[Mapping[str, Any]], Any] | None = None
     _predict_batch: Callable[[Sequence[Any]], list] | None = None
 
@@ -134,6 +136,30 @@ class ServingModel:
     def predict(self, values: Mapping[str, Any]) -> Any:
         return self.predict_batch([self.encode(values)])[0]
 
+    @property
+    def explains(self) -> bool:
+        return self._explain is not None
+
+    def explain(self, item: Any, values: Mapping[str, Any], prediction: Any, top_k: int) -> dict[str, Any]:
+        """The ``top_k`` largest contributions to this prediction's raw output (``item``: the encoded row),
+        named by feature with the value used; ``base`` + every contribution = ``raw`` (``rest``: the sum of
+        those not listed)."""
+        found = self._explain([item])[0]
+        if getattr(found, "ndim", 1) == 2:  # multiclass: the predicted class's raw score
+            index = max(range(len(prediction)), key=prediction.__getitem__) if isinstance(prediction, list) else 0
+            found = found[index]
+            output = f"raw score of class {self.classes[index] if self.classes else index}"
+        else:
+            output = {"binary": "log-odds"}.get(self.task, "value")
+        contributions = [float(c) for c in found[:-1]]
+        base = float(found[-1])
+        order = sorted(range(len(contributions)), key=lambda i: -abs(contributions[i]))
+        top = order[:max(0, top_k)]
+        return {"output": output, "base": base, "raw": base + sum(contributions),
+                "top": [{"feature": self.features[i], "value": values.get(self.features[i]),
+                         "contribution": contributions[i]} for i in top],
+                "rest": sum(contributions[i] for i in order[len(top):])}
+
 
 def _schema(folder: Path) -> dict[str, Any]:
     path = folder / "ml_model.json"
@@ -168,8 +194,19 @@ def load_serving_model(folder: str | Path, tag: str | None = None) -> ServingMod
                   features=features, kinds=kinds, feature_refs=list(schema.get("feature_refs") or []),
                   classes=list(schema["classes"]) if schema.get("task") == "multiclass" and schema.get("classes") else None,
                   derived=list(schema.get("derived") or []))
-    encode, predict = _fast(folder, schema) or _generic(folder)
-    return ServingModel(**common, _encode=encode, _predict_batch=predict)
+    fast = _fast(folder, schema)
+    encode, predict = fast or _generic(folder)
+    return ServingModel(**common, _encode=encode, _predict_batch=predict,
+                        _explain=_explainer(folder, schema) if fast else None)
+
+
+def _explainer(folder: Path, schema: Mapping[str, Any]):
+    """The flavour's explainer over rows encoded by its fast path, or None (not every flavour explains)."""
+    from ml_framework.plugins.models.flavors import flavor_loader
+
+    loader = flavor_loader(str(schema.get("flavor")))
+    load = getattr(loader, "load_explainer", None)
+    return load(folder, schema) if load is not None else None
 
 
 def _fast(folder: Path, schema: Mapping[str, Any]):

@@ -158,6 +158,10 @@ class Runtime:
         self.feature_views: dict[str, list[str] | None] = {}  # view -> join keys, read from the store when needed
         self._splits: dict[str, tuple[list[str], list[str]]] = {}
         self.max_bytes = int(config.get("max_request_bytes") or 65_536)
+        explain = config.get("explain") or {}
+        self.explain_on_request = bool(explain.get("on_request", True))
+        self.explain_always = bool(explain.get("always", False))
+        self.explain_top_k = int(explain.get("top_k") or 5)
 
         # API keys and the rate limit come with control.json ("guards", changed without a restart); a
         # config.json of an older ml still carries them.
@@ -398,13 +402,22 @@ class Runtime:
     def validate(self, payload: Mapping[str, Any], route: Route) -> tuple[dict | None, dict, str | None]:
         """(entity keys or None, raw feature values, request id) — or a 422 listing every problem."""
         errors: list[dict[str, Any]] = []
-        allowed = {"entity_keys", "features", "request_id"}
+        allowed = {"entity_keys", "features", "request_id", "explain"}
         for name in payload:
             if name not in allowed:
                 errors.append({"loc": [name], "msg": f"unknown field (expected {', '.join(sorted(allowed))})"})
         request_id = payload.get("request_id")
         if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int))):
             errors.append({"loc": ["request_id"], "msg": "expected text or an integer"})
+        explain = payload.get("explain")
+        if explain is not None and not isinstance(explain, bool):
+            errors.append({"loc": ["explain"], "msg": "expected true or false"})
+        elif explain and not self.explain_on_request:
+            errors.append({"loc": ["explain"], "msg": "this deployment gives no explanations on request "
+                                                      "(explain.on_request: false)"})
+        elif explain and not route.stable.explains:
+            errors.append({"loc": ["explain"], "msg": f"the {route.stable.flavor} flavour of {route.stable.model}:"
+                                                      f"{route.stable.version} gives no explanations"})
         keys = payload.get("entity_keys")
         features = payload.get("features")
         if keys is not None:
@@ -593,7 +606,18 @@ class Runtime:
             self._log(route, route.stable, "stable", request_id, keys, values, None, started, 500,
                       error=f"{type(exc).__name__}: {exc}")
             raise RequestError(500, "prediction failed", {"request_id": request_id}) from None
-        self._log(route, model, variant, request_id, keys, values, prediction, started, status)
+        explanation = None
+        if (self.explain_always or payload.get("explain") is True) and model.explains:
+            try:
+                explanation = model.explain(model.encode(values), values, prediction, self.explain_top_k)
+            except Exception as exc:  # an explanation is never worth losing the prediction for
+                logger.warning("ml: explanation failed: %s", exc)
+                explanation = {"error": f"{type(exc).__name__}: {exc}"}
+        if explanation is not None:
+            self._log(route, model, variant, request_id, keys, values, prediction, started, status,
+                      explanation=explanation)
+        else:
+            self._log(route, model, variant, request_id, keys, values, prediction, started, status)
         self._recent.append(values)
         if mirror is not None:
             asyncio.get_running_loop().call_soon(self._shadow, route, mirror, request_id, keys, values, prediction)
@@ -604,6 +628,8 @@ class Runtime:
             # Multiclass: the most likely class by name, and each named class's probability.
             answer["class"] = classes[max(range(len(prediction)), key=prediction.__getitem__)]
             answer["probabilities"] = {str(name): p for name, p in zip(classes, prediction)}
+        if explanation is not None:
+            answer["explanation"] = explanation
         return answer
 
     # -- what the service says about itself --------------------------------------------------------------
@@ -638,7 +664,9 @@ class Runtime:
             features=features, rules=dict(self.feature_rules), classes=first.classes if first else None,
             auth_header=self.keys.header.decode() if self.keys is not None else None,
             rate_limited=self.limiter is not None, max_bytes=self.max_bytes,
-            rejects_unknown_entities=self.on_unknown_entity == "reject")
+            rejects_unknown_entities=self.on_unknown_entity == "reject",
+            explains=bool(first and first.explains and self.explain_on_request),
+            explains_always=bool(first and first.explains and self.explain_always))
 
     # -- replayed inputs (rollouts without enough live traffic) -----------------------------------------
     def replay_allowed(self, headers: Mapping[bytes, bytes]) -> bool:

@@ -60,5 +60,33 @@ class LightGBMFlavor:
         return encode, predict_batch
 
 
+    def load_explainer(self, folder: Path, schema: Mapping[str, Any]):
+        """``explain(rows) -> array (rows, [classes,] features + 1)``: each feature's exact contribution to the
+        raw output (LightGBM's ``pred_contrib``, TreeSHAP), the expected value last; rows as ``load_rows``
+        encodes them. The contributions and the expected value add up to the raw output (log-odds for a
+        binary model, the value for regression, each class's raw score for multiclass)."""
+        import lightgbm as lgb
+        import numpy as np
+
+        booster = lgb.Booster(model_file=str(Path(folder) / "saved_model.ubj"))
+        width = len(schema["features"]) + 1
+
+        def explain(rows):
+            threads = 1 if len(rows) <= SMALL_BATCH else 0
+            out = booster.predict(np.asarray(rows, dtype=np.float64), pred_contrib=True, num_threads=threads)
+            out = np.asarray(out)
+            return out.reshape(len(rows), -1, width) if out.shape[1] != width else out
+
+        return explain
+
+    def gain_importance(self, folder: Path, schema: Mapping[str, Any]) -> dict[str, float]:
+        """Total split gain per feature (LightGBM's ``feature_importance("gain")``)."""
+        import lightgbm as lgb
+
+        booster = lgb.Booster(model_file=str(Path(folder) / "saved_model.ubj"))
+        gains = booster.feature_importance(importance_type="gain")
+        return {name: float(g) for name, g in zip(schema["features"], gains)}
+
+
 def flavor(services) -> LightGBMFlavor:
     return LightGBMFlavor()

@@ -11,6 +11,7 @@ The commands read the registry (registry.py); training goes through the model's 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
@@ -134,6 +135,36 @@ def _build(project_and_registry, handles_errors, console, fail, split_args) -> t
             typer.echo(json.dumps(asdict(version), indent=2, default=str))
             return
         _show(console(), version, events)
+
+    # -- card ---------------------------------------------------------------------------------------
+    @models_app.command("card")
+    @handles_errors
+    def card(ref: str = typer.Argument(..., help="fraud:v3, fraud@production or fraud"),
+             fmt: str = typer.Option("markdown", "--format", "-f", help="markdown | html | json"),
+             out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write it here instead of printing it.")):
+        """The model card of one version (Model Card Toolkit sections): details and approvals, parameters,
+        held-out metrics with 95 % intervals, slices, gates, fairness, robustness, importance,
+        considerations, data lineage. Also written under .ml/cards/ (Markdown and HTML with plots)."""
+        from .card import card_data, render_html, render_markdown, write_card
+        from .ui import monitors_of
+
+        if fmt not in ("markdown", "md", "html", "json"):
+            fail(f"--format {fmt!r}: expected markdown, html or json")
+        project, store, registry = open_registry()
+        try:
+            version = registry.resolve(ref)
+            data = card_data(version, registry.events(version.model, limit=200), monitors=monitors_of(store, version.model))
+        finally:
+            store.close()
+        md_path, html_path = write_card(project.root, data)
+        text = (json.dumps(data, indent=2, default=str) + "\n" if fmt == "json" else
+                render_html(data) if fmt == "html" else render_markdown(data))
+        if out is not None:
+            out.write_text(text, encoding="utf-8")
+            console(stderr=True).print(f"wrote {out} (and {md_path.relative_to(project.root)}, "
+                                       f"{html_path.relative_to(project.root)})")
+        else:
+            typer.echo(text, nl=False)
 
     # -- compare ------------------------------------------------------------------------------------
     @models_app.command("compare")
@@ -459,6 +490,20 @@ def _show(out, v, events) -> None:
             table.add_row(_esc(segment), str(info.get("rows", "")), *(_fmt(values.get(n)) for n in names))
         out.print(table)
 
+    importance = lineage.get("importance") or {}
+    contributions = importance.get("mean_abs_contribution") or {}
+    if contributions:
+        gain = importance.get("gain") or {}
+        table = Table(title=f"Global importance (held-out rows: {importance.get('rows')}; top 10)",
+                      title_justify="left")
+        table.add_column("feature")
+        table.add_column("mean |contribution|", justify="right")
+        if gain:
+            table.add_column("gain", justify="right")
+        for name, value in sorted(contributions.items(), key=lambda kv: -kv[1])[:10]:
+            table.add_row(_esc(name), f"{value:.4f}", *([f"{gain.get(name, 0):.1f}"] if gain else []))
+        out.print(table)
+
     files = data.get("files") or {}
     if files:
         table = Table(title="Training data", title_justify="left")
@@ -488,6 +533,8 @@ def _goal(v, name: str) -> str:
 
 def _compare(a, b) -> dict[str, Any]:
     """Plain data: metrics (a, b, delta, which is better), params/features/data differences."""
+    from .importance import moved_most
+
     la, lb = dict(a.lineage or {}), dict(b.lineage or {})
     same_model = a.model == b.model
     name_a, name_b = (a.label, b.label) if same_model else (a.ref, b.ref)  # fraud:v1 vs fraud_mlp:v1, not v1 vs v1
@@ -516,6 +563,8 @@ def _compare(a, b) -> dict[str, Any]:
         "data": data,
         "rows": {"a": la.get("rows"), "b": lb.get("rows")},
         "training_seconds": {"a": la.get("training_seconds"), "b": lb.get("training_seconds")},
+        # shares of the total mean |contribution| on each version's held-out rows, largest moves first
+        "importance": moved_most(la.get("importance"), lb.get("importance"), top=5),
     }
 
 
@@ -549,6 +598,8 @@ def _render_compare(out, a, b, diff) -> None:
         changes.add_row(f"data {_esc(path)}", str(keys["a"] or "–")[:12], str(keys["b"] or "–")[:12])
     if diff["status"]["a"] != diff["status"]["b"]:
         changes.add_row("status", diff["status"]["a"], diff["status"]["b"])
+    for moved in diff.get("importance") or []:
+        changes.add_row(f"importance {_esc(moved['feature'])}", f"{moved['a']:.1%}", f"{moved['b']:.1%}")
     if changes.row_count:
         out.print(changes)
     else:

@@ -26,6 +26,17 @@ class SplitSpec(StrictModel):
     seed: int = 0
 
 
+class ModelCardText(StrictModel):
+    """What only people can say about a model, for its card (``ml models card``): recorded with each
+    version at registration; editing it never retrains (the next version's card carries the new text)."""
+
+    intended_use: str | None = None
+    out_of_scope: list[str] = Field(default_factory=list)
+    limitations: list[str] = Field(default_factory=list)
+    ethical_considerations: list[str] = Field(default_factory=list)
+    owners: list[str] = Field(default_factory=list)
+
+
 class Model(SpecBase):
     kind: Literal["Model"]
     task: Literal["binary", "multiclass", "regression"]
@@ -36,7 +47,9 @@ class Model(SpecBase):
     metrics: list[str] = Field(default_factory=list)
     gates: list[str] = Field(default_factory=list)
     slices: list[str] = Field(default_factory=list)
+    card: ModelCardText | None = None  # text for the model card; not behaviour (no retrain)
     backend_field: ClassVar[str] = "trainer"
+    non_behavioural: ClassVar[frozenset[str]] = frozenset({"card"})
 
     def references(self) -> list[tuple[str, str]]:
         return [("label.source", f"source.{self.label.source}")] + feature_ref_targets("features", self.features)

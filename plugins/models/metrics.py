@@ -180,3 +180,29 @@ _FUNCS: Mapping[str, Any] = {
     "auc": _auc, "logloss": _logloss, "accuracy": _accuracy, "precision": _precision, "recall": _recall,
     "f1": _f1, "macro_f1": _macro_f1, "rmse": _rmse, "mae": _mae, "r2": _r2,
 }
+
+
+def metric_intervals(task: str, names, y_true, y_pred, *, resamples: int = 100, level: float = 0.95,
+                     seed: int = 7, max_rows: int = 20_000) -> dict[str, list[float] | None]:
+    """Percentile bootstrap confidence intervals of each metric on the held-out rows: ``resamples`` draws
+    with replacement (seeded; a seeded sample of ``max_rows`` first on larger sets). None where a metric
+    is undefined on too many draws (a slice with one class)."""
+    import numpy as np
+
+    y = np.asarray(y_true)
+    p = np.asarray(y_pred, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    if len(y) > max_rows:
+        keep = rng.choice(len(y), max_rows, replace=False)
+        y, p = y[keep], p[keep]
+    if len(y) < 2:
+        return {name: None for name in names}
+    draws: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(resamples):
+        pick = rng.integers(0, len(y), len(y))
+        for name, value in compute_metrics(task, names, y[pick], p[pick]).items():
+            if value is not None:
+                draws[name].append(value)
+    low, high = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {name: ([round(float(np.percentile(v, low)), 6), round(float(np.percentile(v, high)), 6)]
+                   if len(v) >= resamples * 0.9 else None) for name, v in draws.items()}

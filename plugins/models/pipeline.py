@@ -128,6 +128,7 @@ class _Inputs:
     keys: dict[str, str]  # data file -> content key
     prepared: Any
     seconds: float
+    time_range: tuple[str | None, str | None] = (None, None)  # the labels' first and last time
 
 
 def _start(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyContext) -> _Run:
@@ -175,7 +176,11 @@ def _inputs(run: _Run) -> _Inputs:
                        tuple(settings.categorical))
     prepared = cached_frame(split_key, lambda: prepare(frame, spec.task, by=spec.split.by, valid=spec.split.valid,
                                                        seed=spec.split.seed, categorical=settings.categorical))
-    return _Inputs(data=data, route=route, keys=keys, prepared=prepared, seconds=time.perf_counter() - started)
+    times = frame.df[frame.timestamp] if frame.timestamp in frame.df.columns else None
+    span = ((str(times.min()), str(times.max())) if times is not None and len(times) and times.notna().any()
+            else (None, None))
+    return _Inputs(data=data, route=route, keys=keys, prepared=prepared, seconds=time.perf_counter() - started,
+                   time_range=span)
 
 
 def _fit(run: _Run, prepared):
@@ -210,12 +215,14 @@ def _lineage(run: _Run, inputs: _Inputs, trained, slices) -> dict[str, Any]:
     from .metrics import METRICS
 
     data, spec = inputs.data, run.spec
-    behaviour = {k: v for k, v in dict(run.resource.spec).items() if k not in NON_BEHAVIOURAL}
+    ignored = NON_BEHAVIOURAL | getattr(type(spec), "non_behavioural", frozenset())
+    behaviour = {k: v for k, v in dict(run.resource.spec).items() if k not in ignored}
     return {
         "spec_hash": digest(canonical_json(behaviour)),
         "upstream": {address: record.fingerprint for address, record in sorted(run.ctx.upstream.items())},
         "data": {"route": inputs.route, "files": inputs.keys, "digest": combine(inputs.keys),
-                 "label": {"source": data.label_source, "column": data.label_column, "timestamp": data.timestamp}},
+                 "label": {"source": data.label_source, "column": data.label_column, "timestamp": data.timestamp},
+                 "time_range": list(inputs.time_range)},
         "feature_refs": data.feature_refs,
         "metric_goals": {n: "higher" if METRICS[n].higher_is_better else "lower" for n in run.names},
         "params": trained.params,
@@ -267,6 +274,13 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
                              min_slice_rows=run.settings.slice_min_rows)
     number = registry.next_version(spec.name)
     lineage = _lineage(run, inputs, trained, slices)
+    from .metrics import metric_intervals
+
+    # for the model card: how sure each held-out figure is (95 % bootstrap), and what the version is for
+    lineage["metric_intervals"] = metric_intervals(spec.task, run.names, prepared.y_valid, predictions,
+                                                   seed=spec.split.seed)
+    lineage["intended_use"] = {"description": spec.description, "labels": dict(spec.labels or {}),
+                               **(spec.card.model_dump(exclude_none=True) if spec.card else {})}
     # What was planned and against which production: the same inputs are not trained again after a
     # rejection unless asked (`--retry`), see TrainerProvider.plan.
     lineage["planned"] = {"fingerprint": request.fingerprint, "production": production.label if production else None}
@@ -277,6 +291,7 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     if any(r.status == FAILED for r in results):
         lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
         rejected = registry.record_version(status=REJECTED, lineage=_jsonable(lineage), version=number, **common)
+        _write_card(registry, rejected, ctx.project_dir)
         if sweep is not None:
             return rejected
         raise GateFailure(f"v{number} rejected: {_gate_summary(results)}"
@@ -297,6 +312,9 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
                                        project_dir=ctx.project_dir)
     promote = run.settings.promote == "auto" and sweep is None
     try:
+        importance = _importance(artifact_dir(tag, ctx.project_dir), prepared, spec.split.seed)
+        if importance is not None:
+            lineage["importance"] = importance
         reference_info["bytes"] = save_reference(artifact_dir(tag, ctx.project_dir), reference, reference_info)
         lineage["reference"] = reference_info
         lineage["model_size_bytes"] = size
@@ -306,6 +324,7 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     except BaseException:
         delete_models([tag], ctx.project_dir)  # nothing half-recorded: the artifact goes with the failed record
         raise
+    _write_card(registry, version, ctx.project_dir)
     if sweep is not None:
         return version
     outputs = {
@@ -333,4 +352,38 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     else:
         tail = f"; production → {version.label}"
     message = f"{summary}, {_gate_summary(results)}" + tail
+    if production is not None and lineage.get("importance"):
+        from .importance import moved_most
+
+        moved = moved_most((production.lineage or {}).get("importance"), lineage["importance"])
+        if moved:
+            message += ("; importance moved most vs " + production.label + ": "
+                        + ", ".join(f"{m['feature']} {m['delta']:+.1%}" for m in moved))
     return ApplyResult(outputs=_jsonable(outputs), message=message)
+
+
+def _write_card(registry, version, project_dir) -> None:
+    """The version's model card under .ml/cards/ (card.py), at registration; never fails a training run."""
+    import logging
+
+    from .card import card_data, write_card
+
+    try:
+        write_card(Path(project_dir), card_data(version, registry.events(version.model, limit=200)))
+    except Exception as exc:  # noqa: BLE001 - `ml models card` writes it again
+        logging.getLogger(__name__).warning("model card not written: %s: %s", type(exc).__name__, exc)
+
+
+def _importance(folder: Path, prepared, seed: int):
+    """Global importance on the held-out rows (importance.py); never worth failing a training run for."""
+    import json
+    import logging
+
+    from .importance import global_importance
+
+    try:
+        schema = json.loads((folder / "ml_model.json").read_text(encoding="utf-8"))
+        return global_importance(folder, schema, prepared.valid_rows, seed=seed)  # raw values, as served
+    except Exception as exc:  # noqa: BLE001 - reported, the version is still recorded
+        logging.getLogger(__name__).warning("global importance not computed: %s: %s", type(exc).__name__, exc)
+        return None

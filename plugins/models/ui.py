@@ -27,12 +27,27 @@ def _metrics(version) -> str:
 class ModelsPage:
     title = "Models"
 
-    def __init__(self, registry):
+    def __init__(self, registry, state=None):
         self.registry = registry
+        self.state = state
 
     def render(self, path: str, query: Mapping[str, str]) -> str:
         name = path.strip("/")
+        parts = name.split("/")
+        if len(parts) == 3 and parts[2] == "card":  # /models/fraud/v2/card: the version's model card
+            return self._card(parts[0], parts[1])
         return self._model(name) if name else self._all()
+
+    def _card(self, model: str, label: str) -> str:
+        from .card import card_data, render_html
+
+        version = self.registry.get(model, label) if label.lstrip("v").isdigit() else None
+        if version is None:
+            raise LookupError(f"{model}:{label}")
+        return render_html(card_data(version, self.registry.events(model, limit=200), monitors=self.monitors(model)))
+
+    def monitors(self, model: str) -> list[str]:
+        return monitors_of(self.state, model) if self.state is not None else []
 
     def _all(self) -> str:
         parts = []
@@ -64,11 +79,22 @@ class ModelsPage:
                 ("features", ", ".join(lineage.get("feature_refs") or []) or "–"),
                 ("data", ", ".join(f"{f} ({h[:8]})" for f, h in ((lineage.get("data") or {}).get("files") or {}).items()) or "–"),
                 ("git", lineage.get("git") or "–"), ("trained in", f"{lineage.get('apply_seconds', '–')} s")])
+            facts = Markup(str(facts) + f"<p>{link(f'/models/{model}/{v.label}/card', 'model card')}</p>")
             parts.append(str(section(f"{model} {v.label}", facts,
                                      Markup("<details><summary>Full lineage</summary>" + str(code_block(lineage)) + "</details>"),
                                      anchor=f"v{v.version}")))
         return "".join(parts)
 
 
+def monitors_of(store, model: str) -> list[str]:
+    """The monitors (addresses) watching deployments of ``model``, from the state ``store``."""
+    import re
+
+    records = store.list_resources()
+    deployments = {r.address.split(".", 1)[1] for r in records if r.kind == "Deployment"
+                   and re.split(r"[@:]", str(r.spec.get("model") or ""))[0] == model}
+    return sorted(r.address for r in records if r.kind == "Monitor" and r.spec.get("deployment") in deployments)
+
+
 def models_page(services) -> ModelsPage:
-    return ModelsPage(services.get("model_registry"))
+    return ModelsPage(services.get("model_registry"), getattr(services, "state", None))

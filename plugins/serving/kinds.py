@@ -86,6 +86,16 @@ class DeploymentRateLimit(StrictModel):
     per: Literal["global", "api_key", "client"] = "global"
 
 
+class DeploymentExplain(StrictModel):
+    """Per-prediction explanations: each answer can carry the ``top_k`` largest feature contributions to
+    its raw output — when the request asks (``"explain": true`` in the body, if ``on_request``) or
+    ``always``. Served by the model flavour's explainer (LightGBM: exact tree contributions)."""
+
+    on_request: bool = True
+    always: bool = False
+    top_k: int = Field(default=5, ge=1, le=1000)
+
+
 AnalysisCheck = Literal["error_rate", "p99", "p99_ratio", "prediction_shift", "agreement"]
 
 
@@ -173,6 +183,7 @@ class Deployment(SpecBase):
     input: DeploymentInput = Field(default_factory=DeploymentInput)
     auth: DeploymentAuth | None = None
     rate_limit: DeploymentRateLimit | None = None
+    explain: DeploymentExplain = Field(default_factory=DeploymentExplain)
     backend_field: ClassVar[str] = "serving"
 
     @field_validator("model")

@@ -114,7 +114,10 @@ def check_web_view(root: Path, tmp_path: Path) -> None:
             "/plan": ["Plan:", "Changes", "deployment.progression-api"],
             "/history": ["apply", "succeeded"],
             "/models": ["band", "accuracy", "rmse &lt;= 75: passed", "production"],
-            "/models/progression": ["progression v1", "Full lineage", "vitals:bmi"],
+            "/models/progression": ["progression v1", "Full lineage", "vitals:bmi", "model card"],
+            # a regression model's card: its held-out figures with intervals, plotted; the monitor watching it
+            "/models/progression/v1/card": ["Model card: progression v1", "95 % interval", "rmse (primary)",
+                                            "Global importance", "monitor.progression-drift"],
             "/deployments": ["deployment.band-api", "healthy", "API keys", "blue_green"],
             "/features": ["featureview.vitals", "bmi", "float"],
             "/monitors": ["progression-drift", "progression-api"],

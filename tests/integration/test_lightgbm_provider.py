@@ -91,10 +91,36 @@ def test_a_param_change_is_planned_with_reasons_and_an_estimate_then_becomes_pro
     assert change.address == "model.fraud" and change.action == "update"
     assert "retrain: params changed (num_leaves 15 → 7)" in change.reasons
     assert change.estimate_seconds == pytest.approx(previous["apply_seconds"])
-    assert harness.apply(overrides=override).ok
+    report = harness.apply(overrides=override)
+    assert report.ok
     reg = registry_of(project)
     assert reg.aliases("fraud") == {"candidate": 2, "production": 2, "previous": 1}
     assert reg.get("fraud", 2).lineage["baseline"] == "v1"
+    # global importance, on the held-out rows, with each version; the retrain says what moved most
+    first, second = reg.get("fraud", 1).lineage["importance"], reg.get("fraud", 2).lineage["importance"]
+    features = reg.get("fraud", 2).lineage["feature_refs"]
+    assert len(second["mean_abs_contribution"]) == len(features) and second["rows"] > 100
+    assert all(v >= 0 for v in second["mean_abs_contribution"].values()) and sum(second["gain"].values()) > 0
+    assert first["mean_abs_contribution"] != second["mean_abs_contribution"]
+    assert "importance moved most vs v1: " in report.messages["model.fraud"]
+    shown = run_cli(["models", "compare", "fraud:v1", "v2", "--json"], providers=providers(), cwd=project)
+    moved = json.loads(shown.stdout)["importance"]
+    assert moved and abs(moved[0]["delta"]) >= abs(moved[-1]["delta"]) and moved[0]["feature"] in first["mean_abs_contribution"]
+    assert "Global importance" in run_cli(["models", "show", "fraud:v2"], providers=providers(), cwd=project).output
+    # a model card per version, written at registration, with the promotion that followed
+    assert (project / ".ml" / "cards" / "fraud-v1.md").is_file() and (project / ".ml" / "cards" / "fraud-v2.html").is_file()
+    card = run_cli(["models", "card", "fraud:v2"], providers=providers(), cwd=project)
+    assert card.exit_code == 0, card.output
+    text = card.stdout
+    interval = reg.get("fraud", 2).lineage["metric_intervals"]["auc"]
+    assert interval[0] <= reg.get("fraud", 2).metrics["auc"] <= interval[1]
+    assert f"| auc (primary) | {reg.get('fraud', 2).metrics['auc']:.4f} | [{interval[0]:.4f}, {interval[1]:.4f}] |" in text
+    assert "## Model details" in text and "## Considerations" in text and "### Global importance" in text
+    assert "production →" in text and "Compared at registration with production v1" in text
+    page = (project / ".ml" / "cards" / "fraud-v2.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") >= 2 and "<script" not in page
+    as_json = json.loads(run_cli(["models", "card", "fraud:v2", "-f", "json"], providers=providers(), cwd=project).stdout)
+    assert as_json["data"]["rows"]["valid"] > 0 and as_json["data"]["time_range"][0]
 
 
 def test_changed_data_or_features_are_named_in_the_plan(tmp_path):

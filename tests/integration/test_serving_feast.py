@@ -381,6 +381,38 @@ def _computation(root):
     return manifest["on_demand_feature_views"]["spend_ratios"]["computation"]
 
 
+def test_a_request_can_ask_why_and_the_contributions_add_up_to_the_output(example):
+    """`"explain": true`: the answer names the largest feature contributions (LightGBM's exact tree
+    contributions); base + every contribution is the model's raw output, the log-odds of the prediction;
+    the explanation is logged with the prediction."""
+    import math
+
+    from ml_framework.plugins.serving.prediction_log import read_predictions
+
+    harness, root = example
+    key = known_keys(root, 1)[0]
+    status, body, _ = post(url_of(harness) + "/predict", {**request(root, key), "explain": True,
+                                                          "request_id": "why-1"})
+    assert status == 200, body
+    explanation = body["explanation"]
+    assert explanation["output"] == "log-odds" and len(explanation["top"]) == 5  # top_k: 5 by default
+    p = body["prediction"]
+    total = explanation["base"] + sum(c["contribution"] for c in explanation["top"]) + explanation["rest"]
+    assert total == pytest.approx(explanation["raw"], abs=1e-9)
+    assert explanation["raw"] == pytest.approx(math.log(p / (1 - p)), abs=1e-6)  # adds up to the output
+    sizes = [abs(c["contribution"]) for c in explanation["top"]]
+    assert sizes == sorted(sizes, reverse=True) and explanation["top"][0]["feature"]
+    assert "explanation" not in post(url_of(harness) + "/predict", request(root, key))[1]  # only when asked
+    status, body, _ = post(url_of(harness) + "/predict", {**request(root, key), "explain": "yes"})
+    assert status == 422 and body["detail"] == [{"loc": ["explain"], "msg": "expected true or false"}]
+    deadline = time.monotonic() + 10
+    logged = {}
+    while "why-1" not in logged and time.monotonic() < deadline:
+        logged = {r["request_id"]: r for r in read_predictions(root, "fraud-api")}
+        time.sleep(0.05)
+    assert logged["why-1"]["explanation"] == explanation
+
+
 def test_the_example_has_no_training_serving_skew(example):
     """The example's derived features (transaction_context) and its online features: what training used
     equals what serving computes and fetches, for sampled label rows."""
