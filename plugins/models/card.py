@@ -15,7 +15,7 @@ import html
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-__all__ = ["card_data", "render_markdown", "render_html", "write_card", "card_paths"]
+__all__ = ["card_data", "render_markdown", "render_html", "write_card", "card_paths", "fmt"]
 
 _SMALL_SLICE = 200  # segments with fewer held-out rows: their figures are noisy (said in the limitations)
 
@@ -117,12 +117,16 @@ def _found_limitations(version, lineage: Mapping[str, Any], slices: Mapping[str,
 # -- Markdown ----------------------------------------------------------------------------------------------
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def fmt(value: Any, digits: int = 4) -> str:
+    """A figure for people: 4 decimals, "–" for none."""
     if value is None:
         return "–"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+_fmt = fmt
 
 
 def _interval(value) -> str:

@@ -23,11 +23,9 @@ _GATE_MARK = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipp
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    from .card import fmt
+
+    return fmt(value, digits)
 
 
 def _reference_line(info) -> str:
