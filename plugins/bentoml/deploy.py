@@ -140,6 +140,7 @@ class DeploymentApply:
 
     def _config(self, target) -> dict[str, Any]:
         from ml_framework.plugins.serving.prediction_log import log_dir
+        from ml_framework.spec.kinds import parse_duration
 
         batching = self.settings.batching.model_dump() if self.settings.batching else None
         return {"deployment": self.name, "project_dir": str(self.project_dir.resolve()),
@@ -153,6 +154,8 @@ class DeploymentApply:
                 "feature_rules": self._feature_rules(target),
                 "log_predictions": self.settings.log_predictions,
                 "explain": self.spec.explain.model_dump(),
+                "decision_log": {"retention_s": parse_duration(self.spec.decision_log.retention),
+                                 "max_bytes": self.spec.decision_log.max_mb * 1024 * 1024},
                 "log_dir": str(log_dir(self.project_dir, self.name).resolve())}
 
     def _feature_rules(self, target) -> dict[str, dict[str, Any]]:

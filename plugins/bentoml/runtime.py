@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import gc
 import json
 import logging
@@ -140,6 +141,10 @@ def project_services(config: Mapping[str, Any]):
     return _SERVICES[project_dir]
 
 
+# Who sent the request being handled (set by guard(), read by _log()): the API key's digest prefix.
+CALLER: contextvars.ContextVar[str | None] = contextvars.ContextVar("ml_caller", default=None)
+
+
 class Runtime:
     def __init__(self, config: Mapping[str, Any]):
         self.config = dict(config)
@@ -187,7 +192,9 @@ class Runtime:
         if self.config.get("log_predictions", True):
             from ml_framework.plugins.serving.prediction_log import PredictionLogWriter
 
-            self._writer = PredictionLogWriter(Path(self.config["log_dir"]))
+            retention = self.config.get("decision_log") or {}
+            self._writer = PredictionLogWriter(Path(self.config["log_dir"]), retention_s=retention.get("retention_s"),
+                                               total_bytes=int(retention.get("max_bytes") or 512 * 1024 * 1024))
         self._metrics = _Metrics(self.deployment)
         try:
             self.loop = asyncio.get_running_loop()
@@ -358,7 +365,9 @@ class Runtime:
                 logger.exception("ml: applying control.json failed")
 
     # -- guards (headers only: before the body is read) ---------------------------------------------------
-    def guard(self, headers: Mapping[bytes, bytes], client: Any) -> None:
+    def guard(self, headers: Mapping[bytes, bytes], client: Any) -> str | None:
+        """Refuse what the guards refuse (401, 429, 413); returns who calls: ``key:`` and the first 12 hex
+        digits of the API key's SHA-256 (never the key), or None without API keys."""
         key_digest = None
         if self.keys is not None:
             key_digest = self.keys.check(headers)
@@ -386,6 +395,9 @@ class Runtime:
             if size > self.max_bytes:
                 self._metrics.rejected("too_large")
                 raise RequestError(413, f"payload of {size} bytes is over the limit of {self.max_bytes} bytes")
+        caller = f"key:{key_digest.hex()[:12]}" if key_digest is not None else None
+        CALLER.set(caller)  # the request's task: handle() logs it, on either route to it
+        return caller
 
     # -- requests -----------------------------------------------------------------------------------------
     def parse(self, body: bytes) -> dict:
@@ -738,6 +750,9 @@ class Runtime:
                   "model": model.model if model is not None else None, "model_version": version,
                   "variant": variant, "entity_keys": keys or {}, "features": values, "prediction": prediction,
                   "latency_ms": round(latency, 3), "status": status, "generation": route.generation}
+        caller = CALLER.get()
+        if caller is not None:
+            record["caller"] = caller
         if route.rollout:
             record["rollout"] = route.rollout
         if extra:

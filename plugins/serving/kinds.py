@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from ml_framework.spec.kinds import BackendBlock, SpecBase, StrictModel
+from ml_framework.spec.kinds import DURATION_PATTERN, BackendBlock, SpecBase, StrictModel
 
 
 __all__ = ["ROLLOUT_DURATION_PATTERN", "DeploymentInput", "DeploymentAuth", "DeploymentRateLimit", "AnalysisCheck", "RolloutAnalysis", "RolloutReplay", "DeploymentRollout", "Deployment"]
@@ -94,6 +94,14 @@ class DeploymentExplain(StrictModel):
     on_request: bool = True
     always: bool = False
     top_k: int = Field(default=5, ge=1, le=1000)
+
+
+class DecisionLog(StrictModel):
+    """How long answered requests stay retrievable (``ml decisions``): segments older than ``retention``
+    are dropped, and the oldest beyond ``max_mb``."""
+
+    retention: str = Field(default="90d", pattern=DURATION_PATTERN)
+    max_mb: int = Field(default=512, ge=1, le=1_000_000)
 
 
 AnalysisCheck = Literal["error_rate", "p99", "p99_ratio", "prediction_shift", "agreement"]
@@ -184,6 +192,7 @@ class Deployment(SpecBase):
     auth: DeploymentAuth | None = None
     rate_limit: DeploymentRateLimit | None = None
     explain: DeploymentExplain = Field(default_factory=DeploymentExplain)
+    decision_log: DecisionLog = Field(default_factory=DecisionLog)
     backend_field: ClassVar[str] = "serving"
 
     @field_validator("model")

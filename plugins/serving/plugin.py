@@ -14,6 +14,8 @@ plugin = Plugin(
                 "What serves: process, health, versions and traffic of each deployment."),
         Command("rollback", "ml_framework.plugins.serving.cli:rollback",
                 "Switch a deployment back to an earlier revision, instantly."),
+        Command("decisions", "ml_framework.plugins.serving.decisions:app",
+                "The decision log: one answered request by its request id, or a time range."),
     ),
     services={"ui.page.deployments": "ml_framework.plugins.serving.ui:deployments_page"},
 )

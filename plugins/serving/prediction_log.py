@@ -1,27 +1,32 @@
-"""The prediction log: what a deployment answered, for monitors, analysis and ground-truth joins.
+"""The prediction log (the decision log): what a deployment answered, for audits, monitors, analysis and
+ground-truth joins — every answered request retrievable by the request id the caller got back.
 
-One JSON object per line, in size-capped segment files under
-``<project>/.ml/predictions/<deployment>/``; the oldest segments are dropped beyond a total cap, so
-the log never grows without bound. Writing never blocks a response: records go through a bounded
-in-memory queue to a background thread, and are counted as dropped when the queue is full.
+One JSON object per line, in size-capped segment files under ``<project>/.ml/predictions/<deployment>/``
+(one writer per worker process, so lines never interleave). Each record is appended with a single
+``write(2)`` before the answer leaves the service: a ``kill -9`` of the service loses no answered
+request (the kernel keeps what was written) and cannot tear a line; a torn last line (a machine crash)
+is skipped by readers. Segments older than the retention, and the oldest beyond a total size, are
+dropped, so the log never grows without bound.
 
 Record fields (all JSON): ``request_id``, ``ts`` (ISO 8601 UTC), ``deployment``, ``model``,
-``model_version``, ``variant`` (stable | candidate | shadow), ``entity_keys`` (object),
-``features`` (object: name -> value actually used), ``prediction`` (number or list), ``latency_ms``,
-``status`` (HTTP status). Writers may add fields; readers ignore what they do not know.
+``model_version``, ``variant`` (stable | candidate | shadow), ``caller`` (``key:`` + the API key's
+SHA-256 prefix, never the key; absent without API keys), ``entity_keys`` (object), ``features``
+(object: name -> value actually used, after the online lookup), ``prediction`` (number or list),
+``explanation`` (when one was computed), ``latency_ms``, ``status`` (HTTP status). Writers may add
+fields; readers ignore what they do not know.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import queue
 import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-__all__ = ["PredictionLogWriter", "log_dir", "read_predictions", "SEGMENT_BYTES", "TOTAL_BYTES"]
+__all__ = ["PredictionLogWriter", "log_dir", "read_predictions", "iter_predictions", "SEGMENT_BYTES",
+           "TOTAL_BYTES"]
 
 SEGMENT_BYTES = 16 * 1024 * 1024
 TOTAL_BYTES = 512 * 1024 * 1024
@@ -32,81 +37,69 @@ def log_dir(project_dir: Path, deployment: str) -> Path:
 
 
 class PredictionLogWriter:
-    """Append records from request handlers without blocking them."""
+    """Append records from request handlers: one ``write(2)`` each (~10 µs), in the caller's thread."""
 
     def __init__(self, directory: Path, *, segment_bytes: int = SEGMENT_BYTES, total_bytes: int = TOTAL_BYTES,
-                 queue_size: int = 10_000):
+                 retention_s: float | None = None, queue_size: int | None = None):
+        del queue_size  # records are no longer queued (kept for callers of the earlier signature)
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.total_bytes = total_bytes
-        self.dropped = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._file = None
+        self.retention_s = retention_s
+        self.dropped = 0  # records that could not be written (disk full...): counted, never raised
+        self._lock = threading.Lock()
+        self._fd: int | None = None
         self._written = 0
-        self._thread = threading.Thread(target=self._run, name="ml-prediction-log", daemon=True)
-        self._thread.start()
+        self._enforce_cap()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        try:
-            self._queue.put_nowait(dict(record))
-        except queue.Full:
-            self.dropped += 1
+        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+        with self._lock:
+            try:
+                if self._fd is None or self._written >= self.segment_bytes:
+                    self._open_segment()
+                view = memoryview(line)
+                while view:  # a regular file takes the whole line in one call; loop for the rare short write
+                    view = view[os.write(self._fd, view):]
+                self._written += len(line)
+            except OSError:
+                self.dropped += 1
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until queued records are on disk (tests, shutdown)."""
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self._queue.put(_FLUSH)
-        self._queue.join()
+        """Nothing is buffered here (kept for callers that wait for records to be on disk)."""
 
     def close(self) -> None:
-        self.flush()
-        self._queue.put(_STOP)
-        self._thread.join(timeout=5)
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def _open_segment(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
         name = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns() % 10**9}.jsonl"
-        self._file = open(self.directory / name, "a", encoding="utf-8")
+        self._fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._written = 0
         self._enforce_cap()
 
     def _enforce_cap(self) -> None:
-        segments = sorted(self.directory.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in segments)
-        for path in segments[:-1]:
-            if total <= self.total_bytes:
-                break
-            total -= path.stat().st_size
-            path.unlink(missing_ok=True)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
+        """Drop segments past the retention (by their last write) and the oldest beyond the total size."""
+        segments = []
+        for path in self.directory.glob("*.jsonl"):
             try:
-                if item is _STOP:
-                    if self._file:
-                        self._file.close()
-                    return
-                if item is _FLUSH:
-                    if self._file:
-                        self._file.flush()
-                    continue
-                if self._file is None or self._written >= self.segment_bytes:
-                    self._open_segment()
-                line = json.dumps(item, separators=(",", ":"), default=str) + "\n"
-                self._file.write(line)
-                self._written += len(line)
-                if self._queue.empty():
-                    self._file.flush()
-            finally:
-                self._queue.task_done()
-
-
-_FLUSH, _STOP = object(), object()
+                stat = path.stat()
+            except OSError:
+                continue
+            segments.append((stat.st_mtime, path, stat.st_size))
+        segments.sort()
+        total = sum(size for _, _, size in segments)
+        cutoff = time.time() - self.retention_s if self.retention_s else None
+        for mtime, path, size in segments[:-1]:  # never the newest: it may be another worker's open segment
+            if total <= self.total_bytes and (cutoff is None or mtime >= cutoff):
+                break
+            total -= size
+            path.unlink(missing_ok=True)
 
 
 def _lines_newest_first(directory: Path) -> Iterator[dict]:
@@ -120,6 +113,13 @@ def _lines_newest_first(directory: Path) -> Iterator[dict]:
                 yield json.loads(line)
             except json.JSONDecodeError:  # a torn last line from a crash: skip it
                 continue
+
+
+def iter_predictions(project_dir: Path, deployment: str) -> Iterator[dict]:
+    """Every record, newest first (segments by their last write; lines from the end of each)."""
+    directory = log_dir(project_dir, deployment)
+    if directory.is_dir():
+        yield from _lines_newest_first(directory)
 
 
 def read_predictions(project_dir: Path, deployment: str, *, last: int | None = None,

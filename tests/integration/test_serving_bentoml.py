@@ -215,6 +215,92 @@ def test_cli_status_and_history(served, monkeypatch):
     assert result.exit_code == 1 and "not in state" in result.output
 
 
+def test_the_decision_log_names_the_caller_and_answers_by_request_id_and_range(served):
+    """Each answered request is retrievable by its id (`ml decisions show`) and by range and caller
+    (`ml decisions list`); the caller is the API key's digest, never the key; bad queries are clear errors."""
+    import hashlib
+
+    root = served.project.root
+    url = outputs(served, "guarded-api")["url"]
+    status, body, _ = post(url + "/predict", dict(GOOD, request_id="audit-1"), headers={"x-api-key": "other-key"})
+    assert status == 200
+    caller = "key:" + hashlib.sha256(b"other-key").hexdigest()[:12]
+    shown = run_cli(["decisions", "show", "audit-1", "--json"], providers=providers(), cwd=root)
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.stdout)
+    assert record["caller"] == caller and record["deployment"] == "guarded-api" and record["model_version"] == "v1"
+    assert record["prediction"] == body["prediction"] and record["features"] == GOOD["features"]
+    assert "other-key" not in json.dumps(record)
+    listed = run_cli(["decisions", "list", "--since", "10m", "--caller", caller, "--json"], providers=providers(), cwd=root)
+    assert listed.exit_code == 0 and "audit-1" in [json.loads(line)["request_id"] for line in listed.stdout.splitlines()]
+    none = run_cli(["decisions", "list", "--until", "1d", "--deployment", "guarded-api"], providers=providers(), cwd=root)
+    assert none.exit_code == 0 and "0 decision(s)" in none.output
+    for args, message in ((["show", "never-sent"], "no decision with request id 'never-sent'"),
+                          (["list", "--since", "yesterday"], "--since 'yesterday': expected an ISO 8601 time"),
+                          (["list", "--since", "1h", "--until", "2h"], "is after --until"),
+                          (["list", "--deployment", "gaurded-api"], "did you mean 'guarded-api'"),
+                          (["list", "--version", "3"], "expected a version such as v3")):
+        result = run_cli(["decisions", *args], providers=providers(), cwd=root)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+
+
+def test_the_decision_log_keeps_every_answered_request_through_a_kill_9_under_load(served):
+    """kill -9 of the whole service while four clients send requests: every request answered 200 is in
+    the log, no line is torn, and after `ml apply` restores the service the log is still whole."""
+    import os
+    import signal
+    import threading
+
+    from ml_framework.plugins.bentoml.process import orphan_workers
+
+    root = served.project.root
+    before = outputs(served)
+    url = before["url"]
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            rid = f"load-{n}-{i}"
+            i += 1
+            try:
+                status, _, _ = post(url + "/predict", dict(GOOD, request_id=rid))
+            except Exception:  # noqa: BLE001 - the server is gone
+                return
+            if status == 200:
+                answered.append(rid)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(answered) < 300 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = orphan_workers(root / ".ml" / "serving" / "open-api", before["pid"]) | {before["pid"]}
+    os.killpg(before["pid"], signal.SIGKILL)
+    for worker in workers:
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(answered) >= 300
+    for path in (root / ".ml" / "predictions" / "open-api").glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            json.loads(line)  # not torn
+    logged = {r["request_id"] for r in read_predictions(root, "open-api") if r.get("status") == 200}
+    assert set(answered) <= logged, f"{len(set(answered) - logged)} answered requests are not in the log"
+    assert served.apply().ok  # restores the service
+    after = outputs(served)
+    assert after["pid"] != before["pid"] and post(after["url"] + "/predict", GOOD)[0] == 200
+    assert set(answered) <= {r["request_id"] for r in read_predictions(root, "open-api")}
+    shown = run_cli(["decisions", "show", answered[-1], "--deployment", "open-api"], providers=providers(), cwd=root)
+    assert shown.exit_code == 0 and answered[-1] in shown.output
+
+
 def test_destroy_stops_the_service_and_keeps_the_prediction_log(tmp_path, bentoml_home):
     root = write_project(tmp_path / "proj", rows=800, gates=())
     port = free_port()

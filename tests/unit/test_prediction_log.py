@@ -1,4 +1,4 @@
-"""The prediction log: non-blocking writes, bounded size, newest-N and since reads."""
+"""The prediction log: durable writes, bounded size and age, newest-N and since reads."""
 
 from ml_framework.plugins.serving.prediction_log import PredictionLogWriter, log_dir, read_predictions
 
@@ -25,13 +25,32 @@ def test_size_is_capped_by_dropping_oldest_segments(tmp_path):
     assert records[-1]["request_id"] == "1999" and len(records) < 2_000
 
 
-def test_full_queue_drops_instead_of_blocking(tmp_path):
-    writer = PredictionLogWriter(log_dir(tmp_path, "api"), queue_size=1)
-    for i in range(10_000):
+def test_every_record_is_written_before_write_returns(tmp_path):
+    """No queue: what write() returned for is in the file (a kill -9 right after loses nothing)."""
+    writer = PredictionLogWriter(log_dir(tmp_path, "api"))
+    for i in range(2_000):
         writer.write({"i": i})
+        if i in (0, 999, 1_999):
+            assert read_predictions(tmp_path, "api", last=1)[0]["i"] == i  # before close()
     writer.close()
-    assert writer.dropped > 0
-    assert len(read_predictions(tmp_path, "api")) == 10_000 - writer.dropped
+    assert [r["i"] for r in read_predictions(tmp_path, "api")] == list(range(2_000)) and writer.dropped == 0
+
+
+def test_segments_past_the_retention_are_dropped(tmp_path):
+    import os
+    import time
+
+    directory = log_dir(tmp_path, "api")
+    writer = PredictionLogWriter(directory, segment_bytes=200)
+    for i in range(20):
+        writer.write({"request_id": str(i), "pad": "x" * 50})
+    writer.close()
+    old = sorted(directory.glob("*.jsonl"))
+    for path in old[:-2]:
+        os.utime(path, (time.time() - 10 * 86400, time.time() - 10 * 86400))
+    kept = PredictionLogWriter(directory, retention_s=7 * 86400)
+    kept.close()
+    assert sorted(directory.glob("*.jsonl")) == old[-2:]
 
 
 def test_missing_deployment_reads_empty(tmp_path):
