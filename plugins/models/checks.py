@@ -18,7 +18,7 @@ def metric_list(spec) -> list[str]:
     """The metrics to compute: the spec's (or the task's defaults), plus any a gate names."""
     names = list(spec.metrics or DEFAULT_METRICS[spec.task])
     for gate in parse_gates(spec.gates, spec.task):
-        for name in (gate.metric, gate.production_metric):
+        for name in (gate.metric, getattr(gate, "production_metric", None)):
             if name and name not in names:
                 names.append(name)
     return names
@@ -33,6 +33,6 @@ def check_model_spec(spec) -> None:
         problem = check_metric(name, spec.task)
         if problem:
             raise MLError(f"metrics: {problem}")
-    parse_gates(spec.gates, spec.task)
+    parse_gates(spec.gates, spec.task, slices=spec.slices)
     if len(set(spec.slices)) != len(spec.slices):
         raise MLError("slices: a column is listed twice")

@@ -19,7 +19,8 @@ import typer
 __all__ = ["app"]
 
 _STATUS_STYLE = {"accepted": "green", "rejected": "red", "deleted": "dim"}
-_GATE_MARK = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]–[/yellow]"}
+_GATE_MARK = {"passed": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]–[/yellow]",
+              "inconclusive": "[red]?[/red]"}
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

@@ -24,24 +24,20 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from ml_framework.errors import MLError
 
-from .metrics import check_metric
+from .metrics import GateError, check_metric
 
 __all__ = ["Gate", "GateResult", "GateError", "parse_gate", "parse_gates", "evaluate_gates", "PASSED",
-           "FAILED", "SKIPPED"]
+           "FAILED", "SKIPPED", "INCONCLUSIVE", "BLOCKING"]
 
-PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+PASSED, FAILED, SKIPPED, INCONCLUSIVE = "passed", "failed", "skipped", "inconclusive"  # inconclusive blocks
+BLOCKING = (FAILED, INCONCLUSIVE)  # a version with a gate in either state is rejected
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _GATE = re.compile(
     rf"^\s*(?P<slices>slices\.)?(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>>=|<=|>|<)\s*"
     rf"(?:(?P<number>{_NUMBER})|production\.(?P<pmetric>[A-Za-z_][A-Za-z0-9_]*)"
     rf"(?:\s*(?P<sign>[-+])\s*(?P<margin>{_NUMBER}))?)\s*$")
-
-
-class GateError(MLError):
-    """A gate that cannot be understood (bad syntax, unknown metric)."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +59,19 @@ class GateResult:
     threshold: float | None = None
     detail: str = ""
     failing_slices: list[dict[str, Any]] = field(default_factory=list)
+    interval: list[float] | None = None  # a group gate's 95 % bootstrap interval (group_gates.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, "", [])}
 
 
-def parse_gate(text: str, task: str, known_metrics=None) -> Gate:
+def parse_gate(text: str, task: str, known_metrics=None, *, slices=None):
+    """A Gate, or a GroupGate for slice(...), worst(...), gap(...) and fairness measures (group_gates.py);
+    ``slices``: the Model's slice columns, when known, which a group gate must name."""
+    from .group_gates import looks_like_group_gate, parse_group_gate
+
+    if looks_like_group_gate(text):
+        return parse_group_gate(text, task, slices=slices)
     match = _GATE.match(text or "")
     if not match:
         raise GateError(f"gate {text!r} is not understood",
@@ -83,8 +86,8 @@ def parse_gate(text: str, task: str, known_metrics=None) -> Gate:
                 production_metric=match["pmetric"], margin=margin, per_slice=bool(match["slices"]))
 
 
-def parse_gates(texts, task: str) -> list[Gate]:
-    return [parse_gate(t, task) for t in texts]
+def parse_gates(texts, task: str, *, slices=None) -> list:
+    return [parse_gate(t, task, slices=slices) for t in texts]
 
 
 def _fmt(value: float | None) -> str:
@@ -93,10 +96,24 @@ def _fmt(value: float | None) -> str:
 
 def evaluate_gates(gates, metrics: Mapping[str, float | None], *, slices: Mapping[str, Any] | None = None,
                    production: Mapping[str, Any] | None = None, production_label: str | None = None,
-                   min_slice_rows: int = 30) -> list[GateResult]:
-    """`slices`: {column: {segment: {"rows": n, "metrics": {...}}}}. `production`: its metrics or None."""
+                   min_slice_rows: int = 30, rows: tuple | None = None, seed: int = 7) -> list[GateResult]:
+    """`slices`: {column: {segment: {"rows": n, "metrics": {...}}}}. `production`: its metrics or None.
+    `rows`: (task, held-out labels, predictions, held-out rows with the slice columns), for group gates."""
+    from .group_gates import GroupGate, evaluate_group_gate
+
     results = []
     for gate in gates:
+        if isinstance(gate, GroupGate):
+            if rows is None or gate.column not in getattr(rows[3], "columns", ()):
+                results.append(GateResult(gate.text, FAILED, None, gate.threshold,
+                                          f"the held-out rows have no column {gate.column!r} to group by"))
+                continue
+            task, y_valid, predictions, valid_rows = rows
+            found = evaluate_group_gate(gate, task, y_valid, predictions, valid_rows[gate.column].to_numpy(),
+                                        min_rows=min_slice_rows, seed=seed)
+            results.append(GateResult(gate.text, found["status"], found["value"], found["threshold"],
+                                      found["detail"], interval=found.get("interval")))
+            continue
         threshold = gate.threshold
         if gate.production_metric is not None:
             if production is None:

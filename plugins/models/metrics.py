@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ml_framework.errors import MLError
+
 __all__ = ["Metric", "METRICS", "DEFAULT_METRICS", "metric_names", "check_metric", "compute_metrics",
            "better"]
 
@@ -41,6 +43,11 @@ DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
     "multiclass": ("logloss", "accuracy"),
     "regression": ("rmse", "mae"),
 }
+
+
+
+class GateError(MLError):
+    """A gate that cannot be understood (bad syntax, unknown metric, a group it cannot name)."""
 
 
 def metric_names(task: str) -> list[str]:

@@ -87,11 +87,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def _gate_summary(results) -> str:
-    from .gates import FAILED, SKIPPED
+    from .gates import BLOCKING, SKIPPED
 
-    failed = [r for r in results if r.status == FAILED]
+    failed = [r for r in results if r.status in BLOCKING]
     if failed:
-        return "; ".join(f"gate {r.gate!r} failed ({r.detail})" for r in failed)
+        return "; ".join(f"gate {r.gate!r} {r.status} ({r.detail})" for r in failed)
     skipped = [r for r in results if r.status == SKIPPED]
     text = "gates passed" if results else "no gates"
     if skipped:
@@ -257,7 +257,7 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     from .artifacts import artifact_dir, delete_models
     from .training_reference import save_reference
     from .fingerprint import combine
-    from .gates import FAILED, evaluate_gates
+    from .gates import BLOCKING, evaluate_gates
     from .metrics import compute_metrics
 
     run = _start(provider, request, ctx)
@@ -268,7 +268,8 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
 
     metrics = compute_metrics(spec.task, run.names, prepared.y_valid, predictions)
     slices = slice_metrics(spec.task, run.names, prepared.valid_rows, prepared.y_valid, predictions, spec.slices)
-    results = evaluate_gates(run.gates, metrics, slices=slices,
+    results = evaluate_gates(run.gates, metrics, slices=slices, rows=(spec.task, prepared.y_valid, predictions,
+                                                                      prepared.valid_rows), seed=spec.split.seed,
                              production=production.metrics if production else None,
                              production_label=production.label if production else None,
                              min_slice_rows=run.settings.slice_min_rows)
@@ -288,7 +289,10 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
         lineage["sweep"] = dict(sweep)
     common = dict(model=spec.name, backend=provider.name, address=request.resource.address, metrics=metrics,
                   gates=_jsonable([r.to_dict() for r in results]), primary_metric=run.primary)
-    if any(r.status == FAILED for r in results):
+    group = [r.to_dict() for r, g in zip(results, run.gates) if not hasattr(g, "production_metric")]
+    if group:  # for the model card: fairness (measures and gaps) and the other group gates
+        lineage["fairness"] = group
+    if any(r.status in BLOCKING for r in results):
         lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
         rejected = registry.record_version(status=REJECTED, lineage=_jsonable(lineage), version=number, **common)
         _write_card(registry, rejected, ctx.project_dir)

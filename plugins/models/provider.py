@@ -282,7 +282,7 @@ class TrainerProvider(BaseProvider):
             return None
         if planned.get("production") != (production.label if production else None):
             return None
-        failed = [g.get("gate") for g in (newest.gates or []) if g.get("status") == "failed"]
+        failed = [g.get("gate") for g in (newest.gates or []) if g.get("status") in ("failed", "inconclusive")]
         return (f"{newest.label} was trained on these same inputs and rejected"
                 + (f" by {', '.join(repr(g) for g in failed)}" if failed else "")
                 + ": training again would repeat it; change the inputs, or retry on purpose")

@@ -24,7 +24,7 @@ def check_models(specs: Mapping[str, object]) -> Iterable[SpecIssue]:
                 yield SpecIssue(address, f"metrics.{i}", problem)
         for i, text in enumerate(spec.gates):
             try:
-                parse_gate(text, spec.task)
+                parse_gate(text, spec.task, slices=spec.slices)
             except MLError as exc:
                 yield SpecIssue(address, f"gates.{i}", exc.message, exc.hint)
         seen: set[str] = set()

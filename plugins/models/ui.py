@@ -15,7 +15,7 @@ _STATUS_TONES = {"production": "good", "candidate": "info", "rejected": "bad", "
 def _gates(version) -> Markup:
     if not version.gates:
         return esc("–")
-    tones = {"passed": "good", "failed": "bad", "skipped": "dim"}
+    tones = {"passed": "good", "failed": "bad", "skipped": "dim", "inconclusive": "bad"}
     return Markup("".join(str(badge(f"{g.get('gate')}: {g.get('status')}", tones.get(str(g.get("status")), "dim")))
                           for g in version.gates))
 

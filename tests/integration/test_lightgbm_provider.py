@@ -406,3 +406,23 @@ def test_a_model_in_the_store_is_adopted_into_state_without_training(project, ha
     missing = harness.plan()
     assert [e.address for e in missing.errors] == ["model.fraud"]
     assert "no model fraud:doesnotexist in the project's BentoML store" in missing.errors[0].message
+
+
+def test_group_gates_block_a_version_and_land_in_its_card(project, harness):
+    """A gap gate the held-out rows cannot meet rejects the version with the interval in the reason; a
+    fairness measure that passes is recorded for the card; a gate naming a column the model does not slice
+    by fails `ml validate` with its field."""
+    gates = '["auc >= 0.5", "gap(channel).auc <= 0.0001", "demographic_parity_difference(channel) <= 0.9"]'
+    report = harness.apply(overrides=[f"models.fraud.gates={gates}"])
+    assert not report.ok
+    error = outcome(report).error
+    assert "gate 'gap(channel).auc <= 0.0001'" in error and "95 % interval" in error
+    rejected = registry_of(project).versions("fraud")[-1]
+    assert rejected.status == "rejected"
+    fairness = {g["gate"]: g for g in rejected.lineage["fairness"]}
+    assert fairness["demographic_parity_difference(channel) <= 0.9"]["status"] == "passed"
+    assert len(fairness["demographic_parity_difference(channel) <= 0.9"]["interval"]) == 2
+    card = run_cli(["models", "card", f"fraud:{rejected.label}"], providers=providers(), cwd=project).stdout
+    assert "demographic_parity_difference(channel) <= 0.9: passed" in card
+    bad = run_cli(["validate", 'models.fraud.gates=["gap(region).auc <= 0.1"]'], providers=providers(), cwd=project)
+    assert bad.exit_code == 1 and "gates.0" in bad.output and "'region' is not among the model's slices (channel)" in bad.output
