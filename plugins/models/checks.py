@@ -18,7 +18,7 @@ def metric_list(spec) -> list[str]:
     """The metrics to compute: the spec's (or the task's defaults), plus any a gate names."""
     names = list(spec.metrics or DEFAULT_METRICS[spec.task])
     for gate in parse_gates(spec.gates, spec.task):
-        for name in (gate.metric, getattr(gate, "production_metric", None)):
+        for name in (getattr(gate, "metric", None), getattr(gate, "production_metric", None)):
             if name and name not in names:
                 names.append(name)
     return names

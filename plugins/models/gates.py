@@ -69,9 +69,12 @@ def parse_gate(text: str, task: str, known_metrics=None, *, slices=None):
     """A Gate, or a GroupGate for slice(...), worst(...), gap(...) and fairness measures (group_gates.py);
     ``slices``: the Model's slice columns, when known, which a group gate must name."""
     from .group_gates import looks_like_group_gate, parse_group_gate
+    from .robustness import looks_like_robust_gate, parse_robust_gate
 
     if looks_like_group_gate(text):
         return parse_group_gate(text, task, slices=slices)
+    if looks_like_robust_gate(text):
+        return parse_robust_gate(text, task)
     match = _GATE.match(text or "")
     if not match:
         raise GateError(f"gate {text!r} is not understood",
@@ -98,17 +101,29 @@ def evaluate_gates(gates, metrics: Mapping[str, float | None], *, slices: Mappin
                    production: Mapping[str, Any] | None = None, production_label: str | None = None,
                    min_slice_rows: int = 30, rows: tuple | None = None, seed: int = 7) -> list[GateResult]:
     """`slices`: {column: {segment: {"rows": n, "metrics": {...}}}}. `production`: its metrics or None.
-    `rows`: (task, held-out labels, predictions, held-out rows with the slice columns), for group gates."""
+    `rows`: (task, held-out labels, predictions, held-out rows with the slice columns[, robustness]) for group
+    and robustness gates; robustness: (predict on raw rows, features, categorical)."""
     from .group_gates import GroupGate, evaluate_group_gate
+    from .robustness import RobustGate, evaluate_robust_gate
 
     results = []
     for gate in gates:
+        if isinstance(gate, RobustGate):
+            if rows is None or len(rows) < 5:
+                results.append(GateResult(gate.text, FAILED, None, gate.threshold,
+                                          "no held-out rows to perturb were given"))
+                continue
+            task, y_valid, _, valid_rows, (predict_raw, features, categorical) = rows
+            found = evaluate_robust_gate(gate, task, y_valid, dict(metrics), predict_raw, valid_rows, features,
+                                         categorical, seed=seed)
+            results.append(GateResult(gate.text, found["status"], found["value"], found["threshold"], found["detail"]))
+            continue
         if isinstance(gate, GroupGate):
             if rows is None or gate.column not in getattr(rows[3], "columns", ()):
                 results.append(GateResult(gate.text, FAILED, None, gate.threshold,
                                           f"the held-out rows have no column {gate.column!r} to group by"))
                 continue
-            task, y_valid, predictions, valid_rows = rows
+            task, y_valid, predictions, valid_rows = rows[:4]
             found = evaluate_group_gate(gate, task, y_valid, predictions, valid_rows[gate.column].to_numpy(),
                                         min_rows=min_slice_rows, seed=seed)
             results.append(GateResult(gate.text, found["status"], found["value"], found["threshold"],

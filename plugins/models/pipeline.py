@@ -268,8 +268,10 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
 
     metrics = compute_metrics(spec.task, run.names, prepared.y_valid, predictions)
     slices = slice_metrics(spec.task, run.names, prepared.valid_rows, prepared.y_valid, predictions, spec.slices)
+    robustness = (_raw_predictor(trained, prepared), prepared.features, prepared.categorical)
     results = evaluate_gates(run.gates, metrics, slices=slices, rows=(spec.task, prepared.y_valid, predictions,
-                                                                      prepared.valid_rows), seed=spec.split.seed,
+                                                                      prepared.valid_rows, robustness),
+                             seed=spec.split.seed,
                              production=production.metrics if production else None,
                              production_label=production.label if production else None,
                              min_slice_rows=run.settings.slice_min_rows)
@@ -289,9 +291,15 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
         lineage["sweep"] = dict(sweep)
     common = dict(model=spec.name, backend=provider.name, address=request.resource.address, metrics=metrics,
                   gates=_jsonable([r.to_dict() for r in results]), primary_metric=run.primary)
-    group = [r.to_dict() for r, g in zip(results, run.gates) if not hasattr(g, "production_metric")]
+    from .robustness import RobustGate
+
+    group = [r.to_dict() for r, g in zip(results, run.gates) if not hasattr(g, "production_metric")
+             and not isinstance(g, RobustGate)]
     if group:  # for the model card: fairness (measures and gaps) and the other group gates
         lineage["fairness"] = group
+    robust = [r.to_dict() for r, g in zip(results, run.gates) if isinstance(g, RobustGate)]
+    if robust:
+        lineage["robustness"] = robust
     if any(r.status in BLOCKING for r in results):
         lineage["apply_seconds"] = round(time.perf_counter() - run.started, 3)
         rejected = registry.record_version(status=REJECTED, lineage=_jsonable(lineage), version=number, **common)
@@ -364,6 +372,18 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
             message += ("; importance moved most vs " + production.label + ": "
                         + ", ".join(f"{m['feature']} {m['delta']:+.1%}" for m in moved))
     return ApplyResult(outputs=_jsonable(outputs), message=message)
+
+
+def _raw_predictor(trained, prepared):
+    """Predict raw feature rows (as a request carries them) with the trained version: encoded the way the
+    held-out rows were (an unknown category is missing, as served), on the training thread."""
+    from .prepare import encode_features
+    from .runner import on_training_thread
+
+    def predict(frame):
+        return on_training_thread(trained.predict, encode_features(frame, prepared.features, prepared.categorical))
+
+    return predict
 
 
 def _write_card(registry, version, project_dir) -> None:

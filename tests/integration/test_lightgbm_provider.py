@@ -412,7 +412,8 @@ def test_group_gates_block_a_version_and_land_in_its_card(project, harness):
     """A gap gate the held-out rows cannot meet rejects the version with the interval in the reason; a
     fairness measure that passes is recorded for the card; a gate naming a column the model does not slice
     by fails `ml validate` with its field."""
-    gates = '["auc >= 0.5", "gap(channel).auc <= 0.0001", "demographic_parity_difference(channel) <= 0.9"]'
+    gates = ('["auc >= 0.5", "gap(channel).auc <= 0.0001", "demographic_parity_difference(channel) <= 0.9", '
+             '"robust(noise=0.01).auc >= auc - 0.05", "robust(missing=0.6).auc >= auc - 0.0001"]')
     report = harness.apply(overrides=[f"models.fraud.gates={gates}"])
     assert not report.ok
     error = outcome(report).error
@@ -422,7 +423,13 @@ def test_group_gates_block_a_version_and_land_in_its_card(project, harness):
     fairness = {g["gate"]: g for g in rejected.lineage["fairness"]}
     assert fairness["demographic_parity_difference(channel) <= 0.9"]["status"] == "passed"
     assert len(fairness["demographic_parity_difference(channel) <= 0.9"]["interval"]) == 2
+    robust = {g["gate"]: g for g in rejected.lineage["robustness"]}
+    assert robust["robust(noise=0.01).auc >= auc - 0.05"]["status"] == "passed"
+    collapsed = robust["robust(missing=0.6).auc >= auc - 0.0001"]
+    assert collapsed["status"] == "failed" and collapsed["value"] < rejected.metrics["auc"]
+    assert "gate 'robust(missing=0.6).auc >= auc - 0.0001' failed" in error
     card = run_cli(["models", "card", f"fraud:{rejected.label}"], providers=providers(), cwd=project).stdout
     assert "demographic_parity_difference(channel) <= 0.9: passed" in card
+    assert "robust(noise=0.01).auc >= auc - 0.05: passed" in card
     bad = run_cli(["validate", 'models.fraud.gates=["gap(region).auc <= 0.1"]'], providers=providers(), cwd=project)
     assert bad.exit_code == 1 and "gates.0" in bad.output and "'region' is not among the model's slices (channel)" in bad.output
