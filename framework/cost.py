@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .contract import ResourceUse
 from .errors import Location, SpecError
 
-__all__ = ["Pricing", "HOURS_PER_MONTH", "parse_pricing", "with_costs", "money"]
+__all__ = ["Pricing", "HOURS_PER_MONTH", "DEFAULT_PRICING", "parse_pricing", "with_costs", "money", "running_cost"]
 
 HOURS_PER_MONTH = 730  # 365 * 24 / 12, as cloud price lists count a month
 
@@ -48,11 +48,26 @@ def parse_pricing(value: Any, file: str, lines: Mapping[tuple, int]) -> Pricing 
                         location=Location(file, line), field=".".join(path), hint=hint) from exc
 
 
+# Used for running costs (per 1,000 predictions, per training run) when ml.yaml sets no ``pricing``: about a
+# cloud's on-demand price of a general-purpose core and of a GB of its memory, per hour (USD).
+DEFAULT_PRICING = Pricing(cpu_hour=0.048, memory_gb_hour=0.0053, currency="USD")
+
+
+def running_cost(cpu_seconds: float, gb_hours: float, pricing: Pricing | None) -> float:
+    """The price of ``cpu_seconds`` of CPU and ``gb_hours`` of memory."""
+    pricing = pricing or DEFAULT_PRICING
+    return cpu_seconds / 3600.0 * pricing.cpu_hour + gb_hours * pricing.memory_gb_hour
+
+
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
-def money(value: float, currency: str) -> str:
+def money(value: float, currency: str, *, small: bool = False) -> str:
+    """``small``: four significant digits below one unit (a cost per 1,000 predictions), not "<$0.01"."""
     symbol = _SYMBOLS.get(currency)
+    if small and 0 < value < 1:
+        text = f"{value:.4g}"
+        return f"{symbol}{text}" if symbol else f"{text} {currency}"
     if 0 < value < 0.01:
         return f"<{symbol or ''}0.01{'' if symbol else ' ' + currency}"
     text = f"{value:,.2f}"

@@ -67,22 +67,23 @@ class LogCursor:
                     continue
                 self.records.setdefault(generation, []).append((
                     _epoch(record.get("ts")), record.get("variant"), int(record.get("status") or 0),
-                    record.get("latency_ms"), record.get("prediction"), record.get("stable_prediction")))
+                    record.get("latency_ms"), record.get("prediction"), record.get("stable_prediction"),
+                    record.get("cpu_ms")))
 
     def collect(self, generation: int, since: float, *, mirrored: bool) -> tuple[Sample, Sample, list | None]:
         """(stable, candidate, pairs) of requests answered under `generation` at or after `since`."""
         self._read_new()
         stable, candidate = Sample(), Sample()
         pairs: list[tuple[float, float]] | None = [] if mirrored else None
-        for ts, variant, status, latency, prediction, stable_prediction in self.records.get(generation, ()):
+        for ts, variant, status, latency, prediction, stable_prediction, cpu in self.records.get(generation, ()):
             if ts < since or variant is None:
                 continue  # rejected before routing (4xx): no variant to blame
             if variant == "stable":
                 if status < 500 and status >= 400:
                     continue
-                stable.add(status=status, latency_ms=latency, prediction=prediction)
+                stable.add(status=status, latency_ms=latency, prediction=prediction, cpu_ms=cpu)
             elif variant == ("shadow" if mirrored else "candidate"):
-                candidate.add(status=status, latency_ms=latency, prediction=prediction)
+                candidate.add(status=status, latency_ms=latency, prediction=prediction, cpu_ms=cpu)
                 if mirrored and status < 400:
                     a, b = _pair_value(stable_prediction), _pair_value(prediction)
                     if a is not None and b is not None:

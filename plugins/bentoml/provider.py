@@ -227,7 +227,19 @@ class BentoMLProvider(BaseProvider):
         running = is_running(outputs.get("pid"), folder)
         control = read_control(folder) or {}
         workers = worker_statuses(folder, outputs.get("pid")) if running else []
+        cost = None
+        if running:
+            from ml_framework.project import Project
+
+            from .running_cost import service_cost
+
+            try:
+                pricing = Project.load(project_dir).pricing
+            except Exception:  # noqa: BLE001 - the cost is worth showing with default prices
+                pricing = None
+            cost = service_cost(Path(project_dir), record.spec["name"], folder, outputs.get("pid"), pricing)
         return {"running": running, "ready": bool(running and outputs.get("url") and is_ready(outputs["url"])),
+                "cost": cost,
                 "url": outputs.get("url"), "pid": outputs.get("pid"), "workers": len(workers),
                 "stable": (control.get("stable") or outputs.get("stable") or {}).get("version"),
                 "candidate": (control.get("candidate") or {}).get("version"), "mode": control.get("mode"),

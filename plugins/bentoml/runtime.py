@@ -569,13 +569,17 @@ class Runtime:
         values = {name: column[0] for name, column in found.features.items() if name not in keys}
         return values
 
-    async def _predict(self, model, item) -> Any:
+    async def _predict(self, model, item) -> tuple[Any, float | None]:
+        """(prediction, the CPU milliseconds it took on this thread — the cost of a prediction, logged as
+        ``cpu_ms``; None through the batching dispatcher, where a batch shares it)."""
         if self.batching is None:
-            return model.predict_batch([item])[0]
+            started = time.thread_time()
+            answer = model.predict_batch([item])[0]
+            return answer, (time.thread_time() - started) * 1000.0
         dispatcher = self._dispatchers.get(model.tag)
         if dispatcher is None:
             dispatcher = self._dispatchers[model.tag] = _Batcher(model, self.batching)
-        return await dispatcher.predict(item)
+        return await dispatcher.predict(item), None
 
     async def handle(self, payload: Mapping[str, Any], header_request_id: str | None = None) -> dict:
         """Answer one validated-on-the-way request: the response body (raises RequestError)."""
@@ -601,14 +605,14 @@ class Runtime:
             if _computed(model):
                 values = _with_derived(model, values)
             try:
-                prediction = await self._predict(model, model.encode(values))
+                prediction, cpu_ms = await self._predict(model, model.encode(values))
             except Exception as exc:
                 if variant != "candidate":
                     raise
                 self._log(route, model, "candidate", request_id, keys, values, None, started, 500,
                           error=f"{type(exc).__name__}: {exc}")
                 model, variant = route.stable, "stable"  # the user still gets an answer: stable's
-                prediction = await self._predict(model, model.encode(values))
+                prediction, cpu_ms = await self._predict(model, model.encode(values))
         except RequestError as exc:
             status = exc.status
             self._log(route, route.stable, None, request_id, keys, values, None, started, status, error=exc.body["error"])
@@ -625,11 +629,12 @@ class Runtime:
             except Exception as exc:  # an explanation is never worth losing the prediction for
                 logger.warning("ml: explanation failed: %s", exc)
                 explanation = {"error": f"{type(exc).__name__}: {exc}"}
+        extra: dict[str, Any] = {}
+        if cpu_ms is not None:
+            extra["cpu_ms"] = round(cpu_ms, 4)
         if explanation is not None:
-            self._log(route, model, variant, request_id, keys, values, prediction, started, status,
-                      explanation=explanation)
-        else:
-            self._log(route, model, variant, request_id, keys, values, prediction, started, status)
+            extra["explanation"] = explanation
+        self._log(route, model, variant, request_id, keys, values, prediction, started, status, **extra)
         self._recent.append(values)
         if mirror is not None:
             asyncio.get_running_loop().call_soon(self._shadow, route, mirror, request_id, keys, values, prediction)
@@ -730,6 +735,7 @@ class Runtime:
 
     def _shadow(self, route, model, request_id, keys, values, stable_prediction) -> None:
         started = time.perf_counter()
+        cpu = time.thread_time()
         try:
             prediction = model.predict_batch([model.encode(values)])[0]
         except Exception as exc:
@@ -737,7 +743,7 @@ class Runtime:
                       error=f"{type(exc).__name__}: {exc}")
             return
         self._log(route, model, "shadow", request_id, keys, values, prediction, started, 200,
-                  stable_prediction=stable_prediction)
+                  stable_prediction=stable_prediction, cpu_ms=round((time.thread_time() - cpu) * 1000.0, 4))
 
     def _log(self, route, model, variant, request_id, keys, values, prediction, started, status, **extra) -> None:
         latency = (time.perf_counter() - started) * 1000.0

@@ -25,9 +25,11 @@ def card_paths(project_dir: Path, model: str, version: int) -> tuple[Path, Path]
     return folder / f"{model}-v{version}.md", folder / f"{model}-v{version}.html"
 
 
-def card_data(version, events: Iterable = (), *, monitors: Iterable[str] = ()) -> dict[str, Any]:
+def card_data(version, events: Iterable = (), *, monitors: Iterable[str] = (),
+              serving_cost: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The card of ``version`` (a registry ModelVersion) as plain data; ``events``: its model's alias
-    history; ``monitors``: the monitors watching deployments that serve it."""
+    history; ``monitors``: the monitors watching deployments that serve it; ``serving_cost``: what those
+    deployments cost now per 1,000 predictions (``ml status``'s figures, with ``deployment``)."""
     lineage = dict(version.lineage or {})
     use = dict(lineage.get("intended_use") or {})
     data = dict(lineage.get("data") or {})
@@ -49,7 +51,7 @@ def card_data(version, events: Iterable = (), *, monitors: Iterable[str] = ()) -
             "overview": use.get("description"), "labels": dict(use.get("labels") or {}),
             "owners": list(use.get("owners") or []), "git": lineage.get("git"),
             "compared_with": lineage.get("baseline"), "libraries": lineage.get("libraries") or {},
-            "approvals": approvals,
+            "approvals": approvals, "training_cost": lineage.get("cost"), "serving_cost": list(serving_cost),
         },
         "model_parameters": {
             "params": lineage.get("params") or {}, "features": list(lineage.get("feature_refs") or []),
@@ -153,6 +155,18 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         lines.append(f"- Specs: git {git['commit'][:12]}" + (" (uncommitted changes)" if git.get("dirty") else ""))
     if d.get("compared_with"):
         lines.append(f"- Compared at registration with production {d['compared_with']}")
+    from ml_framework.cost import money
+
+    cost = d.get("training_cost") or {}
+    if cost:
+        lines.append(f"- Training cost: {cost.get('cpu_seconds')} CPU-s, peak {cost.get('peak_rss_mb')} MB, "
+                     f"{cost.get('wall_seconds')} s: {money(float(cost.get('price') or 0), cost.get('currency') or 'USD', small=True)}"
+                     f" ({cost.get('priced_by')})")
+    for serving in d.get("serving_cost") or []:
+        if serving.get("per_1000") is not None:
+            lines.append(f"- Serving cost ({serving['deployment']}, now): "
+                         f"{money(serving['per_1000'], serving['currency'], small=True)} per 1,000 predictions "
+                         f"({serving['cpu_seconds_per_1000']:.3g} CPU-s per 1,000 over {serving['answered']:,} answered)")
     if d["approvals"]:
         lines += ["", "### Approvals and promotions", "", "| when | alias | who | why |", "| --- | --- | --- | --- |"]
         lines += [f"| {a['at']} | {a['alias']} {'→' if a['change'] == 'to' else 'left'} | {a['who']} | {a['reason']} |"

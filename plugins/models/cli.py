@@ -152,7 +152,8 @@ def _build(project_and_registry, handles_errors, console, fail, split_args) -> t
         project, store, registry = open_registry()
         try:
             version = registry.resolve(ref)
-            data = card_data(version, registry.events(version.model, limit=200), monitors=monitors_of(store, version.model))
+            data = card_data(version, registry.events(version.model, limit=200), monitors=monitors_of(store, version.model),
+                             serving_cost=_serving_costs(project, store, version))
         finally:
             store.close()
         md_path, html_path = write_card(project.root, data)
@@ -520,6 +521,29 @@ def _show(out, v, events) -> None:
             move = f"{'v' + str(e.from_version) if e.from_version else '–'} → {'v' + str(e.to_version) if e.to_version else '–'}"
             table.add_row(e.at, e.alias, move, _esc(e.who), _esc(e.reason))
         out.print(table)
+
+
+def _serving_costs(project, store, version) -> list[dict[str, Any]]:
+    """What the deployments serving ``version`` cost now (their backends' status: ``cost``)."""
+    import re
+
+    from ml_framework.cli import kit
+
+    _, plugins = kit.project_and_registry()
+    out = []
+    for record in store.list_resources():
+        if record.kind != "Deployment" or re.split(r"[@:]", str(record.spec.get("model") or ""))[0] != version.model:
+            continue
+        if ((record.outputs or {}).get("stable") or {}).get("version") != version.label:
+            continue
+        try:
+            if plugins.capable(record.backend, "status"):
+                cost = plugins.get(record.backend).status(record, project.root).get("cost")
+                if cost:
+                    out.append({"deployment": record.address.split(".", 1)[1], **cost})
+        except Exception:  # noqa: BLE001 - a card without the serving cost is still a card
+            continue
+    return out
 
 
 _LOWER_IS_BETTER = {"logloss", "rmse", "mae"}  # used when a version did not record its metric goals

@@ -264,7 +264,9 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     spec, registry, production = run.spec, run.registry, run.production
     inputs = _inputs(run)
     prepared = inputs.prepared
+    usage = _usage()
     trained, predictions = _fit(run, prepared)
+    training_cost = _training_cost(usage, trained.seconds, getattr(run.project, "pricing", None))
 
     metrics = compute_metrics(spec.task, run.names, prepared.y_valid, predictions)
     slices = slice_metrics(spec.task, run.names, prepared.valid_rows, prepared.y_valid, predictions, spec.slices)
@@ -280,6 +282,7 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
     from .metrics import metric_intervals
 
     # for the model card: how sure each held-out figure is (95 % bootstrap), and what the version is for
+    lineage["cost"] = training_cost
     lineage["metric_intervals"] = metric_intervals(spec.task, run.names, prepared.y_valid, predictions,
                                                    seed=spec.split.seed)
     lineage["intended_use"] = {"description": spec.description, "labels": dict(spec.labels or {}),
@@ -372,6 +375,28 @@ def run_training(provider: TrainerProvider, request: ApplyRequest, ctx: ApplyCon
             message += ("; importance moved most vs " + production.label + ": "
                         + ", ".join(f"{m['feature']} {m['delta']:+.1%}" for m in moved))
     return ApplyResult(outputs=_jsonable(outputs), message=message)
+
+
+def _usage() -> tuple[float, float]:
+    """(CPU seconds of this process so far — every thread, the trainer's OpenMP team included; its peak RSS
+    in MB)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+
+
+def _training_cost(before: tuple[float, float], seconds: float, pricing) -> dict[str, Any]:
+    """What training this version cost: CPU seconds and peak memory (the process's: another model training
+    beside it in the same apply is counted too), priced (framework.cost; default prices without pricing)."""
+    from ml_framework.cost import DEFAULT_PRICING, running_cost
+
+    cpu, peak = _usage()
+    cpu_seconds = max(0.0, cpu - before[0])
+    used = pricing or DEFAULT_PRICING
+    return {"cpu_seconds": round(cpu_seconds, 3), "peak_rss_mb": round(peak, 1), "wall_seconds": round(seconds, 3),
+            "price": round(running_cost(cpu_seconds, peak / 1024.0 * seconds / 3600.0, pricing), 8),
+            "currency": used.currency, "priced_by": "ml.yaml pricing" if pricing else "default prices"}
 
 
 def _raw_predictor(trained, prepared):

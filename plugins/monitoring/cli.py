@@ -95,6 +95,19 @@ def _print_result(out, result, verbose: bool) -> None:
         out.print(f"  action {action.action}: [{style}]{action.outcome}[/] {_esc(action.detail)}")
 
 
+def _deployment_cost(session, record) -> dict | None:
+    """What the watched deployment costs now, from its serving backend's status (None if unknown)."""
+    if record is None:
+        return None
+    deployment = session.store.get(f"deployment.{record.spec.get('deployment')}")
+    try:
+        if deployment is None or not session.plugins.capable(deployment.backend, "status"):
+            return None
+        return session.plugins.get(deployment.backend).status(deployment, session.project.root).get("cost")
+    except Exception:  # noqa: BLE001 - a report without the cost is still a report
+        return None
+
+
 def _build(project_and_registry, handles_errors, console, fail) -> typer.Typer:  # noqa: C901
     monitor_app = typer.Typer(help="Drift and performance monitors: run, watch, report, history, metrics.",
                               no_args_is_help=True)
@@ -230,7 +243,7 @@ def _build(project_and_registry, handles_errors, console, fail) -> typer.Typer: 
             written = []
             for monitor in names:
                 html = build_report(session.mstore, session.project.root, monitor, recorded.get(monitor), runs=runs,
-                                    log_range=log_range)
+                                    log_range=log_range, cost=_deployment_cost(session, recorded.get(monitor)))
                 if out_path is None:
                     path = session.project.root / ".ml" / "reports" / f"{monitor}.html"
                 elif len(names) > 1 or out_path.is_dir():

@@ -53,6 +53,7 @@ class ReportData:
     runs: list[dict[str, Any]]
     versions: list[VersionView]
     notes: list[str] = field(default_factory=list)
+    cost: dict[str, Any] | None = None  # what the deployment costs now (its backend's status), if known
 
 
 def _ts(iso: str) -> float:
@@ -222,6 +223,8 @@ td,th{padding:3px 8px;border-bottom:1px solid #f1f5f9;text-align:left;vertical-a
 <div class="muted">deployment {{ d.deployment }} · generated {{ d.generated }} ·
 latest status <span class="badge {{ d.status }}">{{ d.status }}</span></div>
 {% for n in d.notes %}<p class="note">{{ n }}</p>{% endfor %}
+{% if d.cost %}<p class="cost">cost: <b>{{ d.cost.shown }}</b> per 1,000 predictions ({{ "%.3g"|format(d.cost.cpu_seconds_per_1000) }}
+CPU-s per 1,000; {{ d.cost.answered }} answered; {{ d.cost.memory_mb }} MB; {{ d.cost.priced_by }})</p>{% endif %}
 <p class="legend muted">bars: <span style="background:#94a3b8"></span>reference
 <span style="background:#2563eb"></span>current · dashed red: p-value threshold · dotted: validation metric</p>
 {% for v in d.versions %}
@@ -264,11 +267,16 @@ method {{ v.meta.method }}, p = {{ v.meta.settings.p_val }} ({{ v.meta.settings.
 
 
 def build_report(mstore, project_dir: Path, monitor: str, record, *, runs: int = 200, log_range: str | None = None,
-                 now: datetime | None = None) -> str:
-    """The HTML page for ``monitor`` (``record``: its state record, or None once destroyed)."""
+                 now: datetime | None = None, cost: dict[str, Any] | None = None) -> str:
+    """The HTML page for ``monitor`` (``record``: its state record, or None once destroyed); ``cost``: what
+    its deployment costs now (``per_1000``, ``currency``, ... as ``ml status`` reports it)."""
     import jinja2
 
     data = _collect(mstore, Path(project_dir), monitor, record, runs=runs, log_range=log_range,
                     now=now or datetime.now(timezone.utc))
+    if cost and cost.get("per_1000") is not None:
+        from ml_framework.cost import money
+
+        data.cost = dict(cost, shown=money(cost["per_1000"], cost["currency"], small=True))
     env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(_TEMPLATE).render(d=data)

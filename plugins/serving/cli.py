@@ -171,6 +171,15 @@ def _build(project_and_registry, handles_errors, console, fail) -> tuple[typer.T
                 mode = info.get("mode")
                 share = "mirrored traffic" if mode == "mirror" else f"{float(info.get('weight') or 0):g}% of traffic"
                 out.print(f"  rollout: {info['candidate']} on {share} ({_esc(str(info.get('step') or mode))})")
+            cost = info.get("cost") or {}
+            if cost:
+                from ml_framework.cost import money
+
+                per = (f"{money(cost['per_1000'], cost['currency'], small=True)} per 1,000 predictions "
+                       f"({cost['cpu_seconds_per_1000']:.3g} CPU-s per 1,000; {cost['priced_by']})"
+                       if cost.get("per_1000") is not None else "no prediction answered yet")
+                out.print(f"  cost: {per}; {cost['answered']:,} answered in {cost['uptime_s'] / 3600:.2f} h, "
+                          f"{cost['cpu_seconds']:.1f} CPU-s, {cost['memory_mb']:.0f} MB")
             if record.status != "applied":
                 out.print("  [yellow]the last apply did not finish: `ml plan` shows what is left[/yellow]")
             for tag, message in (info.get("errors") or {}).items():

@@ -104,7 +104,7 @@ class DecisionLog(StrictModel):
     max_mb: int = Field(default=512, ge=1, le=1_000_000)
 
 
-AnalysisCheck = Literal["error_rate", "p99", "p99_ratio", "prediction_shift", "agreement"]
+AnalysisCheck = Literal["error_rate", "p99", "p99_ratio", "cost_ratio", "prediction_shift", "agreement"]
 
 
 class RolloutAnalysis(StrictModel):
@@ -126,6 +126,8 @@ class RolloutAnalysis(StrictModel):
     max_error_rate: float = Field(default=0.01, ge=0, le=1)
     max_p99_ms: float | None = Field(default=None, gt=0)
     max_p99_ratio: float | None = Field(default=None, gt=0)
+    # candidate's CPU per prediction at most this x stable's (both measured in the same workers)
+    max_cost_ratio: float | None = Field(default=None, gt=0)
     max_prediction_shift: float | None = Field(default=0.1, ge=0, le=1)
     min_agreement: float | None = Field(default=0.95, ge=0, le=1)
     agreement_tolerance: float | None = Field(default=None, ge=0)  # None: the task's default (see above)

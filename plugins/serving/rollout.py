@@ -136,14 +136,17 @@ class Sample:
     errors: int = 0  # 5xx: the variant failed to answer
     latencies_ms: list[float] = field(default_factory=list)
     predictions: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)  # the prediction's CPU time (the log's cpu_ms)
 
-    def add(self, *, status: int, latency_ms: float | None, prediction: Any = None) -> None:
+    def add(self, *, status: int, latency_ms: float | None, prediction: Any = None, cpu_ms: float | None = None) -> None:
         self.requests += 1
         if status >= 500:
             self.errors += 1
             return
         if latency_ms is not None:
             self.latencies_ms.append(float(latency_ms))
+        if isinstance(cpu_ms, (int, float)):
+            self.cpu_ms.append(float(cpu_ms))
         value = _scalar(prediction)
         if value is not None:
             self.predictions.append(value)
@@ -159,7 +162,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # error_rate | p99 | p99_ratio | prediction_shift | agreement
+    name: str  # error_rate | p99 | p99_ratio | cost_ratio | prediction_shift | agreement
     value: float | None
     threshold: float
     passed: bool
@@ -262,6 +265,14 @@ def evaluate(analysis: Any, stable: Sample, candidate: Sample, *,
         limit = float(ratio) * max(stable_p99, _P99_FLOOR_MS)
         check("p99_ratio", p99, limit, p99 <= limit,
               f"{p99:.1f} ms vs stable {stable_p99:.1f} ms (max x{float(ratio):g} = {limit:.1f} ms)")
+    cost_ratio = _get(analysis, "max_cost_ratio")
+    if cost_ratio is not None and len(candidate.cpu_ms) >= min_requests and len(stable.cpu_ms) >= min_requests:
+        # CPU per prediction (per 1,000: the same ratio), measured on the same workers at the same time
+        mine, theirs = sum(candidate.cpu_ms) / len(candidate.cpu_ms), sum(stable.cpu_ms) / len(stable.cpu_ms)
+        ratio_found = mine / max(theirs, 1e-6)
+        check("cost_ratio", ratio_found, float(cost_ratio), ratio_found <= float(cost_ratio),
+              f"{mine * 1000:.0f} vs stable {theirs * 1000:.0f} CPU-ms per 1,000 predictions "
+              f"(x{ratio_found:.2f}, max x{float(cost_ratio):g})")
     max_shift = _get(analysis, "max_prediction_shift")
     if max_shift is not None:
         reference = [_scalar(p) for p, _ in pairs] if mirrored else stable.predictions
@@ -352,6 +363,8 @@ def describe(rollout: Any, *, task: str | None = None, scale: float | None = Non
         parts.append(f"p99 ≤ {_get(analysis, 'max_p99_ms'):g} ms")
     if _get(analysis, "max_p99_ratio") is not None:
         parts.append(f"p99 ≤ x{_get(analysis, 'max_p99_ratio'):g} stable")
+    if _get(analysis, "max_cost_ratio") is not None:
+        parts.append(f"cost per 1,000 ≤ x{_get(analysis, 'max_cost_ratio'):g} stable")
     if _get(analysis, "max_prediction_shift") is not None:
         parts.append(f"shift ≤ {_get(analysis, 'max_prediction_shift'):g}")
     if strategy in ("shadow", "blue_green") and _get(analysis, "min_agreement") is not None:

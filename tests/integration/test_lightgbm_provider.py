@@ -96,6 +96,8 @@ def test_a_param_change_is_planned_with_reasons_and_an_estimate_then_becomes_pro
     reg = registry_of(project)
     assert reg.aliases("fraud") == {"candidate": 2, "production": 2, "previous": 1}
     assert reg.get("fraud", 2).lineage["baseline"] == "v1"
+    cost = reg.get("fraud", 2).lineage["cost"]  # what training it cost
+    assert cost["cpu_seconds"] > 0 and cost["peak_rss_mb"] > 50 and cost["price"] > 0 and cost["currency"] == "USD"
     # global importance, on the held-out rows, with each version; the retrain says what moved most
     first, second = reg.get("fraud", 1).lineage["importance"], reg.get("fraud", 2).lineage["importance"]
     features = reg.get("fraud", 2).lineage["feature_refs"]

@@ -209,6 +209,22 @@ def test_cli_status_and_history(served, monkeypatch):
     result = run_cli(["status", "deployment/open-api", "--json"], providers=providers(), cwd=served.project.root)
     info = json.loads(result.output)["deployment.open-api"]
     assert info["ready"] and info["stable"] == "v1" and info["workers"] == 1 and info["state"] == "applied"
+    # what it costs: the process tree's CPU and memory since it started, over what it answered since
+    cost = info["cost"]
+    assert cost["answered"] > 0 and cost["cpu_seconds"] > 0 and cost["memory_mb"] > 10
+    assert cost["per_1000"] > 0 and cost["priced_by"].startswith("default prices")
+    assert cost["cpu_seconds_per_1000"] == pytest.approx(cost["cpu_seconds"] / cost["answered"] * 1000, rel=0.05)
+    (served.project.root / "ml.yaml").write_text("pricing: {cpu_hour: 4.8, memory_gb_hour: 0, currency: EUR}\n")
+    try:
+        priced = json.loads(run_cli(["status", "deployment/open-api", "--json"], providers=providers(),
+                                    cwd=served.project.root).output)["deployment.open-api"]["cost"]
+        assert priced["currency"] == "EUR" and priced["priced_by"] == "ml.yaml pricing"
+        expected = priced["cpu_seconds"] / 3600 * 4.8 / priced["answered"] * 1000
+        assert priced["per_1000"] == pytest.approx(expected, rel=1e-3)
+    finally:
+        (served.project.root / "ml.yaml").unlink()
+    logged = read_predictions(served.project.root, "open-api", last=5)
+    assert all(r["cpu_ms"] > 0 for r in logged if r["status"] == 200)  # each prediction's CPU, for rollouts
     result = run_cli(["history", "deployment/open-api"], providers=providers(), cwd=served.project.root)
     assert result.exit_code == 0 and "revisions" in result.output and "deployed" in result.output
     result = run_cli(["status", "deployment/nope"], providers=providers(), cwd=served.project.root)

@@ -393,3 +393,21 @@ def test_the_plan_states_what_happens_without_traffic():
     assert "inconclusive: rollback" in describe(ROLLOUT)
     text = describe({**ROLLOUT, "on_inconclusive": "replay", "replay": {"sources": ["validation"]}})
     assert "100 inputs are replayed to both versions (the candidate's validation rows)" in text
+
+
+def test_a_candidate_costing_more_per_prediction_than_allowed_fails_the_step():
+    stable, cheap, dear = Sample(), Sample(), Sample()
+    for _ in range(200):
+        stable.add(status=200, latency_ms=1.0, prediction=0.5, cpu_ms=0.10)
+        cheap.add(status=200, latency_ms=1.0, prediction=0.5, cpu_ms=0.11)
+        dear.add(status=200, latency_ms=1.0, prediction=0.5, cpu_ms=0.30)
+    analysis = {"min_requests": 100, "max_cost_ratio": 1.5, "max_prediction_shift": None}
+    assert evaluate(analysis, stable, cheap).status == "passed"
+    verdict = evaluate(analysis, stable, dear)
+    (check,) = [c for c in verdict.checks if c.name == "cost_ratio"]
+    assert verdict.status == "failed" and not check.passed and check.value == pytest.approx(3.0)
+    assert "300 vs stable 100 CPU-ms per 1,000 predictions" in check.detail
+    without = Sample()
+    for _ in range(200):
+        without.add(status=200, latency_ms=1.0, prediction=0.5)  # batching: no per-request CPU, not judged
+    assert [c.name for c in evaluate(analysis, stable, without).checks] == ["error_rate"]
