@@ -155,10 +155,26 @@ class ServingModel:
         base = float(found[-1])
         order = sorted(range(len(contributions)), key=lambda i: -abs(contributions[i]))
         top = order[:max(0, top_k)]
-        return {"output": output, "base": base, "raw": base + sum(contributions),
+        reconstructed = base + sum(contributions)
+        raw = _raw_output(self.task, prediction)
+        raw = reconstructed if raw is None else raw
+        # exact explainers (LightGBM's tree contributions) leave 0 here; integrated gradients the integral's error
+        return {"output": output, "base": base, "raw": raw,
                 "top": [{"feature": self.features[i], "value": values.get(self.features[i]),
                          "contribution": contributions[i]} for i in top],
-                "rest": sum(contributions[i] for i in order[len(top):])}
+                "rest": sum(contributions[i] for i in order[len(top):]),
+                "approximation": raw - reconstructed}
+
+
+def _raw_output(task: str, prediction: Any) -> float | None:
+    """The raw output behind a prediction where it can be recovered: log-odds of a binary probability, the
+    value of a regression; None for multiclass (probabilities lose their logits' common offset)."""
+    if task == "binary" and isinstance(prediction, (int, float)):
+        p = min(max(float(prediction), 1e-15), 1 - 1e-15)
+        return math.log(p / (1 - p))
+    if task == "regression" and isinstance(prediction, (int, float)):
+        return float(prediction)
+    return None
 
 
 def _schema(folder: Path) -> dict[str, Any]:
@@ -196,12 +212,12 @@ def load_serving_model(folder: str | Path, tag: str | None = None) -> ServingMod
                   derived=list(schema.get("derived") or []))
     fast = _fast(folder, schema)
     encode, predict = fast or _generic(folder)
-    return ServingModel(**common, _encode=encode, _predict_batch=predict,
-                        _explain=_explainer(folder, schema) if fast else None)
+    return ServingModel(**common, _encode=encode, _predict_batch=predict, _explain=_explainer(folder, schema))
 
 
 def _explainer(folder: Path, schema: Mapping[str, Any]):
-    """The flavour's explainer over rows encoded by its fast path, or None (not every flavour explains)."""
+    """The flavour's explainer over rows as this model encodes them (its fast path's rows, else the values by
+    feature name), or None (not every flavour explains)."""
     from ml_framework.plugins.models.flavors import flavor_loader
 
     loader = flavor_loader(str(schema.get("flavor")))

@@ -23,12 +23,10 @@ def global_importance(folder: Path, schema: Mapping[str, Any], frame, *, seed: i
 
     loader = flavor_loader(str(schema.get("flavor")))
     load_explainer, load_rows = getattr(loader, "load_explainer", None), getattr(loader, "load_rows", None)
-    if load_explainer is None or load_rows is None:
+    if load_explainer is None or len(frame) == 0:
         return None
-    rows = load_rows(folder, schema)
-    if rows is None or len(frame) == 0:
-        return None
-    encode = rows[0]
+    rows = load_rows(folder, schema) if load_rows is not None else None
+    encode = rows[0] if rows is not None else (lambda record: record)  # no fast path: values by name
     if len(frame) > MAX_ROWS:
         frame = frame.sample(MAX_ROWS, random_state=seed)
     features = list(schema["features"])

@@ -398,8 +398,8 @@ def test_a_request_can_ask_why_and_the_contributions_add_up_to_the_output(exampl
     assert explanation["output"] == "log-odds" and len(explanation["top"]) == 5  # top_k: 5 by default
     p = body["prediction"]
     total = explanation["base"] + sum(c["contribution"] for c in explanation["top"]) + explanation["rest"]
-    assert total == pytest.approx(explanation["raw"], abs=1e-9)
-    assert explanation["raw"] == pytest.approx(math.log(p / (1 - p)), abs=1e-6)  # adds up to the output
+    assert explanation["raw"] == pytest.approx(math.log(p / (1 - p)), abs=1e-9)
+    assert total == pytest.approx(explanation["raw"], abs=1e-6) and abs(explanation["approximation"]) < 1e-6  # exact
     sizes = [abs(c["contribution"]) for c in explanation["top"]]
     assert sizes == sorted(sizes, reverse=True) and explanation["top"][0]["feature"]
     assert "explanation" not in post(url_of(harness) + "/predict", request(root, key))[1]  # only when asked

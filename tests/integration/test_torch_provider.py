@@ -60,6 +60,23 @@ def test_saved_model_predicts_like_training_and_records_its_architecture(tmp_pat
     assert scores.shape == (3,) and np.all((scores > 0) & (scores < 1))
     assert predictor.predict(frame).tolist() == scores.tolist()
 
+    # explanations (Captum's integrated gradients): per feature, adding up to the log-odds
+    from ml_framework.plugins.bentoml.predictor import load_serving_model
+    from ml_framework.plugins.models.artifacts import artifact_dir
+
+    served = load_serving_model(artifact_dir(outputs["bentoml_tag"], root), outputs["bentoml_tag"])
+    assert served.explains
+    for row, p in zip(frame.to_dict("records"), scores):
+        values = {k: (None if v != v else v) if isinstance(v, float) else v for k, v in row.items()}
+        found = served.explain(served.encode(values), values, float(p), top_k=3)
+        logit = float(np.log(p / (1 - p)))
+        assert found["output"] == "log-odds" and found["raw"] == pytest.approx(logit, abs=1e-9)
+        total = found["base"] + sum(c["contribution"] for c in found["top"]) + found["rest"]
+        assert total + found["approximation"] == pytest.approx(found["raw"], abs=1e-9)
+        assert abs(found["approximation"]) <= 0.02 * max(1.0, abs(logit))  # the integral's error, stated
+    importance = version.lineage["importance"]["mean_abs_contribution"]
+    assert set(importance) == {"amount_mean_7d", "txn_count_7d", "segment"} and max(importance.values()) > 0
+
 
 def test_cuda_requested_without_a_device_is_explained(tmp_path):
     import torch
