@@ -256,6 +256,12 @@ class TrainerProvider(BaseProvider):
                                    if isinstance(v, (int, float)) and any(f"production.{k}" in g for g in gates))
                 against = f" (production {production.label}: {values})" if values else ""
             notes.append("decided by its gates: " + "; ".join(gates) + against)
+        shares = ((production.lineage or {}).get("importance") or {}).get("mean_abs_contribution") if production else None
+        if shares:
+            total = sum(shares.values()) or 1.0
+            top = sorted(shares.items(), key=lambda kv: -kv[1])[:3]
+            notes.append(f"importance now ({production.label}): " + ", ".join(f"{n} {v / total:.0%}" for n, v in top)
+                         + f"; the apply says which features moved most in v{number}")
         return notes
 
     @staticmethod

@@ -105,6 +105,8 @@ def test_a_param_change_is_planned_with_reasons_and_an_estimate_then_becomes_pro
     assert all(v >= 0 for v in second["mean_abs_contribution"].values()) and sum(second["gain"].values()) > 0
     assert first["mean_abs_contribution"] != second["mean_abs_contribution"]
     assert "importance moved most vs v1: " in report.messages["model.fraud"]
+    retrain = harness.plan(overrides=["models.fraud.trainer.params.num_leaves=5"]).pending()[0]
+    assert any(r.startswith("importance now (v2): ") and "moved most in v3" in r for r in retrain.reasons), retrain.reasons
     shown = run_cli(["models", "compare", "fraud:v1", "v2", "--json"], providers=providers(), cwd=project)
     moved = json.loads(shown.stdout)["importance"]
     assert moved and abs(moved[0]["delta"]) >= abs(moved[-1]["delta"]) and moved[0]["feature"] in first["mean_abs_contribution"]
