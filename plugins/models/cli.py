@@ -425,6 +425,15 @@ def _looks_like_version(text: str) -> bool:
     return value.isdigit()
 
 
+def _cost_line(cost) -> str:
+    if not cost:
+        return "–"
+    from ml_framework.cost import money
+
+    return (f"{cost.get('cpu_seconds')} CPU-s, peak {cost.get('peak_rss_mb')} MB: "
+            f"{money(float(cost.get('price') or 0), cost.get('currency') or 'USD', small=True)} ({cost.get('priced_by')})")
+
+
 def _show(out, v, events) -> None:
     from rich.table import Table
 
@@ -456,6 +465,8 @@ def _show(out, v, events) -> None:
          "– (specs not in a git repository)"),
         ("compared with", lineage.get("baseline") or "– (no production version at training time)"),
         ("libraries", _esc(", ".join(f"{k} {val}" for k, val in (lineage.get("libraries") or {}).items()))),
+        ("training cost", _esc(_cost_line(lineage.get("cost")))),
+        ("model card", f"ml models card {_esc(v.ref)} (written to .ml/cards/{_esc(v.model)}-{v.label}.md and .html)"),
     ]
     for key, value in rows:
         summary.add_row(key, value)
