@@ -17,12 +17,9 @@ class TorchFlavor:
         import torch
 
         from .preprocess import transform
-        from .train import _predict, build_mlp
+        from .train import _predict
 
-        arch = schema["architecture"]
-        model = build_mlp(arch["inputs"], arch["layers"], arch["outputs"], arch["dropout"])
-        model.load_state_dict(torch.load(Path(folder) / "model.pt", map_location="cpu", weights_only=True))
-        model.eval()
+        model = _load_model(folder, schema)
 
         def predict(frame):
             X = torch.as_tensor(transform(frame, schema["preprocess"]))
@@ -47,12 +44,8 @@ class TorchFlavor:
         from captum.attr import IntegratedGradients
 
         from .preprocess import transform
-        from .train import build_mlp
 
-        arch = schema["architecture"]
-        model = build_mlp(arch["inputs"], arch["layers"], arch["outputs"], arch["dropout"])
-        model.load_state_dict(torch.load(Path(folder) / "model.pt", map_location="cpu", weights_only=True))
-        model.eval()
+        model = _load_model(folder, schema)
         prep, features, task = schema["preprocess"], list(schema["features"]), schema["task"]
         scale = schema.get("target_scale") or {"mean": 0.0, "std": 1.0}
         blocks = []  # (feature index, first input column, width)
@@ -94,6 +87,21 @@ class TorchFlavor:
                                          base[:, k]) for k in range(base.shape[1])], axis=1)
 
         return explain
+
+
+def _load_model(folder: Path, schema: Mapping[str, Any]):
+    """The saved MLP, in eval mode. Built under a forked RNG: creating its layers draws initial weights,
+    and loading a model (say, to explain it right after training) must not move the global torch RNG."""
+    import torch
+
+    from .train import build_mlp
+
+    arch = schema["architecture"]
+    with torch.random.fork_rng(devices=[]):
+        model = build_mlp(arch["inputs"], arch["layers"], arch["outputs"], arch["dropout"])
+    model.load_state_dict(torch.load(Path(folder) / "model.pt", map_location="cpu", weights_only=True))
+    model.eval()
+    return model
 
 
 def flavor(services) -> TorchFlavor:
