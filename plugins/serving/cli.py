@@ -29,6 +29,14 @@ def deployment_address(text: str) -> str:
     return f"deployment.{name}"
 
 
+def _reports_status(registry, record) -> bool:
+    """A recorded resource another kind contributes (a stream deployment) whose backend reports status."""
+    try:
+        return record.kind.endswith("Deployment") and bool(registry.capable(record.backend, "status"))
+    except Exception:  # noqa: BLE001 - an unknown backend is not listed
+        return False
+
+
 def _generic_status(record) -> dict[str, Any]:
     import urllib.request
 
@@ -128,7 +136,7 @@ def _build(project_and_registry, handles_errors, console, fail) -> tuple[typer.T
         project, registry = project_and_registry()
         store = project.open_state()
         try:
-            records = [r for r in store.list_resources() if r.kind == "Deployment"]
+            records = [r for r in store.list_resources() if r.kind == "Deployment" or _reports_status(registry, r)]
         finally:
             store.close()
         if addresses:
@@ -167,6 +175,11 @@ def _build(project_and_registry, handles_errors, console, fail) -> tuple[typer.T
             out.print(f"[bold]{_esc(record.address)}[/bold]  {health}  {_esc(str(info.get('url') or '-'))}  "
                       f"pid {info.get('pid') or '-'}")
             out.print(f"  serving {info.get('stable') or '-'} (revision {info.get('revision') or '-'})")
+            if "lag" in info:  # a stream deployment: its consumer
+                out.print(f"  consumer: lag {info.get('lag') if info.get('lag') is not None else '?'}, unacked "
+                          f"{info.get('unacked') if info.get('unacked') is not None else '?'}; processed "
+                          f"{info.get('processed', 0):,}, dead-lettered {info.get('dead_lettered', 0):,}, errors "
+                          f"{info.get('stream_errors', 0):,}; {info.get('rate_per_s', 0):g} msg/s")
             if info.get("candidate"):
                 mode = info.get("mode")
                 share = "mirrored traffic" if mode == "mirror" else f"{float(info.get('weight') or 0):g}% of traffic"
