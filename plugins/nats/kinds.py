@@ -17,11 +17,12 @@ online lookup, derived features and prediction log as an HTTP Deployment of the 
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from ml_framework.spec.kinds import DURATION_PATTERN, SpecBase, StrictModel
+from ml_framework.plugins.serving.kinds import ServesModel
+from ml_framework.spec.kinds import DURATION_PATTERN, StrictModel
 
 __all__ = ["StreamInput", "StreamOutput", "ConsumerSettings", "StreamDeployment"]
 
@@ -62,9 +63,8 @@ class ConsumerSettings(StrictModel):
     workers: int = Field(default=1, ge=1, le=64)
 
 
-class StreamDeployment(SpecBase):
+class StreamDeployment(ServesModel):
     kind: Literal["StreamDeployment"]
-    model: str
     input: StreamInput
     output: StreamOutput
     dead_letter: StreamOutput
@@ -72,22 +72,6 @@ class StreamDeployment(SpecBase):
     url: str = Field(default="nats://127.0.0.1:4222", pattern=r"^(nats|tls)://")
     backend: str = "nats"
     options: dict[str, Any] = Field(default_factory=dict)
-
-    local_fields: ClassVar[frozenset[str]] = frozenset()
-
-    @field_validator("model")
-    @classmethod
-    def _model_ref(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*([@:][A-Za-z0-9_.\-]+)?", value):
-            raise ValueError("expected a model name, optionally with @alias or :version")
-        return value
-
-    @property
-    def model_name(self) -> str:
-        return re.split(r"[@:]", self.model)[0]
-
-    def references(self) -> list[tuple[str, str]]:
-        return [("model", "model." + self.model_name)]
 
     def stream_names(self) -> tuple[str, str, str]:
         """(input stream, output stream, dead-letter stream) names."""

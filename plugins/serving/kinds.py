@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from ml_framework.spec.kinds import DURATION_PATTERN, BackendBlock, SpecBase, StrictModel
 
 
-__all__ = ["ROLLOUT_DURATION_PATTERN", "DeploymentInput", "DeploymentAuth", "DeploymentRateLimit", "AnalysisCheck", "RolloutAnalysis", "RolloutReplay", "DeploymentRollout", "Deployment"]
+__all__ = ["ROLLOUT_DURATION_PATTERN", "DeploymentInput", "DeploymentAuth", "DeploymentRateLimit", "AnalysisCheck", "RolloutAnalysis", "RolloutReplay", "DeploymentRollout", "ServesModel", "Deployment"]
 
 
 ROLLOUT_DURATION_PATTERN = r"^\d+(\.\d+)?(ms|s|m|h)$"  # rollout timings: "500ms", "10s", "5m"
@@ -185,17 +185,12 @@ class DeploymentRollout(StrictModel):
         return _check_rollout_duration(value, info.field_name)
 
 
-class Deployment(SpecBase):
-    kind: Literal["Deployment"]
-    model: str  # "fraud" (follows its production alias), "fraud@candidate" or "fraud:v3"
-    serving: BackendBlock
-    rollout: DeploymentRollout = Field(default_factory=DeploymentRollout)
-    input: DeploymentInput = Field(default_factory=DeploymentInput)
-    auth: DeploymentAuth | None = None
-    rate_limit: DeploymentRateLimit | None = None
-    explain: DeploymentExplain = Field(default_factory=DeploymentExplain)
-    decision_log: DecisionLog = Field(default_factory=DecisionLog)
-    backend_field: ClassVar[str] = "serving"
+class ServesModel(SpecBase):
+    """A kind that serves a model: ``model`` names it ("fraud" follows its production alias; "fraud@candidate",
+    "fraud:v3") and makes the Model an upstream. Shared by the Deployment kind and the kinds other plugins
+    contribute (a stream deployment)."""
+
+    model: str
 
     @field_validator("model")
     @classmethod
@@ -210,3 +205,16 @@ class Deployment(SpecBase):
 
     def references(self) -> list[tuple[str, str]]:
         return [("model", "model." + self.model_name)]
+
+
+class Deployment(ServesModel):
+    kind: Literal["Deployment"]
+    model: str  # "fraud" (follows its production alias), "fraud@candidate" or "fraud:v3"
+    serving: BackendBlock
+    rollout: DeploymentRollout = Field(default_factory=DeploymentRollout)
+    input: DeploymentInput = Field(default_factory=DeploymentInput)
+    auth: DeploymentAuth | None = None
+    rate_limit: DeploymentRateLimit | None = None
+    explain: DeploymentExplain = Field(default_factory=DeploymentExplain)
+    decision_log: DecisionLog = Field(default_factory=DecisionLog)
+    backend_field: ClassVar[str] = "serving"
