@@ -149,9 +149,15 @@ def test_a_stream_deployment_scores_dead_letters_survives_kill_9_and_cleans_up(t
         ids = [m["message_id"] for m in final]
         assert len(ids) == len(set(ids)) == 300 + 600  # each message scored once
 
-        status = run_cli(["status", "--json"], providers=providers(), cwd=root)
-        info = json.loads(status.output)[f"streamdeployment.{name}"]
-        assert info["running"] and info["lag"] == 0 and info["workers"] == 1
+        def settled():  # the messages the killed worker held come back after ack_wait: deduplicated, acked
+            status = run_cli(["status", "--json"], providers=providers(), cwd=root)
+            found = json.loads(status.output)[f"streamdeployment.{name}"]
+            assert found["running"] and found["workers"] == 1, found
+            return found["lag"] == 0 and found["unacked"] == 0
+
+        wait_for(settled, timeout=60)
+        final = asyncio.run(_messages(out_stream, f"{subject}.out"))
+        assert len(final) == len({m["message_id"] for m in final}) == 300 + 600  # still once each
 
         assert harness.destroy().ok
         assert not asyncio.run(_exists(in_stream)) and not asyncio.run(_exists(out_stream))
