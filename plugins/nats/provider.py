@@ -73,10 +73,14 @@ class NatsProvider(BaseProvider):
     kinds: ClassVar[tuple[str, ...]] = ("StreamDeployment",)
     capabilities: ClassVar[tuple[str, ...]] = ("status",)
 
+    @property
     def version(self) -> str:
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
-        return f"nats-py {version('nats-py')}"
+        try:
+            return f"nats-py {version('nats-py')}"
+        except PackageNotFoundError:  # pragma: no cover
+            return "nats-py (not installed)"
 
     @staticmethod
     def _spec(resource_spec: Mapping[str, Any]):
