@@ -336,6 +336,11 @@ def verify_provider(obj: Any, plugin: str, *, capabilities: Mapping[str, "Capabi
     kinds = getattr(obj, "kinds", None)
     if not kinds or not all(isinstance(k, str) for k in kinds):
         raise PluginError(f"plugin {plugin!r} must declare the spec kinds it owns in 'kinds'")
+    version = getattr(obj, "version", "")
+    if not isinstance(version, str):
+        raise PluginError(f"plugin {plugin!r}: 'version' must be text (a property or a class attribute), "
+                          f"not {type(version).__name__}",
+                          hint="decorate `def version(self)` with @property")
     if known_kinds is not None:
         known = set(known_kinds)
         for kind in kinds:

@@ -95,6 +95,16 @@ def test_capabilities_are_checked_at_registration():
         verify_provider(Unknown(), "widgets", capabilities=registry.capabilities)
     assert "rollback" in (info.value.hint or "")
 
+    class Versioned(BaseProvider):  # `version` forgot its @property: `ml plugins` could not print it
+        name, kinds = "widgets", ("Widget",)
+
+        def version(self):
+            return "1.0"
+
+    with pytest.raises(PluginError, match=r"'version' must be text") as info:
+        verify_provider(Versioned(), "widgets", capabilities=registry.capabilities)
+    assert "@property" in (info.value.hint or "")
+
 
 def test_a_plugin_may_declare_a_capability_of_its_own():
     from typing import Protocol
