@@ -30,6 +30,22 @@ from typing import Any
 __all__ = ["main", "message_id"]
 
 
+try:  # orjson: several times the standard library's speed on every message
+    import orjson
+
+    def _loads(data: bytes):
+        return orjson.loads(data)
+
+    def _dumps(value) -> bytes:
+        return orjson.dumps(value, default=str)
+except ImportError:  # pragma: no cover
+    def _loads(data: bytes):
+        return json.loads(data)
+
+    def _dumps(value) -> bytes:
+        return json.dumps(value, default=str).encode()
+
+
 def message_id(msg) -> str:
     """The id a message's prediction is published and logged under: the publisher's ``Nats-Msg-Id`` when
     it set one, else the stream and sequence (stable across redeliveries)."""
@@ -103,10 +119,10 @@ class Worker:
         s = self.stream
         rid = message_id(msg)
         try:
-            payload = json.loads(msg.data)
+            payload = _loads(msg.data)
             if not isinstance(payload, dict):
                 raise ValueError("a message is a JSON object (entity_keys, features)")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
             await self.dead_letter(msg, rid, "malformed message", str(exc))
             return
         payload.pop("request_id", None)
@@ -121,7 +137,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - ours, not the message's: retried, then dead-lettered
             await self.retry(msg, rid, f"{type(exc).__name__}: {exc}")
             return
-        body = json.dumps({**answer, "message_id": rid}, default=str).encode()
+        body = _dumps({**answer, "message_id": rid})
         try:
             await self.js.publish(s["output_subject"], body, headers={"Nats-Msg-Id": f"{rid}"}, stream=s["output_stream"])
             await msg.ack()

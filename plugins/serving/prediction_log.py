@@ -32,6 +32,18 @@ SEGMENT_BYTES = 16 * 1024 * 1024
 TOTAL_BYTES = 512 * 1024 * 1024
 
 
+def _encode(record: Mapping[str, Any]) -> bytes:
+    """One record as a JSON line: orjson (~5x the standard library, on every answered request), which writes a
+    non-finite number as null; the standard library where orjson cannot (an integer beyond 64 bits...)."""
+    try:
+        import orjson
+
+        return orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+                            | orjson.OPT_APPEND_NEWLINE)
+    except (ImportError, TypeError):
+        return (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+
+
 def log_dir(project_dir: Path, deployment: str) -> Path:
     return Path(project_dir) / ".ml" / "predictions" / deployment
 
@@ -54,7 +66,7 @@ class PredictionLogWriter:
         self._enforce_cap()
 
     def write(self, record: Mapping[str, Any]) -> None:
-        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+        line = _encode(record)
         with self._lock:
             try:
                 if self._fd is None or self._written >= self.segment_bytes:
