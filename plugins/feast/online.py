@@ -68,7 +68,11 @@ def current(store) -> dict[str, str]:
     seen = _SEEN.get(id(store))
     if seen != token:
         if seen is not None:
-            store.refresh_registry()
+            try:
+                store.refresh_registry()
+            except Exception:  # noqa: BLE001 - read while ml rewrote it: once more, a moment later
+                time.sleep(0.2)
+                store.refresh_registry()
         _SEEN[id(store)] = token
     return renamed
 

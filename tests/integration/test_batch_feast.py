@@ -99,7 +99,8 @@ def test_batch_scoring_computes_on_demand_features_like_training(tmp_path, monke
     harness = Harness(example, {"feast": FeastProvider(), "lightgbm": LightGBMProvider(), "batch": BatchProvider()})
     try:
         report = harness.apply()
-        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        assert report.ok, "\n".join(f"{o.address}: {o.outcome}: {o.error}" for o in report.outcomes
+                                     if o.outcome != "succeeded")  # whole messages: a rare failure says why
         outputs = harness.store.get(ADDRESS).outputs
         scored = pd.read_parquet(example / outputs["output_path"])
         transactions = pd.read_parquet(example / "data" / "transactions.parquet")
