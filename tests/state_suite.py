@@ -79,7 +79,7 @@ RACE = """
         print("WON", lock.id, flush=True)
         # hold it (stay alive) while the others try: a lock whose holder exited is rightly taken over, and a
         # process slowed by a busy machine may try only after the winner would have exited
-        time.sleep(max(0.0, start + 8 - time.time()))
+        time.sleep(max(0.0, start + 5 - time.time()))
 """
 
 

@@ -33,7 +33,7 @@ def providers():
 def spec(name: str, subject: str) -> str:
     return (f"kind: StreamDeployment\nname: {name}\nmodel: fraud\n"
             f"input: {{subject: {subject}.in}}\noutput: {{subject: {subject}.out}}\n"
-            f"dead_letter: {{subject: {subject}.dead}}\nconsumer: {{batch: 32, max_wait_ms: 20, ack_wait: 5s}}\n")
+            f"dead_letter: {{subject: {subject}.dead}}\nconsumer: {{batch: 32, max_wait_ms: 20, ack_wait: 2s}}\n")
 
 
 async def _publish(subject: str, bodies: list[tuple[str, bytes]]) -> None:
@@ -107,12 +107,12 @@ def test_a_stream_deployment_scores_dead_letters_survives_kill_9_and_cleans_up(t
         outputs = harness.store.get(f"streamdeployment.{name}").outputs
         assert sorted(outputs["created_streams"]) == sorted([in_stream, out_stream])
 
-        payloads = raw_payloads(300)
+        payloads = raw_payloads(150)
         good = [(f"m-{i}", json.dumps(p).encode()) for i, p in enumerate(payloads)]
         bad = [("bad-json", b"{not json"), ("bad-type", json.dumps({"features": {"amount_mean_7d": "x"}}).encode()),
                ("bad-shape", b"[1, 2]")]
         asyncio.run(_publish(f"{subject}.in", good + bad))
-        wait_for(lambda: asyncio.run(_count(out_stream)) >= 303)
+        wait_for(lambda: asyncio.run(_count(out_stream)) >= 153)
         scored = {m["message_id"]: m for m in asyncio.run(_messages(out_stream, f"{subject}.out"))}
         dead = {m["message_id"]: m for m in asyncio.run(_messages(out_stream, f"{subject}.dead"))}
         assert set(scored) == {mid for mid, _ in good} and set(dead) == {"bad-json", "bad-type", "bad-shape"}
@@ -134,20 +134,20 @@ def test_a_stream_deployment_scores_dead_letters_survives_kill_9_and_cleans_up(t
         assert {mid for mid, _ in good} <= logged  # the decision log, as for HTTP
 
         # kill -9 mid-stream: nothing lost, nothing scored twice
-        more = [(f"k-{i}", json.dumps(p).encode()) for i, p in enumerate(raw_payloads(600, seed=1))]
+        more = [(f"k-{i}", json.dumps(p).encode()) for i, p in enumerate(raw_payloads(400, seed=1))]
         asyncio.run(_publish(f"{subject}.in", more))
-        wait_for(lambda: asyncio.run(_count(out_stream)) >= 303 + 100, timeout=60)
+        wait_for(lambda: asyncio.run(_count(out_stream)) >= 153 + 60, timeout=60)
         for pid in outputs["pids"]:
             os.kill(pid, signal.SIGKILL)
         plan = harness.plan()
         change = next(c for c in plan.pending() if c.address == f"streamdeployment.{name}")
         assert change.action == "create"  # refresh found it not running
         assert harness.apply().ok
-        wait_for(lambda: asyncio.run(_count(out_stream)) >= 303 + 600, timeout=120)
+        wait_for(lambda: asyncio.run(_count(out_stream)) >= 153 + 400, timeout=120)
         time.sleep(1.0)  # anything duplicated would land now
         final = asyncio.run(_messages(out_stream, f"{subject}.out"))
         ids = [m["message_id"] for m in final]
-        assert len(ids) == len(set(ids)) == 300 + 600  # each message scored once
+        assert len(ids) == len(set(ids)) == 150 + 400  # each message scored once
 
         def settled():  # the messages the killed worker held come back after ack_wait: deduplicated, acked
             status = run_cli(["status", "--json"], providers=providers(), cwd=root)
@@ -157,7 +157,7 @@ def test_a_stream_deployment_scores_dead_letters_survives_kill_9_and_cleans_up(t
 
         wait_for(settled, timeout=60)
         final = asyncio.run(_messages(out_stream, f"{subject}.out"))
-        assert len(final) == len({m["message_id"] for m in final}) == 300 + 600  # still once each
+        assert len(final) == len({m["message_id"] for m in final}) == 150 + 400  # still once each
 
         assert harness.destroy().ok
         assert not asyncio.run(_exists(in_stream)) and not asyncio.run(_exists(out_stream))
