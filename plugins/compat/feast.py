@@ -36,7 +36,7 @@ from . import Internal, installed_version, version_mismatch
 
 __all__ = ["TESTED_VERSION", "DISTRIBUTION", "INTERNALS", "check_version", "installed", "feast_provider",
            "materialize_single_view", "plan_infra", "recording_infra_on_commit", "redis_client", "mmh3_hash",
-           "create_online_tables", "sqlite_table_name", "duckdb_reads_from_repo",
+           "create_online_tables", "sqlite_table_name", "duckdb_reads_from_repo", "atomic_registry_writes",
            "fresh_duckdb_connection", "write_duckdb_source", "entity_timestamp_column", "ASOF_STORE",
            "DUCKDB_STORES"]
 
@@ -73,6 +73,8 @@ INTERNALS: tuple[Internal, ...] = (
              ("table", "data_source", "repo_path", "mode", "allow_overwrite"), "write_duckdb_source"),
     Internal("feast.infra.offline_stores.offline_utils:infer_event_timestamp_from_entity_df", ("entity_schema",),
              "entity_timestamp_column"),
+    Internal("feast.infra.registry.file:FileRegistryStore._write_registry", ("self", "registry_proto"),
+             "atomic_registry_writes"),
 )
 
 _RECHECK = ("every wrapper in plugins/compat/feast.py against the new Feast (the objects in its INTERNALS, "
@@ -171,6 +173,37 @@ def sqlite_table_name(project: str, view) -> str:
     from feast.infra.online_stores.sqlite import _table_id
 
     return _table_id(project, view)
+
+
+def atomic_registry_writes() -> None:
+    """Make Feast's file registry replace its file atomically (a temporary file, then a rename). Feast 0.49
+    truncates and rewrites it in place, so a process or thread reading it meanwhile — a training frame
+    built while another resource is applied — parses a partial registry, and a view applied minutes
+    earlier "does not exist". Idempotent."""
+    try:
+        from feast.infra.registry.file import FileRegistryStore
+    except ImportError:
+        return
+    if getattr(FileRegistryStore._write_registry, "_ml_atomic", False):
+        return
+
+    def _write_registry(self, registry_proto) -> None:
+        import os
+        import threading
+        import uuid
+
+        from feast.utils import _utc_now
+
+        registry_proto.version_id = str(uuid.uuid4())
+        registry_proto.last_updated.FromDatetime(_utc_now())
+        self._filepath.parent.mkdir(exist_ok=True)
+        tmp = self._filepath.with_name(f".{self._filepath.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, mode="wb", buffering=0) as fh:
+            fh.write(registry_proto.SerializeToString())
+        os.replace(tmp, self._filepath)
+
+    _write_registry._ml_atomic = True  # type: ignore[attr-defined]
+    FileRegistryStore._write_registry = _write_registry
 
 
 def duckdb_reads_from_repo() -> None:

@@ -46,10 +46,13 @@ def feature_store(repo: str | Path | Any):
         with _GUARD:
             store = _STORES.get(key)
             if store is None:
+                from .rename import manifest_state
                 from .repo import new_feature_store
 
+                token = manifest_state(Path(key))[1]  # read first: the registry loaded next is at least this new
                 store = new_feature_store(Path(key))
                 _STORES[key] = store
+                _SEEN[id(store)] = token
             _STORES[repo] = store
     return store
 
@@ -59,15 +62,16 @@ _SEEN: dict[int, tuple] = {}
 
 def current(store) -> dict[str, str]:
     """Keep a long-lived FeatureStore current: when ml rewrote the repository's manifest (after changing
-    the registry: a view renamed, added, removed) since this store last looked, its registry cache is
-    refreshed (else it keeps answering from the old registry until its cache expires). Returns the views
-    renamed (old -> new)."""
+    the registry: a view renamed, added, removed) since this store last looked — or since it was created,
+    for the stores cached here — its registry cache is refreshed (else it answers from the registry as it
+    was until its cache expires: a view applied after the store was built "does not exist"). Returns the
+    views renamed (old -> new)."""
     from .rename import manifest_state
 
     renamed, token = manifest_state(store.repo_path)
     seen = _SEEN.get(id(store))
-    if seen != token:
-        if seen is not None:
+    if seen != token:  # also a store first seen here, of unknown age (created before views were applied)
+        if seen is not None or not any(cached is store for cached in _STORES.values()):
             try:
                 store.refresh_registry()
             except Exception:  # noqa: BLE001 - read while ml rewrote it: once more, a moment later

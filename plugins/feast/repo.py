@@ -23,8 +23,8 @@ from typing import Any, ContextManager, Iterator
 
 import yaml
 
-from ml_framework.plugins.compat.feast import (DUCKDB_STORES, duckdb_reads_from_repo, plan_infra,
-                                               recording_infra_on_commit)
+from ml_framework.plugins.compat.feast import (DUCKDB_STORES, atomic_registry_writes, duckdb_reads_from_repo,
+                                               plan_infra, recording_infra_on_commit)
 
 __all__ = ["FeastRepo", "new_feature_store", "MANIFEST_FILE", "MODULE_FILE", "SECTIONS", "DEFAULT_ONLINE_STORE"]
 
@@ -168,6 +168,7 @@ def new_feature_store(repo_dir: Path):
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         from feast import FeatureStore
 
+        atomic_registry_writes()  # readers beside a registry write never see half of it
         store = FeatureStore(repo_path=str(repo_dir))
     if getattr(store.config.offline_store, "type", None) in DUCKDB_STORES:
         duckdb_reads_from_repo()

@@ -35,7 +35,7 @@ def test_a_model_trains_from_feast_and_the_parquet_join_matches_feast(example):
     harness = Harness(example, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
     try:
         report = harness.apply()
-        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        assert report.ok, "\n".join(f"{o.address}: {o.outcome}: {o.error}" for o in report.outcomes if o.outcome != "succeeded")
         outputs = harness.store.get("model.fraud").outputs
         assert outputs["data"]["route"] == "feast" and outputs["version"] == "v1"
         lineage = ModelRegistry.for_project(example).resolve("fraud").lineage
@@ -89,7 +89,7 @@ def test_a_model_trains_on_derived_features_computed_the_same_through_feast_and_
     harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
     try:
         report = harness.apply()
-        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        assert report.ok, "\n".join(f"{o.address}: {o.outcome}: {o.error}" for o in report.outcomes if o.outcome != "succeeded")
         lineage = ModelRegistry.for_project(root).resolve("fraud").lineage
         assert lineage["feature_refs"] == ["customer_profile:home_country", "spend_ratios:amount_vs_mean_7d",
                                            "spend_ratios:hour", "spend_ratios:label_delay_h"]
@@ -152,7 +152,7 @@ def test_a_model_trains_on_windowed_aggregations_the_same_through_feast_and_the_
     harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
     try:
         report = harness.apply()
-        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        assert report.ok, "\n".join(f"{o.address}: {o.outcome}: {o.error}" for o in report.outcomes if o.outcome != "succeeded")
 
         def lookup(address):
             record = harness.store.get(address)
@@ -211,7 +211,7 @@ def test_a_derived_feature_may_be_a_python_function_of_the_project_and_editing_i
     harness = Harness(root, {"feast": FeastProvider(), "lightgbm": LightGBMProvider()})
     try:
         report = harness.apply()
-        assert report.ok, [o for o in report.outcomes if o.outcome != "succeeded"]
+        assert report.ok, "\n".join(f"{o.address}: {o.outcome}: {o.error}" for o in report.outcomes if o.outcome != "succeeded")
         assert ModelRegistry.for_project(root).resolve("fraud").lineage["feature_refs"] == [
             "customer_profile:home_country", "spend_ratios:log_ratio"]
         assert not harness.plan().has_changes
