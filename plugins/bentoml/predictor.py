@@ -222,7 +222,16 @@ def _explainer(folder: Path, schema: Mapping[str, Any]):
 
     loader = flavor_loader(str(schema.get("flavor")))
     load = getattr(loader, "load_explainer", None)
-    return load(folder, schema) if load is not None else None
+    if load is None:
+        return None
+    loaded: list = []
+
+    def explain(items):  # built on the first explanation: loading a version (and serving) never pays for it
+        if not loaded:
+            loaded.append(load(folder, schema))
+        return loaded[0](items)
+
+    return explain
 
 
 def _fast(folder: Path, schema: Mapping[str, Any]):
